@@ -1,0 +1,522 @@
+//! The events of the log: the facts that follow from commands, one enum,
+//! versioned. Event bodies are MessagePack with field names (maps), so a
+//! field added later with `#[serde(default)]` still decodes old bytes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{Error, Result};
+
+/// The version byte that precedes every encoded event.
+pub const EVENT_VERSION: u8 = 1;
+
+/// A state change. Kinds and fields are only ever added, never repurposed.
+///
+/// The time of an event is the `at` of its record; it is not repeated here.
+// Format: { version: u8 = 1, body: MessagePack map { kind: fields } } where
+//         kind is the camelCase variant name and fields a map of camelCase
+//         field names (JobEnqueued and JobCompleted: the JobSpec or
+//         Completion map); see FORMAT.md for every kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Event {
+    /// The first event of every log: names the cluster the chain belongs to.
+    ClusterCreated { cluster_id: String },
+    /// A host joined, or re-registered with different details.
+    HostRegistered {
+        host_id: String,
+        name: String,
+        capabilities: Vec<String>,
+        max_parallel: u32,
+    },
+    /// A job entered the queue.
+    JobEnqueued(Box<JobSpec>),
+    /// A host took a queued job under a lease; `lease_epoch` is the attempt number.
+    JobLeased {
+        job_id: String,
+        host_id: String,
+        lease_epoch: u32,
+        lease_expires_at: u64,
+    },
+    /// The holder of a live lease extended it.
+    LeaseRenewed {
+        job_id: String,
+        lease_epoch: u32,
+        lease_expires_at: u64,
+    },
+    /// A lease ran out. The job goes back to the queue, or fails once its
+    /// attempts are used up, or ends cancelled if a cancel was pending.
+    LeaseExpired { job_id: String, lease_epoch: u32 },
+    /// The lease holder reported the job's outcome. Output lives in the blob
+    /// store; the event carries its hash and size.
+    JobCompleted(Box<Completion>),
+    /// Someone asked to cancel a leased job; the host learns of it on its
+    /// next heartbeat.
+    CancelRequested { job_id: String },
+    /// A queued job was cancelled before any host took it.
+    JobCancelled { job_id: String },
+}
+
+/// Everything an enqueue fixes about a job.
+// Format: MessagePack map { jobId: str, payload: Payload, requiredCapabilities: [str],
+//         priority: int, maxAttempts: int, idempotencyKey?: str, requestHash?: bin(32) }
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSpec {
+    pub job_id: String,
+    pub payload: Payload,
+    #[serde(default)]
+    pub required_capabilities: Vec<String>,
+    #[serde(default)]
+    pub priority: i32,
+    pub max_attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// BLAKE3 of the request body the idempotency key was first used with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_hash: Option<Hash32>,
+}
+
+/// What a host reported when a job finished.
+// Format: MessagePack map { jobId: str, hostId: str, leaseEpoch: int, success: bool,
+//         durationMs: int, exitCode?: int, stdout: BlobRef, stderr: BlobRef, error?: str }
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Completion {
+    pub job_id: String,
+    pub host_id: String,
+    pub lease_epoch: u32,
+    pub success: bool,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub stdout: BlobRef,
+    pub stderr: BlobRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The work a job asks for, as enqueuers submit it (the MVP's JSON shape).
+// Format: MessagePack map { kind: "shell", command: str, args?: [str], cwd?: str,
+//         env?: { str: str }, timeoutMs?: int }
+//       | MessagePack map { kind: "automaton-run", args?: [str], automatonDir?: str,
+//         env?: { str: str }, timeoutMs?: int }
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase",
+)]
+pub enum Payload {
+    Shell {
+        command: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cwd: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        env: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
+    AutomatonRun {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        automaton_dir: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        env: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
+}
+
+/// A reference into the content-addressed blob store.
+// Format: MessagePack map { hash: bin(32), size: int }
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub hash: Hash32,
+    pub size: u64,
+}
+
+impl BlobRef {
+    /// The reference for `content`.
+    pub fn of(content: &[u8]) -> BlobRef {
+        BlobRef {
+            hash: Hash32(*blake3::hash(content).as_bytes()),
+            size: content.len() as u64,
+        }
+    }
+}
+
+/// A 32-byte BLAKE3 hash: raw bytes in MessagePack, lowercase hex in JSON.
+// Format: MessagePack bin 8 of length 32 { 0xc4 0x20 [u8; 32] }; JSON "64 hex digits"
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Hash32(pub [u8; 32]);
+
+impl Hash32 {
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(text: &str) -> Option<Hash32> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(Hash32(bytes))
+    }
+}
+
+impl fmt::Debug for Hash32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Display for Hash32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for Hash32 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&self.to_hex())
+        } else {
+            serializer.serialize_bytes(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Hash32 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Hash32;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("32 bytes or 64 hex digits")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<Hash32, E> {
+                let bytes: [u8; 32] = v
+                    .try_into()
+                    .map_err(|_| E::invalid_length(v.len(), &self))?;
+                Ok(Hash32(bytes))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Hash32, E> {
+                Hash32::from_hex(v)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+        }
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_str(Visitor)
+        } else {
+            deserializer.deserialize_bytes(Visitor)
+        }
+    }
+}
+
+impl Event {
+    /// Encodes the event: one version byte, then the MessagePack body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = vec![EVENT_VERSION];
+        // Writing into a Vec cannot fail, and every field type serializes.
+        rmp_serde::encode::write_named(&mut bytes, self).expect("event encodes");
+        bytes
+    }
+
+    /// Decodes bytes written by [`Event::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Event> {
+        match bytes.split_first() {
+            None => Err(Error::Event("empty event".into())),
+            Some((&EVENT_VERSION, mut body)) => {
+                let event = Event::deserialize(&mut rmp_serde::Deserializer::new(&mut body))
+                    .map_err(|e| Error::Event(e.to_string()))?;
+                // Bytes after the body would be sealed into the hash yet mean
+                // nothing; a log that carries them was not written by us.
+                if body.is_empty() {
+                    Ok(event)
+                } else {
+                    Err(Error::Event(format!(
+                        "{} bytes follow the event",
+                        body.len()
+                    )))
+                }
+            }
+            Some((&version, _)) => Err(Error::UnsupportedVersion {
+                what: "event",
+                version: version as u32,
+            }),
+        }
+    }
+
+    /// The job this event is about, if any.
+    pub fn job_id(&self) -> Option<&str> {
+        match self {
+            Event::ClusterCreated { .. } | Event::HostRegistered { .. } => None,
+            Event::JobEnqueued(spec) => Some(&spec.job_id),
+            Event::JobCompleted(done) => Some(&done.job_id),
+            Event::JobLeased { job_id, .. }
+            | Event::LeaseRenewed { job_id, .. }
+            | Event::LeaseExpired { job_id, .. }
+            | Event::CancelRequested { job_id }
+            | Event::JobCancelled { job_id } => Some(job_id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> + Clone {
+        "[a-zA-Z0-9 _./-]{0,12}"
+    }
+
+    fn blob() -> impl Strategy<Value = BlobRef> {
+        (any::<[u8; 32]>(), any::<u64>()).prop_map(|(hash, size)| BlobRef {
+            hash: Hash32(hash),
+            size,
+        })
+    }
+
+    fn payload() -> impl Strategy<Value = Payload> {
+        let args = proptest::collection::vec(text(), 0..3);
+        let env = proptest::collection::btree_map(text(), text(), 0..3);
+        prop_oneof![
+            (
+                text(),
+                args.clone(),
+                proptest::option::of(text()),
+                env.clone(),
+                any::<Option<u64>>()
+            )
+                .prop_map(|(command, args, cwd, env, timeout_ms)| Payload::Shell {
+                    command,
+                    args,
+                    cwd,
+                    env,
+                    timeout_ms,
+                }),
+            (
+                args,
+                proptest::option::of(text()),
+                env,
+                any::<Option<u64>>()
+            )
+                .prop_map(|(args, automaton_dir, env, timeout_ms)| {
+                    Payload::AutomatonRun {
+                        args,
+                        automaton_dir,
+                        env,
+                        timeout_ms,
+                    }
+                }),
+        ]
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        let job_spec = (
+            text(),
+            payload(),
+            proptest::collection::vec(text(), 0..3),
+            any::<i32>(),
+            any::<u32>(),
+            proptest::option::of(text()),
+            proptest::option::of(any::<[u8; 32]>().prop_map(Hash32)),
+        )
+            .prop_map(
+                |(job_id, payload, required_capabilities, priority, max_attempts, key, hash)| {
+                    Event::JobEnqueued(Box::new(JobSpec {
+                        job_id,
+                        payload,
+                        required_capabilities,
+                        priority,
+                        max_attempts,
+                        idempotency_key: key,
+                        request_hash: hash,
+                    }))
+                },
+            );
+        let completion = (
+            (text(), text(), any::<u32>(), any::<bool>(), any::<u64>()),
+            (
+                any::<Option<i32>>(),
+                blob(),
+                blob(),
+                proptest::option::of(text()),
+            ),
+        )
+            .prop_map(
+                |(
+                    (job_id, host_id, lease_epoch, success, duration_ms),
+                    (exit_code, stdout, stderr, error),
+                )| {
+                    Event::JobCompleted(Box::new(Completion {
+                        job_id,
+                        host_id,
+                        lease_epoch,
+                        success,
+                        duration_ms,
+                        exit_code,
+                        stdout,
+                        stderr,
+                        error,
+                    }))
+                },
+            );
+        prop_oneof![
+            text().prop_map(|cluster_id| Event::ClusterCreated { cluster_id }),
+            (
+                text(),
+                text(),
+                proptest::collection::vec(text(), 0..3),
+                any::<u32>()
+            )
+                .prop_map(|(host_id, name, capabilities, max_parallel)| {
+                    Event::HostRegistered {
+                        host_id,
+                        name,
+                        capabilities,
+                        max_parallel,
+                    }
+                }),
+            job_spec,
+            (text(), text(), any::<u32>(), any::<u64>()).prop_map(
+                |(job_id, host_id, lease_epoch, lease_expires_at)| Event::JobLeased {
+                    job_id,
+                    host_id,
+                    lease_epoch,
+                    lease_expires_at,
+                }
+            ),
+            (text(), any::<u32>(), any::<u64>()).prop_map(
+                |(job_id, lease_epoch, lease_expires_at)| Event::LeaseRenewed {
+                    job_id,
+                    lease_epoch,
+                    lease_expires_at,
+                }
+            ),
+            (text(), any::<u32>()).prop_map(|(job_id, lease_epoch)| Event::LeaseExpired {
+                job_id,
+                lease_epoch
+            }),
+            completion,
+            text().prop_map(|job_id| Event::CancelRequested { job_id }),
+            text().prop_map(|job_id| Event::JobCancelled { job_id }),
+        ]
+    }
+
+    #[test]
+    fn encoding_is_pinned() {
+        // A change here changes the bytes already sealed into logs: add a
+        // kind or a field instead, and bump EVENT_VERSION only for a new
+        // encoding.
+        let event = Event::LeaseExpired {
+            job_id: "j1".into(),
+            lease_epoch: 2,
+        };
+        let mut expected = vec![EVENT_VERSION, 0x81, 0xac];
+        expected.extend_from_slice(b"leaseExpired");
+        expected.extend_from_slice(&[0x82, 0xa5]);
+        expected.extend_from_slice(b"jobId");
+        expected.extend_from_slice(&[0xa2, b'j', b'1', 0xaa]);
+        expected.extend_from_slice(b"leaseEpoch");
+        expected.push(0x02);
+        assert_eq!(event.encode(), expected);
+    }
+
+    #[test]
+    fn hashes_are_bytes_in_messagepack_and_hex_in_json() {
+        let blob = BlobRef::of(b"hello");
+        let packed = rmp_serde::to_vec_named(&blob).unwrap();
+        assert!(packed
+            .windows(34)
+            .any(|w| w[..2] == [0xc4, 0x20] && w[2..] == blob.hash.0));
+        let json = serde_json::to_string(&blob).unwrap();
+        assert!(json.contains(&blob.hash.to_hex()));
+        assert_eq!(serde_json::from_str::<BlobRef>(&json).unwrap(), blob);
+    }
+
+    #[test]
+    fn fields_added_later_default_when_absent() {
+        // A jobEnqueued written before priority, requiredCapabilities and
+        // the idempotency fields existed.
+        let old = serde_json::json!({"jobEnqueued": {
+            "jobId": "j1",
+            "payload": {"kind": "shell", "command": "true"},
+            "maxAttempts": 3,
+        }});
+        let mut bytes = vec![EVENT_VERSION];
+        bytes.extend(rmp_serde::to_vec_named(&old).unwrap());
+        let Event::JobEnqueued(spec) = Event::decode(&bytes).unwrap() else {
+            panic!("wrong kind");
+        };
+        assert_eq!(spec.priority, 0);
+        assert!(spec.required_capabilities.is_empty());
+        assert_eq!(spec.idempotency_key, None);
+    }
+
+    #[test]
+    fn unknown_versions_and_stray_bytes_are_rejected() {
+        let event = Event::JobCancelled { job_id: "j".into() };
+        let mut bytes = event.encode();
+        bytes[0] = 2;
+        assert!(matches!(
+            Event::decode(&bytes),
+            Err(Error::UnsupportedVersion {
+                what: "event",
+                version: 2
+            })
+        ));
+        let mut bytes = event.encode();
+        bytes.push(0xc0);
+        assert!(matches!(Event::decode(&bytes), Err(Error::Event(_))));
+        assert!(matches!(Event::decode(&[]), Err(Error::Event(_))));
+        assert!(matches!(
+            Event::decode(&[EVENT_VERSION]),
+            Err(Error::Event(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_is_a_clean_error() {
+        let json = br#"{"jobCancelled":{"jobId":"j"}}"#;
+        assert!(Event::decode(json).is_err());
+        let mut versioned_json = vec![EVENT_VERSION];
+        versioned_json.extend_from_slice(json);
+        assert!(Event::decode(&versioned_json).is_err());
+        // Deep nesting where a payload is expected must hit the decoder's
+        // depth limit, not the stack.
+        let mut deep = vec![EVENT_VERSION, 0x81, 0xab];
+        deep.extend_from_slice(b"jobEnqueued");
+        deep.extend_from_slice(&[0x81, 0xa7]);
+        deep.extend_from_slice(b"payload");
+        deep.extend(std::iter::repeat_n(0x91, 100_000));
+        assert!(Event::decode(&deep).is_err());
+        // A length prefix far beyond the input.
+        let huge = [EVENT_VERSION, 0xdd, 0xff, 0xff, 0xff, 0xff];
+        assert!(Event::decode(&huge).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn round_trips(event in event()) {
+            let bytes = event.encode();
+            prop_assert_eq!(bytes[0], EVENT_VERSION);
+            prop_assert_eq!(Event::decode(&bytes).unwrap(), event);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut bytes = vec![EVENT_VERSION];
+            bytes.extend_from_slice(&body);
+            let _ = Event::decode(&bytes);
+            let _ = Event::decode(&body);
+        }
+    }
+}

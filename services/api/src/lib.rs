@@ -1,0 +1,274 @@
+//! Skyclaw's HTTP wire types: the JSON bodies of every route, the route
+//! paths, and the error body. Field names are camelCase and match the
+//! TypeScript MVP; new fields are added beside the MVP's, never instead.
+//!
+//! Layout:
+//! - [`routes`]: paths and header names
+//! - this file: request and response bodies, records
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use skyclaw_log_format::event::Payload;
+pub use skyclaw_state::JobStatus;
+
+pub mod routes;
+
+/// The body of every error response, whatever the status.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// `GET /health`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    pub ok: bool,
+    pub node_id: String,
+}
+
+/// A host as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Host {
+    pub id: String,
+    pub name: String,
+    pub capabilities: Vec<String>,
+    pub max_parallel: u32,
+    /// Jobs currently leased to this host.
+    pub active_leases: u32,
+    /// Last time the host was heard from (ms since the Unix epoch).
+    pub last_seen_at: u64,
+    pub registered_at: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Requirement {
+    #[serde(default)]
+    pub required_capabilities: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobResult {
+    pub finished_at: u64,
+    pub duration_ms: u64,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A job as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub status: JobStatus,
+    /// Claims so far; the live lease's epoch equals it.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub priority: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_epoch: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_host_id: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_requested: bool,
+    pub requirement: Requirement,
+    pub payload: Payload,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<JobResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /v1/hosts/register`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterHostRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostResponse {
+    pub host: Host,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostsResponse {
+    pub hosts: Vec<Host>,
+}
+
+/// A job a host says it is running, with the lease it runs it under.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunningJob {
+    pub job_id: String,
+    pub lease_epoch: u32,
+}
+
+/// `POST /v1/hosts/:id/heartbeat`. `running` renews those leases.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_leases: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<Vec<RunningJob>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatResponse {
+    pub host: Host,
+    /// Running jobs someone asked to cancel: stop them and report.
+    #[serde(default)]
+    pub cancel: Vec<String>,
+    /// Reported jobs whose lease this host no longer holds: stop them, do
+    /// not report (a completion would be rejected as stale).
+    #[serde(default)]
+    pub lost: Vec<String>,
+}
+
+/// `POST /v1/hosts/:id/claim`; the body may be empty.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimRequest {
+    /// Wait up to this long for matching work (long poll).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+    /// Take up to this many jobs; the answer is then `{jobs: […]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_jobs: Option<u32>,
+}
+
+/// The MVP's claim answer: one job or null.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClaimResponse {
+    pub job: Option<Job>,
+}
+
+/// `POST /v1/jobs`. The idempotency key travels in a header.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnqueueRequest {
+    pub payload: Payload,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirement: Option<Requirement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+}
+
+impl EnqueueRequest {
+    /// A shell job with defaults for everything else.
+    pub fn shell(command: impl Into<String>, args: Vec<String>) -> EnqueueRequest {
+        EnqueueRequest {
+            payload: Payload::Shell {
+                command: command.into(),
+                args,
+                cwd: None,
+                env: BTreeMap::new(),
+                timeout_ms: None,
+            },
+            requirement: None,
+            priority: None,
+            max_attempts: None,
+        }
+    }
+}
+
+/// `POST /v1/jobs/batch`: all jobs are appended together or none is.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BatchEnqueueRequest {
+    pub jobs: Vec<EnqueueRequest>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobResponse {
+    pub job: Job,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobsResponse {
+    pub jobs: Vec<Job>,
+}
+
+/// `GET /v1/jobs`: one page, oldest first; `next` is the `after` cursor of
+/// the following page.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobsPage {
+    pub jobs: Vec<Job>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `POST /v1/jobs/:id/complete`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompleteRequest {
+    pub host_id: String,
+    pub success: bool,
+    pub duration_ms: u64,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The lease the job ran under; a stale one is refused with 409.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_epoch: Option<u32>,
+}
+
+/// `GET /v1/state`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateResponse {
+    pub node_id: String,
+    pub hosts: Vec<Host>,
+    pub jobs: Vec<Job>,
+}
+
+/// `GET /v1/log/head`: the last record of this node's event log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogHead {
+    pub seq: u64,
+    pub hash: String,
+    pub cluster_id: String,
+    pub node_id: String,
+}
+
+/// `GET /v1/state/digest`: a hash of every view, as of event `seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateDigest {
+    pub seq: u64,
+    pub digest: String,
+}
+
+/// `GET /v1/status`: what `skyclaw status` prints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub node_id: String,
+    pub leader: Option<String>,
+    pub term: u64,
+    pub head: LogHead,
+    pub queued: u64,
+    pub leased: u64,
+    pub hosts: u64,
+}

@@ -1,0 +1,10 @@
+//! Route paths and header names, shared by the server, the client and tests.
+
+/// The shared secret every request carries.
+pub const TOKEN_HEADER: &str = "x-skyclaw-token";
+/// Makes an enqueue idempotent: same key and body, same job.
+pub const IDEMPOTENCY_HEADER: &str = "x-idempotency-key";
+/// Names the current leader on every response, when known.
+pub const LEADER_HEADER: &str = "x-skyclaw-leader";
+/// Content type of `GET /v1/events` in its binary form.
+pub const SEGMENT_CONTENT_TYPE: &str = "application/vnd.skyclaw.segment";

@@ -1,0 +1,119 @@
+//! `skyclaw coordinator`: binds, says where, and serves until a signal.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::connect::non_empty;
+use crate::signals::Shutdown;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Address to listen on.
+    #[arg(
+        long = "host",
+        value_name = "ADDRESS",
+        env = "SKYCLAW_COORDINATOR_HOST",
+        default_value = "0.0.0.0"
+    )]
+    pub bind_host: String,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, env = "SKYCLAW_COORDINATOR_PORT", default_value_t = 8787)]
+    pub port: u16,
+    /// Where RocksDB keeps this node's data [default: .skyclaw/coordinator].
+    #[arg(long, env = "SKYCLAW_DB_PATH")]
+    pub db_path: Option<PathBuf>,
+}
+
+/// Coordinator settings `skyclaw dev` shares with `skyclaw coordinator`.
+/// Unset ones take the coordinator's defaults.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// This node's name, fixed for the life of its data [default: node-1].
+    #[arg(long, env = "SKYCLAW_COORDINATOR_NODE_ID")]
+    pub node_id: Option<String>,
+    /// The other coordinators of the cluster, comma-separated.
+    #[arg(
+        long = "peer-urls",
+        value_name = "URL",
+        env = "SKYCLAW_PEER_URLS",
+        value_delimiter = ','
+    )]
+    pub peer_urls: Vec<String>,
+    /// The URL peers reach this node at [default: http:// + the bound address].
+    #[arg(long, env = "SKYCLAW_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// The shared token every request must carry; none leaves the API open.
+    #[arg(long, env = "SKYCLAW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// How long a lease lasts without renewal, in ms [default: 60000].
+    #[arg(long, env = "SKYCLAW_LEASE_MS")]
+    pub lease_ms: Option<u64>,
+    /// The largest request body accepted, in bytes [default: 8 MiB].
+    #[arg(long, env = "SKYCLAW_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<u64>,
+    /// The longest a claim may wait for work, in ms [default: 60000].
+    #[arg(long, env = "SKYCLAW_MAX_CLAIM_WAIT_MS")]
+    pub max_claim_wait_ms: Option<u64>,
+}
+
+impl ServerArgs {
+    /// The coordinator's configuration: these flags over its defaults.
+    pub fn config(&self, db_path: Option<PathBuf>) -> skyclaw_coordinator::Config {
+        let mut config = skyclaw_coordinator::Config::default();
+        if let Some(node_id) = &self.node_id {
+            config.node_id = node_id.clone();
+        }
+        config.peer_urls = self
+            .peer_urls
+            .iter()
+            .map(|url| url.trim().to_string())
+            .filter(|url| !url.is_empty())
+            .collect();
+        config.advertise_url = self.advertise_url.clone();
+        config.token = non_empty(self.token.clone());
+        if let Some(db_path) = db_path {
+            config.db_path = db_path;
+        }
+        if let Some(lease_ms) = self.lease_ms {
+            config.lease_ms = lease_ms;
+        }
+        if let Some(max_body_bytes) = self.max_body_bytes {
+            config.max_body_bytes = max_body_bytes;
+        }
+        if let Some(max_claim_wait_ms) = self.max_claim_wait_ms {
+            config.max_claim_wait_ms = max_claim_wait_ms;
+        }
+        config
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = args.server.config(args.db_path.clone());
+    config.validate()?;
+    let shutdown = Shutdown::install()?;
+    let listener = bind(&args.bind_host, args.port).await?;
+    announce(listener.local_addr()?)?;
+    skyclaw_coordinator::run(config, listener, shutdown.wait()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))
+}
+
+/// The one line tests and scripts wait for; flushed at once.
+pub fn announce(address: SocketAddr) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "skyclaw coordinator listening on http://{address}")?;
+    stdout.flush()?;
+    Ok(())
+}

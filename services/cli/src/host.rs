@@ -1,0 +1,110 @@
+//! `skyclaw host`: the host daemon, its settings from flags and
+//! environment over [`HostConfig`]'s defaults.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use skyclaw_host::HostConfig;
+
+use crate::connect::ClientArgs;
+use crate::signals::Shutdown;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub host: HostArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Host settings, shared with `skyclaw dev`. Unset ones keep the defaults
+/// documented on [`HostConfig`].
+#[derive(Debug, clap::Args)]
+pub struct HostArgs {
+    /// Name shown in `skyclaw hosts list` [default: the hostname].
+    #[arg(long, env = "SKYCLAW_HOST_NAME")]
+    pub name: Option<String>,
+    /// Fix the host id instead of the one kept in the state directory.
+    #[arg(long, env = "SKYCLAW_HOST_ID")]
+    pub host_id: Option<String>,
+    /// Where the host keeps its id [default: .skyclaw/host].
+    #[arg(long, env = "SKYCLAW_HOST_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Capabilities offered, comma-separated [default: shell,automaton].
+    #[arg(long, env = "SKYCLAW_CAPABILITIES", value_delimiter = ',')]
+    pub capabilities: Option<Vec<String>>,
+    /// Commands shell jobs may run, matched exactly [default: automaton,node,bash,sh].
+    #[arg(long, env = "SKYCLAW_ALLOWED_COMMANDS", value_delimiter = ',')]
+    pub allowed_commands: Option<Vec<String>>,
+    /// Jobs run at once [default: 1].
+    #[arg(long, env = "SKYCLAW_MAX_PARALLEL")]
+    pub max_parallel: Option<u32>,
+    /// How long each claim waits for work at the coordinator, in ms [default: 20000].
+    #[arg(long, env = "SKYCLAW_POLL_MS")]
+    pub poll_ms: Option<u64>,
+    /// Interval between heartbeats, in ms [default: 5000].
+    #[arg(long, env = "SKYCLAW_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// Time limit of jobs that set none, in ms [default: 300000].
+    #[arg(long, env = "SKYCLAW_TIMEOUT_MS")]
+    pub timeout_ms: Option<u64>,
+    /// Bytes kept of each of a job's stdout and stderr [default: 128000].
+    #[arg(long, env = "SKYCLAW_MAX_OUTPUT_BYTES")]
+    pub max_output_bytes: Option<usize>,
+    /// Program that automaton-run jobs run [default: automaton].
+    #[arg(long, env = "SKYCLAW_AUTOMATON_COMMAND")]
+    pub automaton_command: Option<String>,
+    /// Between SIGTERM and SIGKILL when stopping a job, in ms [default: 10000].
+    #[arg(long, env = "SKYCLAW_KILL_GRACE_MS")]
+    pub kill_grace_ms: Option<u64>,
+    /// On shutdown, how long running jobs may finish, in ms [default: 30000].
+    #[arg(long, env = "SKYCLAW_SHUTDOWN_GRACE_MS")]
+    pub shutdown_grace_ms: Option<u64>,
+}
+
+impl HostArgs {
+    /// These flags over `base`.
+    pub fn config(&self, base: HostConfig) -> HostConfig {
+        let trimmed = |list: &Vec<String>| -> Vec<String> {
+            list.iter()
+                .map(|item| item.trim().to_string())
+                .filter(|item| !item.is_empty())
+                .collect()
+        };
+        HostConfig {
+            name: self.name.clone().unwrap_or(base.name),
+            host_id: self.host_id.clone().or(base.host_id),
+            state_dir: self.state_dir.clone().unwrap_or(base.state_dir),
+            capabilities: self
+                .capabilities
+                .as_ref()
+                .map(trimmed)
+                .unwrap_or(base.capabilities),
+            allowed_commands: self
+                .allowed_commands
+                .as_ref()
+                .map(trimmed)
+                .unwrap_or(base.allowed_commands),
+            max_parallel: self.max_parallel.unwrap_or(base.max_parallel),
+            poll_ms: self.poll_ms.unwrap_or(base.poll_ms),
+            heartbeat_ms: self.heartbeat_ms.unwrap_or(base.heartbeat_ms),
+            timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
+            max_output_bytes: self.max_output_bytes.unwrap_or(base.max_output_bytes),
+            automaton_command: self
+                .automaton_command
+                .clone()
+                .unwrap_or(base.automaton_command),
+            kill_grace_ms: self.kill_grace_ms.unwrap_or(base.kill_grace_ms),
+            shutdown_grace_ms: self.shutdown_grace_ms.unwrap_or(base.shutdown_grace_ms),
+        }
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = args.host.config(HostConfig::default());
+    config.validate()?;
+    let client = args.client.connect()?;
+    let shutdown = Shutdown::install()?;
+    skyclaw_host::run(config, client, shutdown.wait()).await?;
+    Ok(ExitCode::SUCCESS)
+}

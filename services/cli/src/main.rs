@@ -1,0 +1,123 @@
+//! `skyclaw`: one binary for every role. `main` parses the command line,
+//! sets up logging and hands over to one module per subcommand; the real
+//! work lives in the library crates (coordinator, host, client).
+//!
+//! Errors print `skyclaw: <message>` and exit 1; usage errors exit 2 (clap);
+//! `--wait` exits with the job's own exit code.
+//!
+//! Layout:
+//! - [`connect`]: the coordinator URL and token flags every client command takes
+//! - [`signals`]: SIGINT/SIGTERM as a shutdown future
+//! - [`coordinator`], [`dev`], [`host`]: the long-running roles
+//! - [`enqueue`], [`jobs`], [`hosts`], [`status`]: client commands
+//! - [`table`]: columns and times for people
+
+mod connect;
+mod coordinator;
+mod dev;
+mod enqueue;
+mod host;
+mod hosts;
+mod jobs;
+mod signals;
+mod status;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Skyclaw: lend your machine to run jobs for others, or run jobs on theirs.
+#[derive(Debug, Parser)]
+#[command(name = "skyclaw", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a coordinator: the HTTP API and the authoritative job record.
+    Coordinator(coordinator::Args),
+    /// Run a coordinator and a host in one process, for trying Skyclaw out.
+    Dev(dev::Args),
+    /// Run a host daemon that claims and runs jobs.
+    Host(host::Args),
+    /// Enqueue a shell job: flags first, then the command and its arguments.
+    EnqueueShell(enqueue::ShellArgs),
+    /// Enqueue an Automaton run: flags first, then the run's arguments.
+    EnqueueAutomaton(enqueue::AutomatonArgs),
+    /// List, show, cancel and wait for jobs.
+    #[command(subcommand)]
+    Jobs(jobs::Command),
+    /// List hosts.
+    #[command(subcommand)]
+    Hosts(hosts::Command),
+    /// Show a coordinator's node, leader, log head and queue depth.
+    Status(status::Args),
+    // Cluster membership (`cluster …`), log verification (`audit`) and
+    // segment export (`log export`) come later, each as a variant here
+    // and a module of its own.
+}
+
+impl Command {
+    /// Long-running roles log at `info`; one-shot commands only warn, so
+    /// their output stays clean for scripts.
+    fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Coordinator(_) | Command::Dev(_) | Command::Host(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.command.default_log_level());
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&error.into()),
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(error) => fail(&error),
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Coordinator(args) => coordinator::run(args).await,
+        Command::Dev(args) => dev::run(args).await,
+        Command::Host(args) => host::run(args).await,
+        Command::EnqueueShell(args) => enqueue::shell(args).await,
+        Command::EnqueueAutomaton(args) => enqueue::automaton(args).await,
+        Command::Jobs(command) => jobs::run(command).await,
+        Command::Hosts(command) => hosts::run(command).await,
+        Command::Status(args) => status::run(args).await,
+    }
+}
+
+fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("skyclaw: {error:#}");
+    ExitCode::FAILURE
+}
+
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,118 @@
+//! The command line itself, no coordinator needed: help everywhere, usage
+//! errors exit 2, settings read their environment variables, secrets stay
+//! out of help. (Having tests here also makes `cargo test --workspace`
+//! build the binary that the black-box tests in `tests/` start.)
+//!
+//! - `every_subcommand_has_help`
+//! - `usage_errors_exit_2`
+//! - `help_names_the_environment_variables_but_hides_the_token`
+
+use std::process::{Command, Output};
+
+fn skyclaw(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skyclaw"));
+    command.args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SKYCLAW_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .envs(env.iter().copied())
+        .output()
+        .expect("run skyclaw")
+}
+
+const SUBCOMMANDS: &[&[&str]] = &[
+    &[],
+    &["coordinator"],
+    &["dev"],
+    &["host"],
+    &["enqueue-shell"],
+    &["enqueue-automaton"],
+    &["jobs"],
+    &["jobs", "list"],
+    &["jobs", "show"],
+    &["jobs", "cancel"],
+    &["jobs", "wait"],
+    &["hosts"],
+    &["hosts", "list"],
+    &["status"],
+];
+
+#[test]
+fn every_subcommand_has_help() {
+    for subcommand in SUBCOMMANDS {
+        let mut args = subcommand.to_vec();
+        args.push("--help");
+        let out = skyclaw(&args, &[]);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: skyclaw"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let cases: &[&[&str]] = &[
+        &["no-such-command"],
+        &["enqueue-shell"],
+        &["enqueue-shell", "--env", "NOEQUALS", "sh"],
+        &["jobs", "list", "--status", "bogus"],
+        &["jobs", "show"],
+        &["host", "--max-parallel", "many"],
+    ];
+    for args in cases {
+        let out = skyclaw(args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty());
+    }
+}
+
+#[test]
+fn help_names_the_environment_variables_but_hides_the_token() {
+    let out = skyclaw(&["host", "--help"], &[("SKYCLAW_TOKEN", "do-not-print-me")]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for variable in [
+        "SKYCLAW_COORDINATOR_URLS",
+        "SKYCLAW_COORDINATOR_URL",
+        "SKYCLAW_TOKEN",
+        "SKYCLAW_HOST_NAME",
+        "SKYCLAW_HOST_ID",
+        "SKYCLAW_CAPABILITIES",
+        "SKYCLAW_ALLOWED_COMMANDS",
+        "SKYCLAW_MAX_PARALLEL",
+        "SKYCLAW_POLL_MS",
+        "SKYCLAW_HEARTBEAT_MS",
+        "SKYCLAW_TIMEOUT_MS",
+        "SKYCLAW_MAX_OUTPUT_BYTES",
+        "SKYCLAW_AUTOMATON_COMMAND",
+        "SKYCLAW_KILL_GRACE_MS",
+    ] {
+        assert!(help.contains(variable), "host --help lacks {variable}");
+    }
+    assert!(!help.contains("do-not-print-me"));
+
+    let out = skyclaw(
+        &["coordinator", "--help"],
+        &[("SKYCLAW_TOKEN", "do-not-print-me")],
+    );
+    let help = String::from_utf8_lossy(&out.stdout);
+    for variable in [
+        "SKYCLAW_COORDINATOR_NODE_ID",
+        "SKYCLAW_COORDINATOR_HOST",
+        "SKYCLAW_COORDINATOR_PORT",
+        "SKYCLAW_PEER_URLS",
+        "SKYCLAW_DB_PATH",
+        "SKYCLAW_LEASE_MS",
+        "SKYCLAW_TOKEN",
+    ] {
+        assert!(
+            help.contains(variable),
+            "coordinator --help lacks {variable}"
+        );
+    }
+    assert!(!help.contains("do-not-print-me"));
+}

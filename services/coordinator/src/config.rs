@@ -1,0 +1,71 @@
+//! The coordinator's configuration: one documented struct, validated once
+//! before use. The CLI fills it from flags and `SKYCLAW_*` variables.
+
+use std::path::PathBuf;
+
+use crate::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This node's name; any string, fixed for the life of its data.
+    /// Default: `node-1`.
+    pub node_id: String,
+    /// The URL peers and forwarded requests reach this node at.
+    /// Default: `http://` + the listener's address (127.0.0.1 for 0.0.0.0).
+    pub advertise_url: Option<String>,
+    /// The other coordinators of the cluster. Default: none, a one-member
+    /// cluster.
+    pub peer_urls: Vec<String>,
+    /// Where RocksDB keeps this node's data. Default: `.skyclaw/coordinator`.
+    pub db_path: PathBuf,
+    /// The shared secret every request must carry in `x-skyclaw-token`.
+    /// Default: none, which leaves the API open (for local use only).
+    pub token: Option<String>,
+    /// How long a claim's lease lasts without renewal. Default: 60000.
+    pub lease_ms: u64,
+    /// The largest request body accepted. Default: 8 MiB.
+    pub max_body_bytes: u64,
+    /// The longest a claim may wait for work. Default: 60000.
+    pub max_claim_wait_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            node_id: "node-1".into(),
+            advertise_url: None,
+            peer_urls: Vec::new(),
+            db_path: PathBuf::from(".skyclaw/coordinator"),
+            token: None,
+            lease_ms: 60_000,
+            max_body_bytes: 8 << 20,
+            max_claim_wait_ms: 60_000,
+        }
+    }
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<()> {
+        let fail = |message: &str| Err(Error::Config(message.into()));
+        if self.node_id.trim().is_empty() {
+            return fail("node id must not be empty");
+        }
+        if self.lease_ms < 1_000 {
+            return fail("lease must be at least 1000 ms");
+        }
+        if self.max_body_bytes < 1_024 {
+            return fail("max body size must be at least 1024 bytes");
+        }
+        if self.token.as_deref() == Some("") {
+            return fail("token must not be empty when set");
+        }
+        for url in self.peer_urls.iter().chain(&self.advertise_url) {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Error::Config(format!(
+                    "{url:?} is not an http:// or https:// URL"
+                )));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,92 @@
+//! Routing-level pieces: the shared coordinator handle, authentication and
+//! the bounded request body.
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures::StreamExt;
+use skyclaw_api::routes::TOKEN_HEADER;
+use subtle::ConstantTimeEq;
+use warp::http::StatusCode;
+use warp::Filter;
+
+use super::error::ApiError;
+use crate::node::Coordinator;
+
+pub type Node = Arc<Coordinator>;
+
+pub fn with_node(node: Node) -> impl Filter<Extract = (Node,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || node.clone())
+}
+
+/// Requires the configured token, compared in constant time.
+pub fn auth(token: Option<String>) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    let token: Option<Arc<[u8]>> = token.map(|t| Arc::from(t.into_bytes()));
+    warp::header::optional::<String>(TOKEN_HEADER)
+        .and_then(move |given: Option<String>| {
+            let token = token.clone();
+            async move {
+                let Some(token) = token else {
+                    return Ok(());
+                };
+                match given {
+                    Some(given) if bool::from(given.as_bytes().ct_eq(&token)) => Ok(()),
+                    Some(_) => Err(warp::reject::custom(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        format!("invalid {TOKEN_HEADER}"),
+                    ))),
+                    None => Err(warp::reject::custom(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        format!("missing {TOKEN_HEADER} header"),
+                    ))),
+                }
+            }
+        })
+        .untuple_one()
+}
+
+/// The request body, refused with 413 past `limit` bytes, whether the
+/// client declared its length or streamed it.
+pub fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and_then(move |declared: Option<u64>| async move {
+            match declared {
+                Some(length) if length > limit => Err(too_large(limit)),
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
+        .and(warp::body::stream())
+        .and_then(move |stream| collect(stream, limit))
+}
+
+async fn collect<S, B>(stream: S, limit: u64) -> Result<Bytes, warp::Rejection>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut stream = Box::pin(stream);
+    let mut body = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.map_err(|e| {
+            warp::reject::custom(ApiError::bad_request(format!("reading the body: {e}")))
+        })?;
+        if body.len() as u64 + chunk.remaining() as u64 > limit {
+            return Err(too_large(limit));
+        }
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            let n = piece.len();
+            body.extend_from_slice(piece);
+            chunk.advance(n);
+        }
+    }
+    Ok(body.freeze())
+}
+
+fn too_large(limit: u64) -> warp::Rejection {
+    warp::reject::custom(ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than the limit of {limit} bytes"),
+    ))
+}

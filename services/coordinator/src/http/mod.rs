@@ -1,0 +1,207 @@
+//! The HTTP API in three layers: routes (here), [`filters`] (auth, limits,
+//! state injection) and [`handlers`] (one typed function per route); the
+//! wire types live in `skyclaw-api`.
+
+mod error;
+mod filters;
+mod handlers;
+mod replicate;
+
+use std::future::Future;
+
+use skyclaw_api::routes::{IDEMPOTENCY_HEADER, LEADER_HEADER};
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::Filter;
+
+pub use error::ApiError;
+pub use filters::Node;
+
+/// Every route of the API, with JSON errors and the leader header.
+pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
+    let limit = node.config.max_body_bytes;
+    let auth = filters::auth(node.config.token.clone());
+    let with = filters::with_node(node.clone());
+    let body = filters::body(limit);
+    let key = warp::header::optional::<String>(IDEMPOTENCY_HEADER);
+
+    let health = warp::path!("health")
+        .and(warp::get())
+        .and(with.clone())
+        .then(handlers::health)
+        .map(finish)
+        .boxed();
+
+    let jobs = {
+        let claim = warp::path!("v1" / "hosts" / String / "claim")
+            .and(warp::post())
+            .and(with.clone())
+            .and(body.clone())
+            .then(|id, node, body| handlers::claim(node, id, body));
+        let complete = warp::path!("v1" / "jobs" / String / "complete")
+            .and(warp::post())
+            .and(with.clone())
+            .and(body.clone())
+            .then(|id, node, body| handlers::complete(node, id, body));
+        let enqueue = warp::path!("v1" / "jobs")
+            .and(warp::post())
+            .and(with.clone())
+            .and(key)
+            .and(body.clone())
+            .then(handlers::enqueue);
+        let batch = warp::path!("v1" / "jobs" / "batch")
+            .and(warp::post())
+            .and(with.clone())
+            .and(key)
+            .and(body.clone())
+            .then(handlers::enqueue_batch);
+        let get = warp::path!("v1" / "jobs" / String)
+            .and(warp::get())
+            .and(with.clone())
+            .then(|id, node| handlers::job(node, id));
+        let list = warp::path!("v1" / "jobs")
+            .and(warp::get())
+            .and(with.clone())
+            .and(warp::query::<handlers::ListQuery>())
+            .then(handlers::list_jobs);
+        let cancel = warp::path!("v1" / "jobs" / String / "cancel")
+            .and(warp::post())
+            .and(with.clone())
+            .then(|id, node| handlers::cancel(node, id));
+        claim
+            .or(complete)
+            .unify()
+            .or(enqueue)
+            .unify()
+            .or(batch)
+            .unify()
+            .or(get)
+            .unify()
+            .or(list)
+            .unify()
+            .or(cancel)
+            .unify()
+            .map(finish)
+            .boxed()
+    };
+
+    let hosts = {
+        let heartbeat = warp::path!("v1" / "hosts" / String / "heartbeat")
+            .and(warp::post())
+            .and(with.clone())
+            .and(body.clone())
+            .then(|id, node, body| handlers::heartbeat(node, id, body));
+        let register = warp::path!("v1" / "hosts" / "register")
+            .and(warp::post())
+            .and(with.clone())
+            .and(body.clone())
+            .then(handlers::register);
+        let list = warp::path!("v1" / "hosts")
+            .and(warp::get())
+            .and(with.clone())
+            .then(handlers::hosts);
+        heartbeat
+            .or(register)
+            .unify()
+            .or(list)
+            .unify()
+            .map(finish)
+            .boxed()
+    };
+
+    let inspect = {
+        let state = warp::path!("v1" / "state")
+            .and(warp::get())
+            .and(with.clone())
+            .then(handlers::state);
+        let status = warp::path!("v1" / "status")
+            .and(warp::get())
+            .and(with.clone())
+            .then(handlers::status);
+        let head = warp::path!("v1" / "log" / "head")
+            .and(warp::get())
+            .and(with.clone())
+            .then(handlers::head);
+        let digest = warp::path!("v1" / "state" / "digest")
+            .and(warp::get())
+            .and(with.clone())
+            .then(handlers::digest);
+        let events = warp::path!("v1" / "events")
+            .and(warp::get())
+            .and(with.clone())
+            .and(warp::query::<handlers::EventsQuery>())
+            .then(handlers::events);
+        state
+            .or(status)
+            .unify()
+            .or(head)
+            .unify()
+            .or(digest)
+            .unify()
+            .or(events)
+            .unify()
+            .map(finish)
+            .boxed()
+    };
+
+    let replication = {
+        let append = warp::path!("v1" / "replicate" / "append")
+            .and(warp::post())
+            .and(with.clone())
+            .and(body.clone())
+            .then(replicate::append);
+        let vote = warp::path!("v1" / "replicate" / "vote")
+            .and(warp::post())
+            .and(with.clone())
+            .and(body.clone())
+            .then(replicate::vote);
+        let snapshot = warp::path!("v1" / "replicate" / "snapshot")
+            .and(warp::post())
+            .and(with.clone())
+            .and(body.clone())
+            .then(replicate::snapshot);
+        append
+            .or(vote)
+            .unify()
+            .or(snapshot)
+            .unify()
+            .map(finish)
+            .boxed()
+    };
+
+    let api = auth.and(jobs.or(hosts).unify().or(inspect).unify().or(replication).unify());
+    let leader_node = node.clone();
+    health
+        .or(api)
+        .unify()
+        .recover(error::recover)
+        .unify()
+        .map(move |response: Response| with_leader(&leader_node, response))
+        .boxed()
+}
+
+fn finish(outcome: handlers::Outcome) -> Response {
+    outcome.unwrap_or_else(ApiError::into_response)
+}
+
+fn with_leader(node: &Node, mut response: Response) -> Response {
+    if let Some(leader) = node.leader() {
+        if let Ok(value) = warp::http::HeaderValue::from_str(&leader.name) {
+            response.headers_mut().insert(LEADER_HEADER, value);
+        }
+    }
+    response
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    node: Node,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(node))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}

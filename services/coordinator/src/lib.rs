@@ -1,0 +1,83 @@
+//! The Skyclaw coordinator: serves the HTTP API, keeps the authoritative
+//! record in RocksDB, and replicates it with openraft. A single coordinator
+//! is a one-member raft cluster: the same code path as three.
+//!
+//! Layout:
+//! - [`config`]: the documented, validated configuration
+//! - [`store`]: the RocksDB instance and its column families
+//! - [`log_store`]: the raft log (durable appends and votes)
+//! - [`machine`]: the state machine: decide, seal, apply, snapshots
+//! - [`raft`]: openraft type configuration, proposals and replies
+//! - [`network`]: raft RPCs to peers over HTTP
+//! - [`node`]: a running coordinator: raft handle, views, proposer
+//! - [`sweeper`]: expires leases, on the leader
+//! - [`http`]: routes, filters, handlers
+
+pub mod config;
+mod error;
+pub mod http;
+pub mod log_store;
+pub mod machine;
+pub mod network;
+pub mod node;
+pub mod raft;
+pub mod store;
+pub mod sweeper;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use node::Coordinator;
+
+/// How long requests in flight may take to finish once shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs a coordinator on an already-bound listener until `shutdown`
+/// completes.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let address = listener.local_addr().map_err(|source| Error::Io {
+        context: "reading the listener's address".into(),
+        source,
+    })?;
+    let advertise_url = config.advertise_url.clone().unwrap_or_else(|| {
+        let host = if address.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            address.ip().to_string()
+        };
+        format!("http://{host}:{}", address.port())
+    });
+    let node = Coordinator::start(config, advertise_url).await?;
+    let sweeper = tokio::spawn(sweeper::run(node.clone()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let signalled = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let server = http::serve(node.clone(), listener, signalled());
+    // Graceful shutdown waits for requests in flight, long-polling claims
+    // among them; past a short grace they are cut off.
+    let grace = async {
+        signalled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        _ = server => {}
+        _ = grace => tracing::info!("requests still open after the shutdown grace were cut off"),
+    }
+    sweeper.abort();
+    node.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! A running coordinator: the RocksDB store, the raft handle, the
+//! materialized views, and the proposer that groups concurrent commands into
+//! one raft entry (one fsync for many requests).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use openraft::{ServerState, SnapshotPolicy};
+use rocksdb::DB;
+use skyclaw_state::{Command, Rejection};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+
+use crate::config::Config;
+use crate::log_store::LogStore;
+use crate::machine::{Materialized, Shared, StateMachine};
+use crate::network::Network;
+use crate::raft::{node_id_of, Answer, Member, NodeId, Proposal, Raft};
+use crate::store::{self, META};
+use crate::{Error, Result};
+
+/// Commands taken into one raft entry at most.
+const MAX_BATCH: usize = 512;
+/// Raft entries proposed but not yet answered, at most.
+const MAX_IN_FLIGHT: usize = 8;
+
+/// Why a write did not happen (as opposed to being refused by the domain).
+#[derive(Clone, Debug)]
+pub enum WriteError {
+    /// This node does not lead; `leader` is who does, when known.
+    NotLeader { leader: Option<Member> },
+    /// Raft could not take the write (shutting down, storage failure).
+    Unavailable(String),
+}
+
+pub type WriteResult = std::result::Result<std::result::Result<Answer, Rejection>, WriteError>;
+
+struct Pending {
+    command: Command,
+    reply: oneshot::Sender<WriteResult>,
+}
+
+pub struct Coordinator {
+    pub config: Config,
+    pub me: Member,
+    pub id: NodeId,
+    pub raft: Raft,
+    pub db: Arc<DB>,
+    shared: Shared,
+    /// Woken when work appears; long-polling claims wait on it.
+    pub work: Arc<Notify>,
+    proposer: mpsc::Sender<Pending>,
+    /// When each host was last heard from: soft state, never logged.
+    liveness: Mutex<HashMap<String, u64>>,
+    /// When this node last became leader (for the lease grace period).
+    leader_since: Mutex<Option<Instant>>,
+}
+
+/// Milliseconds since the Unix epoch, the unit of every time in the log.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+const NODE_NAME: &[u8] = b"node_id";
+
+impl Coordinator {
+    /// Opens the store, starts raft, and (for a one-member cluster)
+    /// initializes it on first start.
+    pub async fn start(config: Config, advertise_url: String) -> Result<Arc<Coordinator>> {
+        config.validate()?;
+        let db = store::open(&config.db_path)?;
+        match store::get::<String>(&db, META, NODE_NAME)? {
+            Some(stored) if stored != config.node_id => {
+                return Err(Error::IdentityMismatch {
+                    stored,
+                    configured: config.node_id.clone(),
+                })
+            }
+            Some(_) => {}
+            None => {
+                let mut options = rocksdb::WriteOptions::default();
+                options.set_sync(true);
+                db.put_cf_opt(
+                    store::cf(&db, META),
+                    NODE_NAME,
+                    store::encode(&config.node_id),
+                    &options,
+                )?;
+            }
+        }
+        let shared: Shared = Arc::new(std::sync::RwLock::new(Materialized::load(&db)?));
+        let work = Arc::new(Notify::new());
+        let raft_config = openraft::Config {
+            cluster_name: "skyclaw".into(),
+            heartbeat_interval: 100,
+            election_timeout_min: 400,
+            election_timeout_max: 800,
+            install_snapshot_timeout: 10_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
+            max_in_snapshot_log_to_keep: 1_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| Error::Raft(e.to_string()))?;
+        let id = node_id_of(&config.node_id);
+        let raft = Raft::new(
+            id,
+            Arc::new(raft_config),
+            Network::new(config.token.clone()),
+            LogStore::new(db.clone()),
+            StateMachine::new(db.clone(), shared.clone(), work.clone()),
+        )
+        .await
+        .map_err(|e| Error::Raft(e.to_string()))?;
+
+        let (proposer, proposals) = mpsc::channel(MAX_BATCH * MAX_IN_FLIGHT);
+        tokio::spawn(propose_loop(raft.clone(), proposals));
+        let me = Member {
+            name: config.node_id.clone(),
+            url: advertise_url,
+        };
+        if config.peer_urls.is_empty() {
+            let members = BTreeMap::from([(id, me.clone())]);
+            // On a node that already has a log this answers NotAllowed,
+            // which is what we want: initialize once, ever.
+            if let Err(e) = raft.initialize(members).await {
+                tracing::debug!("raft already initialized: {e}");
+            }
+        }
+        let coordinator = Arc::new(Coordinator {
+            config,
+            me,
+            id,
+            raft,
+            db,
+            shared,
+            work,
+            proposer,
+            liveness: Mutex::new(HashMap::new()),
+            leader_since: Mutex::new(None),
+        });
+        tokio::spawn(watch_leadership(coordinator.clone()));
+        Ok(coordinator)
+    }
+
+    /// Proposes `command` and waits until it is committed and applied.
+    pub async fn write(&self, command: Command) -> WriteResult {
+        let (reply, answer) = oneshot::channel();
+        let closed = || WriteError::Unavailable("the coordinator is shutting down".into());
+        self.proposer
+            .send(Pending { command, reply })
+            .await
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Reads the materialized state of one moment.
+    pub fn read<T>(&self, f: impl FnOnce(&Materialized) -> T) -> T {
+        f(&self.shared.read().expect("state lock"))
+    }
+
+    pub fn leader(&self) -> Option<Member> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader = metrics.current_leader?;
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// How long this node has led without interruption.
+    pub fn leading_for(&self) -> Option<Duration> {
+        self.leader_since
+            .lock()
+            .expect("leader lock")
+            .map(|since| since.elapsed())
+    }
+
+    pub fn saw_host(&self, host_id: &str, at: u64) {
+        self.liveness
+            .lock()
+            .expect("liveness lock")
+            .insert(host_id.to_string(), at);
+    }
+
+    pub fn last_seen(&self, host_id: &str) -> Option<u64> {
+        self.liveness
+            .lock()
+            .expect("liveness lock")
+            .get(host_id)
+            .copied()
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("raft shutdown: {e}");
+        }
+    }
+}
+
+/// Groups whatever commands are waiting into one entry. While all in-flight
+/// slots are busy, requests queue up and go out together in the next entry.
+async fn propose_loop(raft: Raft, mut proposals: mpsc::Receiver<Pending>) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    while let Some(first) = proposals.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match proposals.try_recv() {
+                Ok(pending) => batch.push(pending),
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let (commands, replies): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+            let proposal = Proposal {
+                at: now_ms(),
+                commands,
+            };
+            match raft.client_write(proposal).await {
+                Ok(response) => {
+                    for (reply, result) in replies.into_iter().zip(response.data.results) {
+                        let _ = reply.send(Ok(result));
+                    }
+                }
+                Err(e) => {
+                    let error = match e.forward_to_leader() {
+                        Some(forward) => WriteError::NotLeader {
+                            leader: forward.leader_node.clone(),
+                        },
+                        None => WriteError::Unavailable(e.to_string()),
+                    };
+                    for reply in replies {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Tracks when this node became leader, and creates the cluster (its first
+/// event) once some node leads and none has yet.
+async fn watch_leadership(coordinator: Arc<Coordinator>) {
+    let mut metrics = coordinator.raft.metrics();
+    loop {
+        let leading = metrics.borrow().state == ServerState::Leader;
+        {
+            let mut since = coordinator.leader_since.lock().expect("leader lock");
+            match (leading, *since) {
+                (true, None) => *since = Some(Instant::now()),
+                (false, Some(_)) => *since = None,
+                _ => {}
+            }
+        }
+        let created = coordinator.read(|m| m.state.cluster_id().is_some());
+        if leading && !created {
+            let cluster_id = uuid::Uuid::new_v4().to_string();
+            match coordinator.write(Command::CreateCluster { cluster_id }).await {
+                Ok(_) => tracing::info!("cluster created"),
+                Err(e) => tracing::warn!("creating the cluster failed: {e:?}"),
+            }
+            continue;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The openraft type configuration: what a log entry carries (a command
+//! stamped with the leader's time) and what applying one answers.
+
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+use skyclaw_state::{Command, HostView, JobView, Rejection};
+
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    pub TypeConfig:
+        D = Proposal,
+        R = Reply,
+        NodeId = NodeId,
+        Node = Member,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+        Responder = openraft::impls::OneshotResponder<TypeConfig>,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type LogId = openraft::LogId<NodeId>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, Member>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Member>;
+pub type StorageError = openraft::StorageError<NodeId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+
+/// A coordinator as raft knows it: its configured name and the URL its
+/// peers, and requests forwarded to it, reach it at.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub url: String,
+}
+
+/// One raft log entry's payload: commands stamped with the proposing
+/// leader's clock. Several commands share an entry when requests arrive
+/// together (group commit); each still gets its own reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub at: u64,
+    pub commands: Vec<Command>,
+}
+
+/// What applying an entry answers, one result per command.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub results: Vec<Result<Answer, Rejection>>,
+}
+
+/// The records a successful command's response is built from, as they
+/// stood right after it applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    Done,
+    Host(HostView),
+    Job(JobView),
+    Jobs(Vec<JobView>),
+    Renewed {
+        host: HostView,
+        cancel: Vec<String>,
+        lost: Vec<String>,
+    },
+}
+
+/// The raft node id for a configured node name: names are any string, raft
+/// wants a number.
+pub fn node_id_of(name: &str) -> NodeId {
+    let hash = blake3::hash(name.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_be_bytes(bytes)
+}

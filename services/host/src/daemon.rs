@@ -1,0 +1,375 @@
+//! The daemon loop: register, claim work with long polls while slots are
+//! free, run each job, heartbeat to renew leases and hear of cancellations,
+//! report results until they are acknowledged, and on shutdown stop
+//! claiming, let running jobs finish up to a deadline, then stop and report
+//! what is left.
+//!
+//! A claim that is in flight when shutdown begins is abandoned: if the
+//! coordinator leased a job in it, that lease expires and the job is queued
+//! again, which costs a lease period but never runs the job twice at once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use skyclaw_api::{CompleteRequest, HeartbeatRequest, Job, RegisterHostRequest, RunningJob};
+use skyclaw_client::{Backoff, Client};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::runner::{Outcome, Runner, StopReason};
+use crate::{identity, HostConfig, Result};
+
+/// After the shutdown deadline and the kill grace, how long results may
+/// still take to reach a coordinator before the host gives up on them.
+const REPORT_BUDGET_AFTER_SHUTDOWN: Duration = Duration::from_secs(15);
+
+/// Runs the host daemon until `shutdown` completes, then winds down as the
+/// module says and returns. Fails early only on a bad configuration, an
+/// unreadable host id, or a coordinator refusing to register the host (a
+/// wrong token, say); unreachable coordinators are waited out.
+pub async fn run(
+    config: HostConfig,
+    client: Client,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    config.validate()?;
+    let host_id = identity::load_or_create(&config)?;
+    let (stopping_tx, mut stopping) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+    });
+    let daemon = Arc::new(Daemon {
+        runner: Runner::new(&config),
+        slots: Arc::new(Semaphore::new(config.max_parallel as usize)),
+        host_id: Mutex::new(host_id),
+        running: Mutex::new(HashMap::new()),
+        give_up_reporting_at: Mutex::new(None),
+        client,
+        config,
+    });
+
+    let mut backoff = unreachable_backoff();
+    loop {
+        match daemon.register().await {
+            Ok(()) => break,
+            Err(error) if error.is_unavailable() => {
+                tracing::warn!(%error, "cannot register yet; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = stopping.wait_for(|stop| *stop) => return Ok(()),
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    tracing::info!(
+        host_id = %daemon.host_id(),
+        name = %daemon.config.name,
+        capabilities = %daemon.config.capabilities.join(","),
+        max_parallel = daemon.config.max_parallel,
+        "host registered"
+    );
+
+    let (heartbeats_done, heartbeats_done_rx) = watch::channel(false);
+    let heartbeats = tokio::spawn(daemon.clone().heartbeat_loop(heartbeats_done_rx));
+    let mut jobs = daemon.clone().claim_loop(stopping).await;
+    daemon.wind_down(&mut jobs).await;
+    let _ = heartbeats_done.send(true);
+    let _ = heartbeats.await;
+    tracing::info!("host stopped");
+    Ok(())
+}
+
+struct Daemon {
+    client: Client,
+    config: HostConfig,
+    runner: Runner,
+    /// One permit per job slot; a job holds its permit until its result is
+    /// acknowledged, so the host never holds more leases than slots.
+    slots: Arc<Semaphore>,
+    host_id: Mutex<String>,
+    /// Jobs whose process is running, by job id.
+    running: Mutex<HashMap<String, Running>>,
+    /// Set at shutdown: the moment unacknowledged results are abandoned.
+    give_up_reporting_at: Mutex<Option<Instant>>,
+}
+
+struct Running {
+    lease_epoch: u32,
+    stop: watch::Sender<Option<StopReason>>,
+}
+
+impl Daemon {
+    fn host_id(&self) -> String {
+        lock(&self.host_id).clone()
+    }
+
+    /// Registers (again): safe to repeat, the id is stable.
+    async fn register(&self) -> skyclaw_client::Result<()> {
+        let requested = self.host_id();
+        let request = RegisterHostRequest {
+            host_id: Some(requested.clone()),
+            name: self.config.name.clone(),
+            capabilities: Some(self.config.capabilities.clone()),
+            max_parallel: Some(self.config.max_parallel),
+        };
+        let host = self.client.register_host(&request).await?;
+        if host.id != requested {
+            tracing::warn!(requested = %requested, assigned = %host.id, "coordinator assigned another host id");
+            *lock(&self.host_id) = host.id;
+        }
+        Ok(())
+    }
+
+    /// Claims while not stopping; returns the jobs still in progress.
+    async fn claim_loop(self: Arc<Self>, mut stopping: watch::Receiver<bool>) -> JoinSet<()> {
+        let mut jobs = JoinSet::new();
+        let mut backoff = unreachable_backoff();
+        loop {
+            while jobs.try_join_next().is_some() {}
+            let first = tokio::select! {
+                permit = self.slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                _ = stopping.wait_for(|stop| *stop) => break,
+            };
+            let mut permits = vec![first];
+            while let Ok(permit) = self.slots.clone().try_acquire_owned() {
+                permits.push(permit);
+            }
+            let host_id = self.host_id();
+            let claimed = tokio::select! {
+                claimed = self.client.claim_jobs(&host_id, permits.len() as u32, Some(self.config.poll_wait())) => claimed,
+                _ = stopping.wait_for(|stop| *stop) => break,
+            };
+            let failure = match claimed {
+                Ok(claimed) => {
+                    backoff.reset();
+                    for job in claimed {
+                        match permits.pop() {
+                            Some(permit) => self.start(job, permit, &mut jobs),
+                            None => tracing::error!(
+                                job = %job.id,
+                                "coordinator leased more jobs than asked for; leaving this one to expire"
+                            ),
+                        }
+                    }
+                    continue;
+                }
+                Err(error) if error.is_not_found() => {
+                    tracing::warn!("coordinator does not know this host; registering again");
+                    match self.register().await {
+                        Ok(()) => continue,
+                        Err(error) => error,
+                    }
+                }
+                Err(error) => error,
+            };
+            tracing::warn!(error = %failure, "claim failed; backing off");
+            drop(permits);
+            tokio::select! {
+                () = tokio::time::sleep(backoff.next_delay()) => {}
+                _ = stopping.wait_for(|stop| *stop) => break,
+            }
+        }
+        jobs
+    }
+
+    fn start(self: &Arc<Self>, job: Job, permit: OwnedSemaphorePermit, jobs: &mut JoinSet<()>) {
+        let lease_epoch = job.lease_epoch.unwrap_or(job.attempts);
+        let (stop, stop_rx) = watch::channel(None);
+        let previous = lock(&self.running).insert(job.id.clone(), Running { lease_epoch, stop });
+        if let Some(previous) = previous {
+            // Leased to us again under a new epoch: the old run's lease is gone.
+            previous.stop.send_replace(Some(StopReason::LeaseLost));
+        }
+        jobs.spawn(self.clone().run_job(job, lease_epoch, stop_rx, permit));
+    }
+
+    async fn run_job(
+        self: Arc<Self>,
+        job: Job,
+        lease_epoch: u32,
+        stop: watch::Receiver<Option<StopReason>>,
+        _slot: OwnedSemaphorePermit,
+    ) {
+        tracing::info!(job = %job.id, lease_epoch, "job started");
+        let outcome = self.runner.run(&job.payload, stop).await;
+        {
+            let mut running = lock(&self.running);
+            if running.get(&job.id).map(|r| r.lease_epoch) == Some(lease_epoch) {
+                running.remove(&job.id);
+            }
+        }
+        tracing::info!(
+            job = %job.id,
+            success = outcome.success,
+            exit_code = ?outcome.exit_code,
+            error = outcome.error.as_deref().unwrap_or(""),
+            duration_ms = outcome.duration.as_millis() as u64,
+            "job ended"
+        );
+        if outcome.stopped == Some(StopReason::LeaseLost) {
+            tracing::warn!(job = %job.id, lease_epoch, "lease lost: result not reported");
+            return;
+        }
+        let request = self.completion(outcome, lease_epoch);
+        self.report(&job.id, &request).await;
+    }
+
+    fn completion(&self, outcome: Outcome, lease_epoch: u32) -> CompleteRequest {
+        CompleteRequest {
+            host_id: self.host_id(),
+            success: outcome.success,
+            duration_ms: outcome.duration.as_millis() as u64,
+            exit_code: outcome.exit_code,
+            stdout: outcome.stdout,
+            stderr: outcome.stderr,
+            error: outcome.error,
+            lease_epoch: Some(lease_epoch),
+        }
+    }
+
+    /// Reports a result until a coordinator acknowledges or refuses it.
+    async fn report(&self, job_id: &str, request: &CompleteRequest) {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        loop {
+            let error = match self.client.complete_job(job_id, request).await {
+                Ok(job) => {
+                    tracing::info!(job = %job_id, status = job.status.as_str(), "result recorded");
+                    return;
+                }
+                Err(error) => error,
+            };
+            match &error {
+                skyclaw_client::Error::Api { status: 409, .. } => {
+                    tracing::warn!(job = %job_id, %error, "result refused: the lease is no longer ours; dropped");
+                    return;
+                }
+                skyclaw_client::Error::Api { .. } | skyclaw_client::Error::Config(_) => {
+                    tracing::error!(job = %job_id, %error, "result refused; dropped");
+                    return;
+                }
+                skyclaw_client::Error::InvalidResponse { .. } => {
+                    tracing::warn!(job = %job_id, %error, "result accepted with an unreadable answer");
+                    return;
+                }
+                skyclaw_client::Error::Unavailable { .. } => {}
+            }
+            let delay = backoff.next_delay();
+            if let Some(deadline) = *lock(&self.give_up_reporting_at) {
+                if Instant::now() + delay > deadline {
+                    tracing::error!(job = %job_id, %error, "shutting down: result could not be reported");
+                    return;
+                }
+            }
+            tracing::warn!(job = %job_id, %error, "cannot report the result yet; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>, mut done: watch::Receiver<bool>) {
+        let mut ticker = tokio::time::interval(self.config.heartbeat_interval());
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = done.wait_for(|done| *done) => return,
+            }
+            self.heartbeat().await;
+        }
+    }
+
+    async fn heartbeat(&self) {
+        let running: Vec<RunningJob> = lock(&self.running)
+            .iter()
+            .map(|(job_id, running)| RunningJob {
+                job_id: job_id.clone(),
+                lease_epoch: running.lease_epoch,
+            })
+            .collect();
+        let request = HeartbeatRequest {
+            active_leases: Some(running.len() as u32),
+            running: Some(running),
+        };
+        let host_id = self.host_id();
+        match self.client.heartbeat(&host_id, &request).await {
+            Ok(reply) => {
+                for job_id in reply.cancel {
+                    tracing::info!(job = %job_id, "cancel requested");
+                    self.stop(&job_id, StopReason::Cancelled);
+                }
+                for job_id in reply.lost {
+                    tracing::warn!(job = %job_id, "lease lost");
+                    self.stop(&job_id, StopReason::LeaseLost);
+                }
+            }
+            Err(error) if error.is_not_found() => {
+                tracing::warn!("coordinator does not know this host; registering again");
+                if let Err(error) = self.register().await {
+                    tracing::warn!(%error, "registering again failed");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "heartbeat failed"),
+        }
+    }
+
+    /// Asks a running job to stop; the first reason given wins.
+    fn stop(&self, job_id: &str, reason: StopReason) {
+        if let Some(running) = lock(&self.running).get(job_id) {
+            running.stop.send_if_modified(|current| {
+                let unset = current.is_none();
+                if unset {
+                    *current = Some(reason);
+                }
+                unset
+            });
+        }
+    }
+
+    /// Lets running jobs finish until the shutdown deadline, then stops
+    /// the rest; returns once every job has ended and been reported.
+    async fn wind_down(&self, jobs: &mut JoinSet<()>) {
+        let deadline = Instant::now() + self.config.shutdown_grace();
+        *lock(&self.give_up_reporting_at) =
+            Some(deadline + self.config.kill_grace() + REPORT_BUDGET_AFTER_SHUTDOWN);
+        let in_progress = jobs.len();
+        if in_progress > 0 {
+            tracing::info!(
+                jobs = in_progress,
+                "shutting down: no new claims; letting running jobs finish"
+            );
+        }
+        let all_done = async { while jobs.join_next().await.is_some() {} };
+        if tokio::time::timeout_at(deadline, all_done).await.is_ok() {
+            return;
+        }
+        let ids: Vec<String> = lock(&self.running).keys().cloned().collect();
+        tracing::warn!(
+            jobs = ids.len(),
+            "shutdown deadline reached; stopping running jobs"
+        );
+        for job_id in &ids {
+            self.stop(job_id, StopReason::Shutdown);
+        }
+        while jobs.join_next().await.is_some() {}
+    }
+}
+
+fn unreachable_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(250), Duration::from_secs(30))
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked
+/// (every critical section is a single insert, remove or read).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

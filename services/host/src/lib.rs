@@ -1,0 +1,46 @@
+//! The Skyclaw host daemon: what an OpenClaw owner runs to lend their
+//! machine. It registers under a stable id, claims jobs with long polls up
+//! to its number of slots, runs each one as a process it fully controls
+//! (allow-listed command, minimal environment, own process group, time
+//! limit, bounded output), renews leases with heartbeats, acts on
+//! cancellations, reports results until they are acknowledged, and shuts
+//! down without losing track of what it holds. `skyclaw host` and
+//! `skyclaw dev` call [`run`].
+//!
+//! Layout:
+//! - [`config`]: [`HostConfig`], every setting with its default
+//! - [`identity`]: the host id kept on disk
+//! - [`daemon`]: registration, claims, heartbeats, reports, shutdown
+//! - [`runner`]: one job's process, from checks to exit status
+//! - [`output`]: bounded capture of stdout and stderr
+
+pub mod config;
+pub mod daemon;
+pub mod identity;
+pub mod output;
+pub mod runner;
+
+use std::path::PathBuf;
+
+pub use config::HostConfig;
+pub use daemon::run;
+pub use runner::{Outcome, Runner, StopReason};
+
+/// What can stop the host daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting is out of range or malformed.
+    #[error("invalid host configuration: {0}")]
+    Config(String),
+    /// The host id file could not be read or written.
+    #[error("host id file {}: {source}", path.display())]
+    Identity {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A coordinator refused the host (a wrong token, say).
+    #[error("coordinator: {0}")]
+    Client(#[from] skyclaw_client::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

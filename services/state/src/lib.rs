@@ -1,0 +1,28 @@
+//! The Skyclaw domain, pure: no clock, no randomness, no I/O.
+//!
+//! A [`Command`] is what a request asks for. [`State::decide`] turns it into
+//! the [`Event`]s that follow (or a [`Rejection`], which changes nothing), and
+//! [`State::apply`] folds each event into the views. Both are deterministic,
+//! so every coordinator, and every auditor replaying the log, reaches the same
+//! views and the same [`State::digest`].
+//!
+//! Layout:
+//! - [`command`]: commands, decisions, rejections
+//! - [`view`]: the host and job records the state keeps
+//! - [`state`]: `State` with `decide`, `apply`, queries and the digest
+
+pub mod command;
+pub mod state;
+pub mod view;
+
+pub use command::{Command, Decision, Outcome, Rejection};
+pub use skyclaw_log_format::event::{BlobRef, Event, Hash32, JobSpec, Payload};
+pub use state::{State, Violation};
+pub use view::{HostView, JobOutcome, JobStatus, JobView, Lease};
+
+/// Attempts a job gets when the enqueuer does not say.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// The most attempts a job may ask for.
+pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
+/// The most jobs one host may run at once.
+pub const MAX_PARALLEL_LIMIT: u32 = 1024;
