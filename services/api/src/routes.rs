@@ -8,3 +8,6 @@ pub const IDEMPOTENCY_HEADER: &str = "x-idempotency-key";
 pub const LEADER_HEADER: &str = "x-skyclaw-leader";
 /// Content type of `GET /v1/events` in its binary form.
 pub const SEGMENT_CONTENT_TYPE: &str = "application/vnd.skyclaw.segment";
+/// Set on a request one coordinator passes to the leader, so it is never
+/// passed on twice.
+pub const FORWARDED_HEADER: &str = "x-skyclaw-forwarded";

@@ -61,6 +61,9 @@ pub struct ServerArgs {
     /// The longest a claim may wait for work, in ms [default: 60000].
     #[arg(long, env = "SKYCLAW_MAX_CLAIM_WAIT_MS")]
     pub max_claim_wait_ms: Option<u64>,
+    /// Raft log entries between snapshots [default: 10000].
+    #[arg(long, env = "SKYCLAW_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<u64>,
 }
 
 impl ServerArgs {
@@ -89,6 +92,9 @@ impl ServerArgs {
         }
         if let Some(max_claim_wait_ms) = self.max_claim_wait_ms {
             config.max_claim_wait_ms = max_claim_wait_ms;
+        }
+        if let Some(snapshot_every) = self.snapshot_every {
+            config.snapshot_every = snapshot_every;
         }
         config
     }

@@ -61,11 +61,12 @@ enum Command {
 }
 
 impl Command {
-    /// Long-running roles log at `info`; one-shot commands only warn, so
-    /// their output stays clean for scripts.
-    fn default_log_level(&self) -> &'static str {
+    /// Long-running roles log at `info` (openraft's chatter only from
+    /// `warn`); one-shot commands only warn, so their output stays clean
+    /// for scripts. `RUST_LOG` overrides both.
+    fn default_log_filter(&self) -> &'static str {
         match self {
-            Command::Coordinator(_) | Command::Dev(_) | Command::Host(_) => "info",
+            Command::Coordinator(_) | Command::Dev(_) | Command::Host(_) => "info,openraft=warn",
             _ => "warn",
         }
     }
@@ -73,7 +74,7 @@ impl Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.command.default_log_level());
+    init_logging(cli.command.default_log_filter());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&error.into()),
@@ -102,9 +103,9 @@ fn fail(error: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_logging(default_level: &str) {
+fn init_logging(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

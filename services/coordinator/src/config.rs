@@ -27,6 +27,10 @@ pub struct Config {
     pub max_body_bytes: u64,
     /// The longest a claim may wait for work. Default: 60000.
     pub max_claim_wait_ms: u64,
+    /// Raft log entries between snapshots; the log before a snapshot is
+    /// purged, and a follower that fell behind it gets the snapshot.
+    /// Default: 10000.
+    pub snapshot_every: u64,
 }
 
 impl Default for Config {
@@ -40,6 +44,7 @@ impl Default for Config {
             lease_ms: 60_000,
             max_body_bytes: 8 << 20,
             max_claim_wait_ms: 60_000,
+            snapshot_every: 10_000,
         }
     }
 }
@@ -55,6 +60,9 @@ impl Config {
         }
         if self.max_body_bytes < 1_024 {
             return fail("max body size must be at least 1024 bytes");
+        }
+        if self.snapshot_every < 10 {
+            return fail("snapshots must be at least 10 entries apart");
         }
         if self.token.as_deref() == Some("") {
             return fail("token must not be empty when set");

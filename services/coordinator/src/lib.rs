@@ -3,6 +3,7 @@
 //! is a one-member raft cluster: the same code path as three.
 //!
 //! Layout:
+//! - [`cluster`]: forming, joining and changing the cluster
 //! - [`config`]: the documented, validated configuration
 //! - [`store`]: the RocksDB instance and its column families
 //! - [`log_store`]: the raft log (durable appends and votes)
@@ -13,6 +14,7 @@
 //! - [`sweeper`]: expires leases, on the leader
 //! - [`http`]: routes, filters, handlers
 
+pub mod cluster;
 pub mod config;
 mod error;
 pub mod http;

@@ -21,6 +21,8 @@ use crate::{Error, Result};
 
 /// Commands taken into one raft entry at most.
 const MAX_BATCH: usize = 512;
+/// How long a write may wait to be committed before the caller is told.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Raft entries proposed but not yet answered, at most.
 const MAX_IN_FLIGHT: usize = 8;
 
@@ -42,6 +44,8 @@ struct Pending {
 
 pub struct Coordinator {
     pub config: Config,
+    /// For requests to other coordinators: forwarded writes, bootstrap.
+    pub peers: reqwest::Client,
     pub me: Member,
     pub id: NodeId,
     pub raft: Raft,
@@ -64,6 +68,10 @@ pub fn now_ms() -> u64 {
 }
 
 const NODE_NAME: &[u8] = b"node_id";
+/// A random id made when the data directory is created. The raft id
+/// derives from name and incarnation, so a node whose disk was wiped comes
+/// back as a new raft member, never as its old self with a shorter log.
+const INCARNATION: &[u8] = b"incarnation";
 
 impl Coordinator {
     /// Opens the store, starts raft, and (for a one-member cluster)
@@ -71,25 +79,29 @@ impl Coordinator {
     pub async fn start(config: Config, advertise_url: String) -> Result<Arc<Coordinator>> {
         config.validate()?;
         let db = store::open(&config.db_path)?;
-        match store::get::<String>(&db, META, NODE_NAME)? {
-            Some(stored) if stored != config.node_id => {
+        let incarnation = match (
+            store::get::<String>(&db, META, NODE_NAME)?,
+            store::get::<String>(&db, META, INCARNATION)?,
+        ) {
+            (Some(stored), _) if stored != config.node_id => {
                 return Err(Error::IdentityMismatch {
                     stored,
                     configured: config.node_id.clone(),
                 })
             }
-            Some(_) => {}
-            None => {
+            (Some(_), Some(incarnation)) => incarnation,
+            _ => {
+                let incarnation = uuid::Uuid::new_v4().to_string();
+                let mut batch = rocksdb::WriteBatch::default();
+                let meta = store::cf(&db, META);
+                batch.put_cf(meta, NODE_NAME, store::encode(&config.node_id));
+                batch.put_cf(meta, INCARNATION, store::encode(&incarnation));
                 let mut options = rocksdb::WriteOptions::default();
                 options.set_sync(true);
-                db.put_cf_opt(
-                    store::cf(&db, META),
-                    NODE_NAME,
-                    store::encode(&config.node_id),
-                    &options,
-                )?;
+                db.write_opt(batch, &options)?;
+                incarnation
             }
-        }
+        };
         let shared: Shared = Arc::new(std::sync::RwLock::new(Materialized::load(&db)?));
         let work = Arc::new(Notify::new());
         let raft_config = openraft::Config {
@@ -98,13 +110,13 @@ impl Coordinator {
             election_timeout_min: 400,
             election_timeout_max: 800,
             install_snapshot_timeout: 10_000,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
-            max_in_snapshot_log_to_keep: 1_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: config.snapshot_every / 10,
             ..Default::default()
         }
         .validate()
         .map_err(|e| Error::Raft(e.to_string()))?;
-        let id = node_id_of(&config.node_id);
+        let id = node_id_of(&format!("{}/{incarnation}", config.node_id));
         let raft = Raft::new(
             id,
             Arc::new(raft_config),
@@ -129,7 +141,12 @@ impl Coordinator {
                 tracing::debug!("raft already initialized: {e}");
             }
         }
+        let peers = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .build()
+            .expect("a plain HTTP client builds");
         let coordinator = Arc::new(Coordinator {
+            peers,
             config,
             me,
             id,
@@ -142,6 +159,9 @@ impl Coordinator {
             leader_since: Mutex::new(None),
         });
         tokio::spawn(watch_leadership(coordinator.clone()));
+        if !coordinator.config.peer_urls.is_empty() {
+            tokio::spawn(crate::cluster::bootstrap(coordinator.clone()));
+        }
         Ok(coordinator)
     }
 
@@ -153,7 +173,15 @@ impl Coordinator {
             .send(Pending { command, reply })
             .await
             .map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+        // A leader cut off from its quorum would hold the request forever.
+        // The write may still commit later: clients retry with idempotency
+        // keys, so the retry finds it rather than doubling it.
+        match tokio::time::timeout(WRITE_TIMEOUT, answer).await {
+            Ok(answer) => answer.map_err(|_| closed())?,
+            Err(_) => Err(WriteError::Unavailable(
+                "timed out waiting for a quorum; the write may or may not have happened".into(),
+            )),
+        }
     }
 
     /// Reads the materialized state of one moment.

@@ -129,6 +129,9 @@ impl Daemon {
     async fn claim_loop(self: Arc<Self>, mut stopping: watch::Receiver<bool>) -> JoinSet<()> {
         let mut jobs = JoinSet::new();
         let mut backoff = unreachable_backoff();
+        // A coordinator that answers "nothing" at once (a zero claim wait)
+        // must not turn the long poll into a busy loop.
+        let mut idle_backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
             while jobs.try_join_next().is_some() {}
             let first = tokio::select! {
@@ -143,6 +146,7 @@ impl Daemon {
                 permits.push(permit);
             }
             let host_id = self.host_id();
+            let asked_at = Instant::now();
             let claimed = tokio::select! {
                 claimed = self.client.claim_jobs(&host_id, permits.len() as u32, Some(self.config.poll_wait())) => claimed,
                 _ = stopping.wait_for(|stop| *stop) => break,
@@ -150,6 +154,17 @@ impl Daemon {
             let failure = match claimed {
                 Ok(claimed) => {
                     backoff.reset();
+                    let answered_early = asked_at.elapsed()
+                        < (self.config.poll_wait() / 2).min(Duration::from_millis(50));
+                    if claimed.is_empty() && answered_early {
+                        drop(permits);
+                        tokio::select! {
+                            () = tokio::time::sleep(idle_backoff.next_delay()) => {}
+                            _ = stopping.wait_for(|stop| *stop) => break,
+                        }
+                        continue;
+                    }
+                    idle_backoff.reset();
                     for job in claimed {
                         match permits.pop() {
                             Some(permit) => self.start(job, permit, &mut jobs),

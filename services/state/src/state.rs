@@ -847,3 +847,6 @@ fn check_spec(spec: &JobSpec) -> Result<(), Rejection> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -552,3 +552,119 @@ pub async fn events(node: Node, query: EventsQuery) -> Outcome {
     );
     Ok(response)
 }
+
+// ----- linearizable reads -------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReadQuery {
+    /// Read this node's state as it is, without asking the leader.
+    #[serde(default)]
+    stale: bool,
+}
+
+/// Makes a read linearizable: on the leader, confirms leadership with a
+/// quorum and waits until everything committed is applied; on a follower,
+/// passes the read to the leader. `Some` is the leader's answer.
+async fn linearize(node: &Node, query: &ReadQuery, path: &str) -> Result<Option<Response>, ApiError> {
+    if query.stale {
+        return Ok(None);
+    }
+    match node.raft.ensure_linearizable().await {
+        Ok(_) => Ok(None),
+        Err(e) => match e.forward_to_leader() {
+            Some(_) => super::forward::to_leader(
+                node,
+                warp::http::Method::GET,
+                path,
+                &warp::http::HeaderMap::new(),
+                Bytes::new(),
+            )
+            .await
+            .map(Some),
+            None => Err(ApiError::unavailable(format!("cannot confirm leadership: {e}"))),
+        },
+    }
+}
+
+pub async fn job_read(node: Node, job_id: String, query: ReadQuery) -> Outcome {
+    if let Some(answer) = linearize(&node, &query, &format!("/v1/jobs/{job_id}")).await? {
+        return Ok(answer);
+    }
+    job(node, job_id).await
+}
+
+pub async fn state_read(node: Node, query: ReadQuery) -> Outcome {
+    if let Some(answer) = linearize(&node, &query, "/v1/state").await? {
+        return Ok(answer);
+    }
+    state(node).await
+}
+
+// ----- the cluster --------------------------------------------------------
+
+pub async fn hello(node: Node) -> Outcome {
+    json(&node.hello().await)
+}
+
+pub async fn join(node: Node, body: Bytes) -> Outcome {
+    let request: api::JoinRequest = parse(&body)?;
+    node.admit(&request).await?;
+    json(&serde_json::json!({ "ok": true }))
+}
+
+pub async fn add_member(node: Node, body: Bytes) -> Outcome {
+    let request: api::AddMemberRequest = parse(&body)?;
+    let hello = node.hello_of(&request.url).await.ok_or_else(|| {
+        ApiError::bad_request(format!("no coordinator answered at {}", request.url))
+    })?;
+    if hello.name != request.name {
+        return Err(ApiError::bad_request(format!(
+            "the coordinator at {} is named {:?}, not {:?}",
+            request.url, hello.name, request.name
+        )));
+    }
+    node.admit(&api::JoinRequest {
+        name: hello.name,
+        url: request.url,
+        raft_id: hello.raft_id,
+    })
+    .await?;
+    json(&serde_json::json!({ "ok": true }))
+}
+
+pub async fn remove_member(node: Node, body: Bytes) -> Outcome {
+    let request: api::RemoveMemberRequest = parse(&body)?;
+    if node.remove(&request.name).await? {
+        json(&serde_json::json!({ "ok": true }))
+    } else {
+        Err(ApiError::not_found(format!("no member is named {:?}", request.name)))
+    }
+}
+
+pub async fn cluster(node: Node) -> Outcome {
+    let term = node.raft.metrics().borrow().current_term;
+    let head_seq = node.read(|m| m.head.seq);
+    let mut members = Vec::new();
+    for (raft_id, member, voter) in node.members() {
+        let head: Option<api::LogHead> = if raft_id == node.id {
+            Some(node.read(|m| log_head(&node, m)))
+        } else {
+            node.get_json(&member.url, "/v1/log/head").await
+        };
+        members.push(api::ClusterMember {
+            head_seq: head.as_ref().map(|h| h.seq),
+            lag: head.as_ref().map(|h| head_seq.saturating_sub(h.seq)),
+            name: member.name,
+            url: member.url,
+            raft_id,
+            voter,
+        });
+    }
+    json(&api::ClusterStatus {
+        node_id: node.me.name.clone(),
+        leader: node.leader().map(|leader| leader.name),
+        term,
+        head_seq,
+        members,
+    })
+}

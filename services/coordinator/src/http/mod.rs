@@ -4,6 +4,7 @@
 
 mod error;
 mod filters;
+mod forward;
 mod handlers;
 mod replicate;
 
@@ -58,7 +59,8 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
         let get = warp::path!("v1" / "jobs" / String)
             .and(warp::get())
             .and(with.clone())
-            .then(|id, node| handlers::job(node, id));
+            .and(warp::query::<handlers::ReadQuery>())
+            .then(|id, node, query| handlers::job_read(node, id, query));
         let list = warp::path!("v1" / "jobs")
             .and(warp::get())
             .and(with.clone())
@@ -113,7 +115,8 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
         let state = warp::path!("v1" / "state")
             .and(warp::get())
             .and(with.clone())
-            .then(handlers::state);
+            .and(warp::query::<handlers::ReadQuery>())
+            .then(handlers::state_read);
         let status = warp::path!("v1" / "status")
             .and(warp::get())
             .and(with.clone())
@@ -169,7 +172,90 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
             .boxed()
     };
 
-    let api = auth.and(jobs.or(hosts).unify().or(inspect).unify().or(replication).unify());
+    let cluster = {
+        let hello = warp::path!("v1" / "cluster" / "hello")
+            .and(warp::get())
+            .and(with.clone())
+            .then(handlers::hello);
+        let status = warp::path!("v1" / "cluster")
+            .and(warp::get())
+            .and(with.clone())
+            .then(handlers::cluster);
+        let join = warp::path!("v1" / "cluster" / "join")
+            .and(warp::post())
+            .and(with.clone())
+            .and(body.clone())
+            .then(handlers::join);
+        let add = warp::path!("v1" / "cluster" / "add")
+            .and(warp::post())
+            .and(with.clone())
+            .and(body.clone())
+            .then(handlers::add_member);
+        let remove = warp::path!("v1" / "cluster" / "remove")
+            .and(warp::post())
+            .and(with.clone())
+            .and(body.clone())
+            .then(handlers::remove_member);
+        hello
+            .or(status)
+            .unify()
+            .or(join)
+            .unify()
+            .or(add)
+            .unify()
+            .or(remove)
+            .unify()
+            .map(finish)
+            .boxed()
+    };
+
+    // On a follower, every POST but raft's own goes to the leader. The
+    // leadership check comes before the body is read, so on the leader the
+    // body is still there for the routes below.
+    let forwarded = warp::post()
+        .and(with.clone())
+        .and(warp::path::full())
+        .and_then(|node: Node, path: warp::path::FullPath| async move {
+            if path.as_str().starts_with("/v1/replicate/") || node.is_leader() {
+                Err(warp::reject::not_found())
+            } else {
+                Ok((node, path))
+            }
+        })
+        .untuple_one()
+        .and(
+            warp::query::raw()
+                .or(warp::any().map(String::new))
+                .unify(),
+        )
+        .and(warp::header::headers_cloned())
+        .and(body.clone())
+        .then(
+            |node: Node, path: warp::path::FullPath, query: String, headers, body| async move {
+                let target = if query.is_empty() {
+                    path.as_str().to_string()
+                } else {
+                    format!("{}?{query}", path.as_str())
+                };
+                forward::to_leader(&node, warp::http::Method::POST, &target, &headers, body).await
+            },
+        )
+        .map(finish)
+        .boxed();
+
+    let api = auth.and(
+        forwarded
+            .or(jobs)
+            .unify()
+            .or(hosts)
+            .unify()
+            .or(inspect)
+            .unify()
+            .or(cluster)
+            .unify()
+            .or(replication)
+            .unify(),
+    );
     let leader_node = node.clone();
     health
         .or(api)

@@ -1,0 +1,248 @@
+//! The heart of a verification: an [`Auditor`] takes records whose chain a
+//! source has already checked, makes sure each run of them continues the
+//! chain held so far (same cluster, next seq, linked hash), replays every
+//! event through `skyclaw_state::State` so its invariants are checked, and
+//! watches for a head pinned earlier. It does no I/O and hashes nothing
+//! itself, so it costs one event decode and one state apply per record.
+
+use skyclaw_log_format::segment::SegmentHeader;
+use skyclaw_log_format::{BlobRef, ChainHead, Error as FormatError, Event, Hash32, Record};
+use skyclaw_state::State;
+
+use crate::finding::{Finding, FindingKind, Stop};
+use crate::Error;
+
+/// Checks a log record by record, from genesis or from an anchor.
+pub struct Auditor {
+    cluster_id: String,
+    /// The head the first record follows: the genesis head, or the anchor
+    /// of a log restored from a snapshot.
+    start: ChainHead,
+    head: ChainHead,
+    verified: u64,
+    /// The replayed state; `None` for a log that starts after an anchor,
+    /// since the state before its first record is unknown.
+    state: Option<State>,
+    last_at: u64,
+    expect_head: Option<ChainHead>,
+    /// Job output referenced by completions, kept when blobs are checked.
+    outputs: Option<Vec<OutputRef>>,
+}
+
+/// The output a completion recorded: what `--blobs` checks against the
+/// blob store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputRef {
+    /// The completion's record.
+    pub seq: u64,
+    pub job_id: String,
+    pub stdout: BlobRef,
+    pub stderr: BlobRef,
+}
+
+impl Auditor {
+    /// An auditor of `cluster_id`'s log whose first record follows `start`
+    /// (the genesis head for a whole log). Events are replayed only from
+    /// genesis. With `expect_head`, the record at its seq must carry its
+    /// hash; with `keep_blobs`, completions' output references are kept for
+    /// [`Auditor::outputs`].
+    pub fn new(
+        cluster_id: &str,
+        start: ChainHead,
+        expect_head: Option<ChainHead>,
+        keep_blobs: bool,
+    ) -> Auditor {
+        Auditor {
+            cluster_id: cluster_id.to_owned(),
+            start,
+            head: start,
+            verified: 0,
+            state: (start.seq == 0).then(State::new),
+            last_at: 0,
+            expect_head,
+            outputs: keep_blobs.then(Vec::new),
+        }
+    }
+
+    /// An auditor for the log a segment with this header starts.
+    pub fn for_segment(
+        header: &SegmentHeader,
+        expect_head: Option<ChainHead>,
+        keep_blobs: bool,
+    ) -> Auditor {
+        Auditor::new(&header.cluster_id, header.anchor(), expect_head, keep_blobs)
+    }
+
+    /// The same auditor, checking the chain and the pinned head but not
+    /// replaying events: for copying a log that may break invariants.
+    pub fn without_replay(mut self) -> Auditor {
+        self.state = None;
+        self
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// The head the first record followed.
+    pub fn start(&self) -> ChainHead {
+        self.start
+    }
+
+    /// The last record accepted, or the start before any.
+    pub fn head(&self) -> ChainHead {
+        self.head
+    }
+
+    /// How many records were accepted.
+    pub fn verified(&self) -> u64 {
+        self.verified
+    }
+
+    /// The replayed state, when the log starts at genesis.
+    pub fn state(&self) -> Option<&State> {
+        self.state.as_ref()
+    }
+
+    /// The digest of the replayed state as of [`Auditor::head`].
+    pub fn digest(&self) -> Option<Hash32> {
+        self.state.as_ref().map(State::digest)
+    }
+
+    /// The output every completion recorded, when the auditor was asked
+    /// to keep it.
+    pub fn outputs(&self) -> &[OutputRef] {
+        self.outputs.as_deref().unwrap_or_default()
+    }
+
+    /// Checks that a segment with this header continues the log held so
+    /// far: same cluster, next seq, linked to the head.
+    pub fn check_segment(&self, name: &str, header: &SegmentHeader) -> Result<(), Stop> {
+        header
+            .check_continues(&self.cluster_id, self.head)
+            .map_err(|error| crate::finding::classify(name, error))
+    }
+
+    /// Takes the next record, whose hash and link to [`Auditor::head`] the
+    /// caller has verified, and replays its event.
+    pub fn accept(&mut self, record: &Record) -> Result<(), Stop> {
+        debug_assert_eq!(record.seq, self.head.next_seq());
+        self.head = record.head();
+        self.verified += 1;
+        if let Some(pinned) = self.expect_head {
+            if pinned.seq == record.seq && pinned.hash != record.hash {
+                return Err(Finding::new(
+                    FindingKind::HeadMismatch,
+                    Some(record.seq),
+                    format!(
+                        "record {} has hash {}, not the pinned {}",
+                        record.seq, record.hash, pinned.hash
+                    ),
+                )
+                .into());
+            }
+        }
+        if self.state.is_some() {
+            self.replay(record)?;
+        }
+        Ok(())
+    }
+
+    fn replay(&mut self, record: &Record) -> Result<(), Stop> {
+        let seq = record.seq;
+        let event = match Event::decode(&record.event) {
+            Ok(event) => event,
+            Err(FormatError::UnsupportedVersion { what, version }) => {
+                return Err(Error::UnsupportedVersion {
+                    what: format!("record {seq}"),
+                    part: what,
+                    version,
+                }
+                .into())
+            }
+            Err(error) => {
+                return Err(Finding::new(
+                    FindingKind::UndecodableEvent,
+                    Some(seq),
+                    format!("record {seq}: {error}"),
+                )
+                .into())
+            }
+        };
+        let violation = |reason: String| Finding::new(FindingKind::Invariant, Some(seq), reason);
+        if record.at < self.last_at {
+            return Err(violation(format!(
+                "time goes backwards: at {} after {}",
+                record.at, self.last_at
+            ))
+            .into());
+        }
+        self.last_at = record.at;
+        if let Event::ClusterCreated { cluster_id } = &event {
+            if *cluster_id != self.cluster_id {
+                return Err(Finding::new(
+                    FindingKind::ClusterMismatch,
+                    Some(seq),
+                    format!(
+                        "the log of cluster {:?} creates cluster {cluster_id:?}",
+                        self.cluster_id
+                    ),
+                )
+                .into());
+            }
+        }
+        let state = self.state.as_mut().expect("replay only with a state");
+        state
+            .apply(&event, record.at)
+            .map_err(|violated| violation(violated.0))?;
+        if let (Some(outputs), Event::JobCompleted(done)) = (self.outputs.as_mut(), &event) {
+            outputs.push(OutputRef {
+                seq,
+                job_id: done.job_id.clone(),
+                stdout: done.stdout,
+                stderr: done.stderr,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks what can only be checked at the end: that the log reached the
+    /// pinned head (or, for a pin at the log's start, that it is the start).
+    pub fn finish(&self) -> Result<(), Stop> {
+        let Some(pinned) = self.expect_head else {
+            return Ok(());
+        };
+        if pinned.seq > self.head.seq {
+            return Err(Finding::new(
+                FindingKind::HeadMismatch,
+                Some(pinned.seq),
+                format!(
+                    "the log ends at record {}, before the pinned head {}",
+                    self.head.seq, pinned.seq
+                ),
+            )
+            .into());
+        }
+        if pinned.seq < self.start.seq {
+            return Err(Error::Usage(format!(
+                "the pinned head {} comes before this log's start at record {}; \
+                 it cannot be checked here",
+                pinned.seq,
+                self.start.next_seq()
+            ))
+            .into());
+        }
+        if pinned.seq == self.start.seq && pinned.hash != self.start.hash {
+            return Err(Finding::new(
+                FindingKind::HeadMismatch,
+                Some(pinned.seq),
+                format!(
+                    "the log continues from {} at record {}, not the pinned {}",
+                    self.start.hash, pinned.seq, pinned.hash
+                ),
+            )
+            .into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,530 @@
+//! Running a verification end to end: [`verify`] (and [`verify_local`] for
+//! files and data directories) drives a source through an
+//! [`Auditor`], compares the replayed digest with what the coordinator
+//! keeps, checks job output when asked, and turns the outcome into a
+//! [`Report`]; [`follow`] keeps tailing a coordinator after that.
+
+use std::io::IsTerminal;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use skyclaw_log_format::segment::SegmentHeader;
+use skyclaw_log_format::{BlobRef, ChainHead, Hash32, Record};
+
+use crate::auditor::{Auditor, OutputRef};
+use crate::finding::{Finding, FindingKind, Stop};
+use crate::report::{Comparison, Report};
+use crate::source::remote::{self, Remote};
+use crate::source::{segments, Source};
+use crate::Error;
+
+/// What to check beyond the chain and the replay, and how.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// A head recorded earlier (`--expect-head SEQ:HASH`): the record at its
+    /// seq must carry its hash, and the log must reach it.
+    /// Default: none.
+    pub expect_head: Option<ChainHead>,
+    /// Check that each completion's output in the blob store matches the
+    /// hash and size the log recorded (data directories and coordinators).
+    /// Default: false.
+    pub blobs: bool,
+    /// Compare the replayed digest with the coordinator's
+    /// (`GET /v1/state/digest`) or with a data directory's stored views.
+    /// Default: true.
+    pub compare: bool,
+    /// Shown to coordinators in `x-skyclaw-token`.
+    /// Default: none.
+    pub token: Option<String>,
+    /// Records asked for per `GET /v1/events` (at most 10000).
+    /// Default: 10000.
+    pub page_size: u64,
+    /// Draw a progress bar on stderr, if stderr is a terminal.
+    /// Default: false.
+    pub progress: bool,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> VerifyOptions {
+        VerifyOptions {
+            expect_head: None,
+            blobs: false,
+            compare: true,
+            token: None,
+            page_size: remote::MAX_PAGE,
+            progress: false,
+        }
+    }
+}
+
+/// One run of records verified while following a coordinator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub head_hash: Hash32,
+}
+
+/// What happens while following, for the caller to show.
+#[derive(Clone, Debug)]
+pub enum FollowEvent {
+    /// A run of new records verified and replayed.
+    Verified(Batch),
+    /// The coordinators cannot be reached right now; following goes on.
+    Unreachable(String),
+}
+
+/// Verifies a segment file, a directory of segments or a data directory.
+/// Runs on the calling thread.
+pub fn verify_local(source: &Source, options: &VerifyOptions) -> Result<Report, Error> {
+    let started = Instant::now();
+    let mut pass = Pass::new(options);
+    let outcome = match source {
+        Source::SegmentFile(path) => segments::verify_file(path, &mut pass),
+        Source::SegmentDir(path) => segments::verify_dir(path, &mut pass),
+        Source::DataDir(path) => verify_data_dir(path, &mut pass),
+        Source::Coordinator(_) => {
+            return Err(Error::Usage(
+                "a coordinator is verified with `verify`, not `verify_local`".into(),
+            ))
+        }
+    };
+    let outcome = outcome.and_then(|()| pass.finish());
+    pass.into_report(source.describe(), started, outcome)
+}
+
+#[cfg(feature = "rocksdb")]
+fn verify_data_dir(path: &std::path::Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
+    crate::source::data_dir::verify(path, pass)
+}
+
+#[cfg(not(feature = "rocksdb"))]
+fn verify_data_dir(path: &std::path::Path, _pass: &mut Pass<'_>) -> Result<(), Stop> {
+    Err(Error::Usage(format!(
+        "{} is a coordinator data directory, and this skyclaw-audit was built without \
+         RocksDB (the `rocksdb` feature)",
+        path.display()
+    ))
+    .into())
+}
+
+/// Verifies any source. Local sources run on a blocking thread; a
+/// coordinator is read page by page and, unless told otherwise, its digest
+/// compared with the replay's at the same seq.
+pub async fn verify(source: Source, options: VerifyOptions) -> Result<Report, Error> {
+    match source {
+        Source::Coordinator(urls) => verify_remote(&urls, &options, None).await,
+        local => tokio::task::spawn_blocking(move || verify_local(&local, &options))
+            .await
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic())),
+    }
+}
+
+/// Verifies a coordinator's log like [`verify`], then keeps polling it
+/// every `interval` and verifying what is new, telling `on_event` about each
+/// run of records. Returns at the first finding, or when `on_event` says
+/// to stop.
+pub async fn follow(
+    urls: &[String],
+    options: &VerifyOptions,
+    interval: Duration,
+    on_event: impl FnMut(FollowEvent) -> ControlFlow<()>,
+) -> Result<Report, Error> {
+    verify_remote(urls, options, Some((interval, Box::new(on_event)))).await
+}
+
+type OnEvent<'a> = Box<dyn FnMut(FollowEvent) -> ControlFlow<()> + 'a>;
+
+/// The caller's view of a run that follows a coordinator.
+struct Follower<'a> {
+    on_event: Option<OnEvent<'a>>,
+    stopped: bool,
+}
+
+impl Follower<'_> {
+    fn tell(&mut self, event: FollowEvent) -> ControlFlow<()> {
+        if let Some(on_event) = &mut self.on_event {
+            self.stopped |= on_event(event).is_break();
+        }
+        if self.stopped {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn page(&mut self, pass: &Pass<'_>, first_seq: u64, last_seq: u64) -> ControlFlow<()> {
+        self.tell(FollowEvent::Verified(Batch {
+            first_seq,
+            last_seq,
+            head_hash: pass.head().hash,
+        }))
+    }
+}
+
+async fn verify_remote(
+    urls: &[String],
+    options: &VerifyOptions,
+    follow: Option<(Duration, OnEvent<'_>)>,
+) -> Result<Report, Error> {
+    let started = Instant::now();
+    let mut remote = Remote::new(urls, options.token.as_deref())?;
+    let mut pass = Pass::new(options);
+    let (interval, on_event) = match follow {
+        Some((interval, on_event)) => (Some(interval), Some(on_event)),
+        None => (None, None),
+    };
+    let mut follower = Follower {
+        on_event,
+        stopped: false,
+    };
+    let outcome = async {
+        let head = remote.head().await?;
+        if interval.is_none() {
+            pass.show_progress(head.seq, "records");
+        }
+        remote::catch_up(&mut remote, &mut pass, None, &mut |pass, first, last| {
+            follower.page(pass, first, last)
+        })
+        .await?;
+        if options.compare && !follower.stopped {
+            compare_remote(&mut remote, &mut pass, &head.cluster_id).await?;
+        }
+        pass.finish()?;
+        if options.blobs {
+            check_remote_outputs(&mut remote, &pass).await?;
+        }
+        let Some(interval) = interval else {
+            return Ok(());
+        };
+        while !follower.stopped {
+            tokio::time::sleep(interval).await;
+            let caught_up = remote::catch_up(&mut remote, &mut pass, None, &mut |pass, first, last| {
+                follower.page(pass, first, last)
+            })
+            .await;
+            match caught_up {
+                Ok(()) => {}
+                Err(Stop::Error(Error::Unreachable(reason))) => {
+                    let _ = follower.tell(FollowEvent::Unreachable(reason));
+                }
+                Err(stop) => return Err(stop),
+            }
+        }
+        Ok(())
+    }
+    .await;
+    pass.into_report(Source::Coordinator(urls.to_vec()).describe(), started, outcome)
+}
+
+/// Compares the replayed digest with the coordinator's at the same seq. The
+/// coordinator answers for its current head, so when the log grew since
+/// the pages were read, the replay catches up to the digest's seq first.
+async fn compare_remote(
+    remote: &mut Remote,
+    pass: &mut Pass<'_>,
+    cluster_id: &str,
+) -> Result<(), Stop> {
+    let Some(auditor) = pass.auditor.as_ref() else {
+        pass.notes.push("nothing to compare: the log is empty".into());
+        return Ok(());
+    };
+    if auditor.cluster_id() != cluster_id {
+        return Err(Finding::new(
+            FindingKind::ClusterMismatch,
+            None,
+            format!(
+                "{} says it serves cluster {cluster_id:?}, its log is cluster {:?}",
+                remote.url(),
+                auditor.cluster_id()
+            ),
+        )
+        .into());
+    }
+    if auditor.state().is_none() {
+        pass.notes
+            .push("digest not compared: the replay needs the log from record 1".into());
+        return Ok(());
+    }
+    // A coordinator other than the one that served the pages may lag
+    // behind them for a moment.
+    for _ in 0..10 {
+        let theirs = remote.digest().await?;
+        let ours_seq = pass.head().seq;
+        if theirs.seq < ours_seq {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        if theirs.seq > ours_seq {
+            remote::catch_up(remote, pass, Some(theirs.seq), &mut |_, _, _| {
+                ControlFlow::Continue(())
+            })
+            .await?;
+        }
+        let url = remote.url();
+        let head = pass.head();
+        if head.seq != theirs.seq {
+            return Err(Finding::new(
+                FindingKind::HeadMismatch,
+                Some(theirs.seq),
+                format!(
+                    "{url} reports its state as of record {}, but its log ends at record {}",
+                    theirs.seq, head.seq
+                ),
+            )
+            .into());
+        }
+        let digest = Hash32::from_hex(&theirs.digest).ok_or_else(|| Error::NotALog {
+            name: url.clone(),
+            reason: format!("{:?} is not a digest", theirs.digest),
+        })?;
+        let live = remote.head().await?;
+        if live.seq == head.seq && live.hash != head.hash.to_hex() {
+            return Err(Finding::new(
+                FindingKind::HeadMismatch,
+                Some(head.seq),
+                format!(
+                    "{url} says record {} hashes to {}; the record it served hashes to {}",
+                    head.seq, live.hash, head.hash
+                ),
+            )
+            .into());
+        }
+        return pass.compare(format!("coordinator {url}"), head.seq, digest, None);
+    }
+    pass.notes.push(format!(
+        "digest not compared: {} stayed behind the log it served",
+        remote.url()
+    ));
+    Ok(())
+}
+
+/// Checks each completion's output as the coordinator serves it with the
+/// job (`GET /v1/jobs/:id`, read from its blob store).
+async fn check_remote_outputs(remote: &mut Remote, pass: &Pass<'_>) -> Result<(), Stop> {
+    let Some(auditor) = &pass.auditor else {
+        return Ok(());
+    };
+    for output in auditor.outputs() {
+        let job = remote.job(&output.job_id).await?;
+        let Some(result) = job.result else {
+            return Err(Finding::new(
+                FindingKind::BlobMismatch,
+                Some(output.seq),
+                format!("job {} has no result to check its output against", output.job_id),
+            )
+            .into());
+        };
+        check_output(output, "stdout", output.stdout, Some(result.stdout.as_bytes()))?;
+        check_output(output, "stderr", output.stderr, Some(result.stderr.as_bytes()))?;
+    }
+    Ok(())
+}
+
+/// Checks one piece of a completion's output against what its record says.
+pub(crate) fn check_output(
+    output: &OutputRef,
+    which: &str,
+    recorded: BlobRef,
+    content: Option<&[u8]>,
+) -> Result<(), Finding> {
+    let fail = |reason: String| Err(Finding::new(FindingKind::BlobMismatch, Some(output.seq), reason));
+    match content {
+        None => fail(format!(
+            "the {which} of job {} (blob {}) is missing",
+            output.job_id, recorded.hash
+        )),
+        Some(content) if BlobRef::of(content) != recorded => fail(format!(
+            "the {which} of job {} does not match the blob {} ({} bytes) its completion recorded",
+            output.job_id, recorded.hash, recorded.size
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// One verification under way: the auditor once the first segment header
+/// (or data directory) names the cluster, the progress bar, and what the
+/// report will say besides.
+pub(crate) struct Pass<'a> {
+    pub(crate) options: &'a VerifyOptions,
+    pub(crate) auditor: Option<Auditor>,
+    pub(crate) comparison: Option<Comparison>,
+    pub(crate) notes: Vec<String>,
+    progress: Option<ProgressBar>,
+    /// The seq the first record must have: 1 unless a range was asked for.
+    pub(crate) first_seq: u64,
+    /// Whether events are replayed (when the log starts at genesis).
+    pub(crate) replay: bool,
+    /// Gets every accepted record, with the cluster id.
+    pub(crate) sink: Option<Sink<'a>>,
+}
+
+/// Where a pass hands each accepted record, besides the auditor.
+pub(crate) type Sink<'a> = Box<dyn FnMut(&str, &Record) -> Result<(), Stop> + 'a>;
+
+impl<'a> Pass<'a> {
+    pub(crate) fn new(options: &'a VerifyOptions) -> Pass<'a> {
+        Pass {
+            options,
+            auditor: None,
+            comparison: None,
+            notes: Vec::new(),
+            progress: None,
+            first_seq: 1,
+            replay: true,
+            sink: None,
+        }
+    }
+
+    /// Shows a progress bar towards `total` (records or bytes), when asked
+    /// to and stderr is a terminal.
+    pub(crate) fn show_progress(&mut self, total: u64, unit: &str) {
+        if !self.options.progress || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        let template = format!("{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}})");
+        if let Ok(style) = ProgressStyle::with_template(&template) {
+            bar.set_style(style);
+        }
+        self.progress = Some(bar);
+    }
+
+    pub(crate) fn set_progress(&self, position: u64) {
+        if let Some(bar) = &self.progress {
+            bar.set_position(position);
+        }
+    }
+
+    /// Starts the log with a segment's header, or checks that the segment
+    /// continues the log held so far.
+    pub(crate) fn begin(&mut self, name: &str, header: &SegmentHeader) -> Result<(), Stop> {
+        match &self.auditor {
+            Some(auditor) => auditor.check_segment(name, header),
+            None if header.first_seq != self.first_seq => Err(Finding::new(
+                FindingKind::SeqGap,
+                Some(self.first_seq),
+                format!(
+                    "{name} starts at record {}, where record {} was asked for",
+                    header.first_seq, self.first_seq
+                ),
+            )
+            .into()),
+            None => {
+                self.start(&header.cluster_id, header.anchor());
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts the log of `cluster_id` after `anchor`.
+    pub(crate) fn start(&mut self, cluster_id: &str, anchor: ChainHead) {
+        if anchor.seq > 0 && self.replay {
+            self.notes.push(format!(
+                "the log starts after an anchor, record {} with hash {}, taken on trust; \
+                 events are not replayed, since the state before it is unknown",
+                anchor.seq, anchor.hash
+            ));
+        }
+        let auditor = Auditor::new(
+            cluster_id,
+            anchor,
+            self.options.expect_head,
+            self.options.blobs,
+        );
+        self.auditor = Some(if self.replay {
+            auditor
+        } else {
+            auditor.without_replay()
+        });
+    }
+
+    /// Takes the next chain-verified record.
+    pub(crate) fn accept(&mut self, record: &Record) -> Result<(), Stop> {
+        let auditor = self.auditor.as_mut().expect("a pass begins before records");
+        auditor.accept(record)?;
+        match &mut self.sink {
+            Some(sink) => sink(auditor.cluster_id(), record),
+            None => Ok(()),
+        }
+    }
+
+    /// The seq the next record must have.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.auditor
+            .as_ref()
+            .map_or(self.first_seq, |auditor| auditor.head().next_seq())
+    }
+
+    pub(crate) fn head(&self) -> ChainHead {
+        self.auditor
+            .as_ref()
+            .map_or(ChainHead { seq: 0, hash: Hash32::default() }, Auditor::head)
+    }
+
+    /// Records a comparison of the replayed digest with `theirs` at `seq`;
+    /// a difference is a finding, explained by `difference` when the caller
+    /// could name it.
+    pub(crate) fn compare(
+        &mut self,
+        against: String,
+        seq: u64,
+        theirs: Hash32,
+        difference: Option<String>,
+    ) -> Result<(), Stop> {
+        let Some(ours) = self.auditor.as_ref().and_then(Auditor::digest) else {
+            return Ok(());
+        };
+        let agrees = ours == theirs;
+        self.comparison = Some(Comparison {
+            against: against.clone(),
+            seq,
+            digest: theirs,
+            agrees,
+        });
+        if agrees {
+            return Ok(());
+        }
+        let mut reason = format!(
+            "the replayed state hashes to {ours}; {against} says {theirs} at record {seq}"
+        );
+        if let Some(difference) = difference {
+            reason = format!("{reason}: {difference}");
+        }
+        Err(Finding::new(FindingKind::DigestMismatch, Some(seq), reason).into())
+    }
+
+    /// The end-of-log checks.
+    pub(crate) fn finish(&mut self) -> Result<(), Stop> {
+        match &self.auditor {
+            Some(auditor) => auditor.finish(),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn into_report(
+        self,
+        source: String,
+        started: Instant,
+        outcome: Result<(), Stop>,
+    ) -> Result<Report, Error> {
+        if let Some(bar) = &self.progress {
+            bar.finish_and_clear();
+        }
+        let finding = match outcome {
+            Ok(()) => None,
+            Err(Stop::Finding(finding)) => Some(finding),
+            Err(Stop::Error(error)) => return Err(error),
+        };
+        Ok(Report::new(
+            source,
+            self.auditor.as_ref(),
+            self.comparison,
+            self.notes,
+            started.elapsed(),
+            finding,
+        ))
+    }
+}
