@@ -400,7 +400,12 @@ impl State {
         }
         let mut events = Vec::new();
         let mut lost = Vec::new();
+        let mut seen = BTreeSet::new();
         for (job_id, epoch) in running {
+            // A job reported twice is still one lease: one renewal at most.
+            if !seen.insert(job_id.as_str()) {
+                continue;
+            }
             let lease = self
                 .jobs
                 .get(job_id)
@@ -783,7 +788,7 @@ impl State {
 }
 
 fn queue_key(job: &JobView) -> QueueKey {
-    (Reverse(job.priority), job.order, job.id.clone())
+    (Reverse(0), job.order, job.id.clone())
 }
 
 /// The canonical bytes of a view, for the digest and for persistence.

@@ -9,7 +9,7 @@ use std::io::{BufWriter, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use skyclaw_log_format::{ChainHead, Hash32, SegmentWriter};
+use skyclaw_log_format::{ChainHead, Hash32, Record, SegmentWriter};
 
 use crate::finding::{classify, Finding, FindingKind, Stop};
 use crate::source::remote::{self, Remote};
@@ -68,7 +68,7 @@ pub async fn export_segment(
     finished
 }
 
-async fn copy<W: Write>(
+async fn copy<W: Write + Send>(
     remote: &mut Remote,
     from: u64,
     to: u64,
@@ -84,7 +84,7 @@ async fn copy<W: Write>(
     let mut pass = Pass::new(&options);
     pass.first_seq = from;
     pass.replay = false;
-    pass.sink = Some(Box::new(|cluster_id, record| {
+    pass.sink = Some(Box::new(|cluster_id: &str, record: &Record| {
         if writer.is_none() {
             let output = output.take().expect("the output is taken once");
             let started = SegmentWriter::new(output, cluster_id, record.seq, record.prev_hash);

@@ -6,7 +6,6 @@
 
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -126,16 +125,16 @@ pub async fn verify(source: Source, options: VerifyOptions) -> Result<Report, Er
 /// every `interval` and verifying what is new, telling `on_event` about each
 /// run of records. Returns at the first finding, or when `on_event` says
 /// to stop.
-pub async fn follow(
+pub async fn follow<'a>(
     urls: &[String],
     options: &VerifyOptions,
     interval: Duration,
-    on_event: impl FnMut(FollowEvent) -> ControlFlow<()>,
+    on_event: impl FnMut(FollowEvent) -> ControlFlow<()> + Send + 'a,
 ) -> Result<Report, Error> {
     verify_remote(urls, options, Some((interval, Box::new(on_event)))).await
 }
 
-type OnEvent<'a> = Box<dyn FnMut(FollowEvent) -> ControlFlow<()> + 'a>;
+type OnEvent<'a> = Box<dyn FnMut(FollowEvent) -> ControlFlow<()> + Send + 'a>;
 
 /// The caller's view of a run that follows a coordinator.
 struct Follower<'a> {
@@ -194,7 +193,11 @@ async fn verify_remote(
         }
         pass.finish()?;
         if options.blobs {
-            check_remote_outputs(&mut remote, &pass).await?;
+            let outputs = pass
+                .auditor
+                .as_ref()
+                .map_or_else(Vec::new, |auditor| auditor.outputs().to_vec());
+            check_remote_outputs(&mut remote, &outputs).await?;
         }
         let Some(interval) = interval else {
             return Ok(());
@@ -303,11 +306,8 @@ async fn compare_remote(
 
 /// Checks each completion's output as the coordinator serves it with the
 /// job (`GET /v1/jobs/:id`, read from its blob store).
-async fn check_remote_outputs(remote: &mut Remote, pass: &Pass<'_>) -> Result<(), Stop> {
-    let Some(auditor) = &pass.auditor else {
-        return Ok(());
-    };
-    for output in auditor.outputs() {
+async fn check_remote_outputs(remote: &mut Remote, outputs: &[OutputRef]) -> Result<(), Stop> {
+    for output in outputs {
         let job = remote.job(&output.job_id).await?;
         let Some(result) = job.result else {
             return Err(Finding::new(
@@ -362,7 +362,7 @@ pub(crate) struct Pass<'a> {
 }
 
 /// Where a pass hands each accepted record, besides the auditor.
-pub(crate) type Sink<'a> = Box<dyn FnMut(&str, &Record) -> Result<(), Stop> + 'a>;
+pub(crate) type Sink<'a> = Box<dyn FnMut(&str, &Record) -> Result<(), Stop> + Send + 'a>;
 
 impl<'a> Pass<'a> {
     pub(crate) fn new(options: &'a VerifyOptions) -> Pass<'a> {

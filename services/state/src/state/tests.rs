@@ -502,6 +502,15 @@ fn a_lease_is_renewed_only_past_half_its_life() {
 }
 
 #[test]
+fn a_job_reported_twice_is_renewed_once() {
+    let mut state = leased();
+    let at = 100 + LEASE_MS / 2 + 1;
+    let decision = run(&mut state, renew("h", &[("j", 1), ("j", 1), ("x", 1), ("x", 1)]), at).unwrap();
+    assert_eq!(decision.events.len(), 1);
+    assert!(matches!(decision.outcome, Outcome::Renewed { lost, .. } if lost == ["x"]));
+}
+
+#[test]
 fn a_renewal_reports_leases_the_host_no_longer_holds() {
     let mut state = leased();
     register(&mut state, "other", &["shell"], 1);

@@ -196,7 +196,7 @@ pub(crate) async fn catch_up(
     remote: &mut Remote,
     pass: &mut Pass<'_>,
     until: Option<u64>,
-    on_page: &mut dyn FnMut(&Pass<'_>, u64, u64) -> ControlFlow<()>,
+    on_page: &mut (dyn FnMut(&Pass<'_>, u64, u64) -> ControlFlow<()> + Send),
 ) -> Result<(), Stop> {
     let page_size = pass.options.page_size.clamp(1, MAX_PAGE);
     let mut attempts = 0;
