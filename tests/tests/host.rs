@@ -10,6 +10,7 @@
 //! - `two_hosts_run_200_jobs_exactly_once_within_their_slots`
 //! - `a_killed_hosts_job_runs_again_elsewhere_after_its_lease_expires`
 //! - `on_sigterm_the_host_stops_claiming_finishes_what_it_can_and_exits_0`
+//! - `a_host_rides_out_a_coordinator_outage_and_registers_again_when_forgotten`
 
 mod util;
 
@@ -303,4 +304,26 @@ fn on_sigterm_the_host_stops_claiming_finishes_what_it_can_and_exits_0() {
     assert!(long.error.unwrap().contains("shut down"));
     assert!(!process_alive(long_running));
     assert_eq!(cluster.job(&late_id).status, JobStatus::Queued);
+}
+
+#[test]
+fn a_host_rides_out_a_coordinator_outage_and_registers_again_when_forgotten() {
+    let mut cluster = Cluster::start(60_000);
+    let _host = cluster.start_host("host-a", &[]);
+    let first = cluster.enqueue(&["sh", "-c", "echo before"]);
+    assert_eq!(
+        cluster.wait_final(&first, MINUTE).status,
+        JobStatus::Completed
+    );
+
+    cluster.replace_with_an_empty_coordinator(60_000);
+    let host_id = std::fs::read_to_string(cluster.path().join("host-a-state/host-id")).unwrap();
+    wait_until("host-a to register again", MINUTE, || {
+        let hosts = cluster.skyclaw(&["hosts", "list"]).stdout;
+        hosts.contains(host_id.trim()).then_some(())
+    });
+    let second = cluster.enqueue(&["sh", "-c", "echo after"]);
+    let job = cluster.wait_final(&second, MINUTE);
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.result.unwrap().stdout, "after\n");
 }

@@ -206,7 +206,11 @@ fn describe(job: &Job) -> String {
     if let Some(error) = &job.error {
         lines.push(("error", error.clone()));
     }
-    let width = lines.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
+    let width = lines
+        .iter()
+        .map(|(key, _)| key.len() + 1)
+        .max()
+        .unwrap_or(0);
     let mut out: String = lines
         .iter()
         .map(|(key, value)| format!("{:<width$}  {value}\n", format!("{key}:")))

@@ -18,6 +18,11 @@ use crate::raft::{Member, NodeId, TypeConfig};
 
 pub const MSGPACK: &str = "application/msgpack";
 
+/// The raft id an RPC is meant for. Raft reaches a member by its URL, and
+/// after a disk is lost that URL answers as a new incarnation: the receiver
+/// refuses an RPC for another id with 421 (see `http::filters::raft_target`).
+pub const RAFT_TARGET_HEADER: &str = "x-skyclaw-raft-target";
+
 /// Makes one cheap client per target; they share a connection pool.
 #[derive(Clone)]
 pub struct Network {
@@ -72,6 +77,7 @@ impl PeerClient {
             .http
             .post(format!("{}/v1/replicate/{route}", self.url))
             .header("content-type", MSGPACK)
+            .header(RAFT_TARGET_HEADER, self.target.to_string())
             .timeout(option.soft_ttl())
             .body(body);
         if let Some(token) = &self.network.token {
@@ -94,7 +100,13 @@ impl PeerClient {
                 "peer answered {status}: {}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
             );
-            return Err(RPCError::Network(NetworkError::new(&std::io::Error::other(message))));
+            let error = std::io::Error::other(message);
+            // The member raft means is not at that URL any more: back off
+            // as from a node that is down.
+            if status == reqwest::StatusCode::MISDIRECTED_REQUEST {
+                return Err(RPCError::Unreachable(Unreachable::new(&error)));
+            }
+            return Err(RPCError::Network(NetworkError::new(&error)));
         }
         let result: Result<Resp, RaftError<NodeId, E>> =
             rmp_serde::from_slice(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;

@@ -354,6 +354,7 @@ impl Daemon {
         let deadline = Instant::now() + self.config.shutdown_grace();
         *lock(&self.give_up_reporting_at) =
             Some(deadline + self.config.kill_grace() + REPORT_BUDGET_AFTER_SHUTDOWN);
+        while jobs.try_join_next().is_some() {}
         let in_progress = jobs.len();
         if in_progress > 0 {
             tracing::info!(

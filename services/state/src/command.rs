@@ -10,7 +10,9 @@ use skyclaw_log_format::event::{Event, JobSpec};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Names the cluster; the first command of every log. Later ones are ignored.
-    CreateCluster { cluster_id: String },
+    CreateCluster {
+        cluster_id: String,
+    },
     RegisterHost {
         host_id: String,
         name: String,
@@ -18,7 +20,9 @@ pub enum Command {
         max_parallel: u32,
     },
     /// All of `jobs` are enqueued, or none is.
-    Enqueue { jobs: Vec<JobSpec> },
+    Enqueue {
+        jobs: Vec<JobSpec>,
+    },
     /// Lease up to `max_jobs` matching queued jobs to the host.
     Claim {
         host_id: String,
@@ -44,7 +48,9 @@ pub enum Command {
         stderr: String,
         error: Option<String>,
     },
-    Cancel { job_id: String },
+    Cancel {
+        job_id: String,
+    },
     /// Expire every lease whose time has come.
     ExpireLeases,
 }

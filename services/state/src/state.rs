@@ -93,7 +93,10 @@ impl State {
             return false;
         };
         host.active_leases < host.max_parallel
-            && self.queue.iter().any(|(_, _, id)| host.can_run(&self.jobs[id]))
+            && self
+                .queue
+                .iter()
+                .any(|(_, _, id)| host.can_run(&self.jobs[id]))
     }
 
     /// A BLAKE3 hash over the cluster id and every host and job view in a
@@ -291,7 +294,9 @@ impl State {
         }
         check_capabilities("capabilities", capabilities)?;
         let unchanged = self.hosts.get(host_id).is_some_and(|host| {
-            host.name == name && host.capabilities == capabilities && host.max_parallel == max_parallel
+            host.name == name
+                && host.capabilities == capabilities
+                && host.max_parallel == max_parallel
         });
         let events = if unchanged {
             vec![]
@@ -431,7 +436,10 @@ impl State {
             .map(|(_, id)| &self.jobs[id])
             .filter(|job| {
                 job.cancel_requested
-                    && job.lease.as_ref().is_some_and(|lease| lease.host_id == host_id)
+                    && job
+                        .lease
+                        .as_ref()
+                        .is_some_and(|lease| lease.host_id == host_id)
             })
             .map(|job| job.id.clone())
             .collect();
@@ -482,10 +490,7 @@ impl State {
                 JobStatus::Queued => Rejection::StaleLease(format!(
                     "job {id} is not leased: its lease expired and it was queued again"
                 )),
-                status => Rejection::StaleLease(format!(
-                    "job {id} is already {}",
-                    status.as_str()
-                )),
+                status => Rejection::StaleLease(format!("job {id} is already {}", status.as_str())),
             });
         };
         if lease.host_id != host_id {
@@ -517,15 +522,18 @@ impl State {
                 capabilities,
                 max_parallel,
             } => {
-                let host = self.hosts.entry(host_id.clone()).or_insert_with(|| HostView {
-                    id: host_id.clone(),
-                    name: String::new(),
-                    capabilities: vec![],
-                    max_parallel: 1,
-                    active_leases: 0,
-                    registered_at: at,
-                    updated_at: at,
-                });
+                let host = self
+                    .hosts
+                    .entry(host_id.clone())
+                    .or_insert_with(|| HostView {
+                        id: host_id.clone(),
+                        name: String::new(),
+                        capabilities: vec![],
+                        max_parallel: 1,
+                        active_leases: 0,
+                        registered_at: at,
+                        updated_at: at,
+                    });
                 host.name = name.clone();
                 host.capabilities = capabilities.clone();
                 host.max_parallel = *max_parallel;
@@ -788,7 +796,7 @@ impl State {
 }
 
 fn queue_key(job: &JobView) -> QueueKey {
-    (Reverse(0), job.order, job.id.clone())
+    (Reverse(job.priority), job.order, job.id.clone())
 }
 
 /// The canonical bytes of a view, for the digest and for persistence.
@@ -802,10 +810,7 @@ fn check_capabilities(field: &str, capabilities: &[String]) -> Result<(), Reject
             "{field} may list at most 64 entries"
         )));
     }
-    match capabilities
-        .iter()
-        .find(|c| c.is_empty() || c.len() > 64)
-    {
+    match capabilities.iter().find(|c| c.is_empty() || c.len() > 64) {
         Some(bad) => Err(Rejection::Invalid(format!(
             "{field} contains an invalid entry {bad:?} (1 to 64 characters)"
         ))),
@@ -824,7 +829,10 @@ fn check_spec(spec: &JobSpec) -> Result<(), Rejection> {
             "maxAttempts must be between 1 and {MAX_ATTEMPTS_LIMIT}"
         ));
     }
-    check_capabilities("requirement.requiredCapabilities", &spec.required_capabilities)?;
+    check_capabilities(
+        "requirement.requiredCapabilities",
+        &spec.required_capabilities,
+    )?;
     let (env, timeout_ms) = match &spec.payload {
         Payload::Shell {
             command,

@@ -76,8 +76,11 @@ enum Op {
         host: usize,
         max_jobs: u32,
     },
+    /// A heartbeat: with `held`, the jobs the host holds under their live
+    /// epochs (what a real host reports), then the jobs named by index.
     Renew {
         host: usize,
+        held: bool,
         jobs: Vec<(usize, Epoch)>,
     },
     Complete {
@@ -89,7 +92,10 @@ enum Op {
     Cancel {
         job: usize,
     },
-    Expire,
+    /// With `on_the_dot`, time first moves to the earliest lease expiry.
+    Expire {
+        on_the_dot: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -138,8 +144,8 @@ fn op() -> impl Strategy<Value = Op> {
         }),
         4 => prop::collection::vec(draft(), 1..4).prop_map(Op::Enqueue),
         4 => (host.clone(), 1u32..4).prop_map(|(host, max_jobs)| Op::Claim { host, max_jobs }),
-        2 => (host, prop::collection::vec((job.clone(), epoch()), 0..4))
-            .prop_map(|(host, jobs)| Op::Renew { host, jobs }),
+        3 => (host, any::<bool>(), prop::collection::vec((job.clone(), epoch()), 0..3))
+            .prop_map(|(host, held, jobs)| Op::Renew { host, held, jobs }),
         3 => (
             job.clone(),
             prop_oneof![4 => Just(By::Holder), 1 => Just(By::Other)],
@@ -148,7 +154,7 @@ fn op() -> impl Strategy<Value = Op> {
         )
             .prop_map(|(job, by, epoch, success)| Op::Complete { job, by, epoch, success }),
         1 => job.prop_map(|job| Op::Cancel { job }),
-        2 => Just(Op::Expire),
+        2 => any::<bool>().prop_map(|on_the_dot| Op::Expire { on_the_dot }),
     ]
 }
 
@@ -258,18 +264,25 @@ impl Run {
                 max_jobs: *max_jobs,
                 lease_ms: LEASE_MS,
             },
-            Op::Renew { host, jobs } => Command::Renew {
-                host_id: host_id(*host),
-                running: jobs
-                    .iter()
-                    .map(|(job, epoch)| {
-                        let id = self.job_id(*job);
-                        let epoch = self.epoch(&id, *epoch).unwrap_or(1);
-                        (id, epoch)
-                    })
-                    .collect(),
-                lease_ms: LEASE_MS,
-            },
+            Op::Renew { host, held, jobs } => {
+                let host_id = host_id(*host);
+                let holding = self.state.jobs_after(None).filter_map(|job| {
+                    let lease = job.lease.as_ref().filter(|l| l.host_id == host_id)?;
+                    Some((job.id.clone(), lease.epoch))
+                });
+                let mut running: Vec<(String, u32)> =
+                    if *held { holding.collect() } else { vec![] };
+                for (job, epoch) in jobs {
+                    let id = self.job_id(*job);
+                    let epoch = self.epoch(&id, *epoch).unwrap_or(1);
+                    running.push((id, epoch));
+                }
+                Command::Renew {
+                    host_id,
+                    running,
+                    lease_ms: LEASE_MS,
+                }
+            }
             Op::Complete {
                 job,
                 by,
@@ -306,7 +319,12 @@ impl Run {
             Op::Cancel { job } => Command::Cancel {
                 job_id: self.job_id(*job),
             },
-            Op::Expire => Command::ExpireLeases,
+            Op::Expire { on_the_dot } => {
+                if let Some(expiry) = self.state.next_expiry().filter(|_| *on_the_dot) {
+                    self.now = self.now.max(expiry);
+                }
+                Command::ExpireLeases
+            }
         }
     }
 
@@ -350,7 +368,10 @@ impl Run {
                 job_id, host_id, ..
             } => {
                 let previous = holders.insert(job_id.clone(), host_id.clone());
-                assert_eq!(previous, None, "job {job_id} leased while held by {previous:?}");
+                assert_eq!(
+                    previous, None,
+                    "job {job_id} leased while held by {previous:?}"
+                );
                 let host = self.state.host(host_id).unwrap();
                 let job = self.state.job(job_id).unwrap();
                 assert!(host.can_run(job), "{host:?} cannot run {job:?}");
@@ -378,10 +399,9 @@ impl Run {
             }
             Event::HostRegistered { host_id, .. } => {
                 let host = self.state.host(host_id).unwrap();
-                self.model.allowed.insert(
-                    host_id.clone(),
-                    host.max_parallel.max(host.active_leases),
-                );
+                self.model
+                    .allowed
+                    .insert(host_id.clone(), host.max_parallel.max(host.active_leases));
             }
             _ => {}
         }
@@ -496,7 +516,10 @@ impl Run {
                     panic!("renew answered {:?}", decision.outcome);
                 };
                 assert_eq!(lost, &expected_lost);
-                assert_eq!(cancel.iter().cloned().collect::<BTreeSet<_>>(), expected_cancel);
+                assert_eq!(
+                    cancel.iter().cloned().collect::<BTreeSet<_>>(),
+                    expected_cancel
+                );
             }
             Command::Complete {
                 job_id,
@@ -639,7 +662,11 @@ impl Run {
             assert!(last_order < Some(job.order), "jobs out of order");
             last_order = Some(job.order);
             assert!(job.attempts <= job.max_attempts, "{job:?}");
-            assert_eq!(job.status == JobStatus::Leased, job.lease.is_some(), "{job:?}");
+            assert_eq!(
+                job.status == JobStatus::Leased,
+                job.lease.is_some(),
+                "{job:?}"
+            );
             match job.status {
                 JobStatus::Queued => {
                     queued += 1;
@@ -658,7 +685,10 @@ impl Run {
                 holders.insert(job.id.clone(), lease.host_id.clone());
             }
         }
-        assert_eq!(holders, self.model.holders, "views and events disagree on leases");
+        assert_eq!(
+            holders, self.model.holders,
+            "views and events disagree on leases"
+        );
         assert_eq!(state.queued_count(), queued);
         assert_eq!(state.leased_count(), leased);
         assert_eq!(state.job_count(), state.jobs_after(None).count());
@@ -675,9 +705,10 @@ impl Run {
             assert!(held <= *allowed, "{host:?} holds more than {allowed}");
             // Once leases end, the allowance shrinks back to maxParallel.
             *allowed = host.max_parallel.max(held.min(*allowed));
-            let can_take = state.jobs_after(None).any(|job| {
-                job.status == JobStatus::Queued && host.can_run(job)
-            }) && held < host.max_parallel;
+            let can_take = state
+                .jobs_after(None)
+                .any(|job| job.status == JobStatus::Queued && host.can_run(job))
+                && held < host.max_parallel;
             assert_eq!(state.has_work_for(&host.id), can_take, "{host:?}");
         }
         assert!(!state.has_work_for(&host_id(HOSTS - 1)));

@@ -211,6 +211,15 @@ impl Node {
         assert_eq!(sent, 0, "signal {signal} to {}", self.name);
     }
 
+    /// The first panic this node logged, with the lines that follow it: a
+    /// crashed raft core keeps logging long after, burying the cause.
+    pub fn first_panic(&self) -> Option<String> {
+        let log = std::fs::read_to_string(&self.log).ok()?;
+        let lines: Vec<&str> = log.lines().collect();
+        let at = lines.iter().position(|line| line.contains("panicked at"))?;
+        Some(lines[at.saturating_sub(2)..(at + 8).min(lines.len())].join("\n"))
+    }
+
     /// The last lines of everything this node logged, over all its starts.
     pub fn log_tail(&self, lines: usize) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -558,6 +567,9 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             for node in &self.nodes {
+                if let Some(panic) = node.first_panic() {
+                    eprintln!("----- {} panicked:\n{panic}", node.name);
+                }
                 eprintln!("----- last log lines of {}:", node.name);
                 eprintln!("{}", node.log_tail(80));
             }

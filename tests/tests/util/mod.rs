@@ -225,20 +225,7 @@ impl Cluster {
     /// A coordinator on a free port with its data in a fresh directory.
     pub fn start(lease_ms: u64) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("db");
-        let lease = lease_ms.to_string();
-        let coordinator = Process::spawn(
-            "coordinator",
-            dir.path(),
-            &["coordinator"],
-            &[
-                ("SKYCLAW_COORDINATOR_HOST", "127.0.0.1"),
-                ("SKYCLAW_COORDINATOR_PORT", "0"),
-                ("SKYCLAW_DB_PATH", db.to_str().unwrap()),
-                ("SKYCLAW_TOKEN", TOKEN),
-                ("SKYCLAW_LEASE_MS", &lease),
-            ],
-        );
+        let coordinator = spawn_coordinator(dir.path(), "coordinator", 0, lease_ms);
         let url = coordinator.listening_url();
         Cluster {
             dir,
@@ -246,6 +233,17 @@ impl Cluster {
             token: TOKEN.to_string(),
             coordinator,
         }
+    }
+
+    /// Kills the coordinator and starts one with an empty database on the
+    /// same port: to the hosts, a coordinator that forgot them.
+    pub fn replace_with_an_empty_coordinator(&mut self, lease_ms: u64) {
+        self.coordinator.signal(libc::SIGKILL);
+        self.coordinator.wait_exit(Duration::from_secs(10));
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        let replacement = spawn_coordinator(self.path(), "coordinator-2", port, lease_ms);
+        assert_eq!(replacement.listening_url(), self.url);
+        self.coordinator = replacement;
     }
 
     pub fn path(&self) -> &Path {
@@ -327,6 +325,23 @@ impl Cluster {
             skyclaw_client::ClientConfig::new(vec![self.url.clone()], Some(self.token.clone()));
         skyclaw_client::Client::new(config).unwrap()
     }
+}
+
+/// A coordinator named `name`, its data in `dir/name-db`.
+fn spawn_coordinator(dir: &Path, name: &str, port: u16, lease_ms: u64) -> Process {
+    let db = dir.join(format!("{name}-db"));
+    Process::spawn(
+        name,
+        dir,
+        &["coordinator"],
+        &[
+            ("SKYCLAW_COORDINATOR_HOST", "127.0.0.1"),
+            ("SKYCLAW_COORDINATOR_PORT", &port.to_string()),
+            ("SKYCLAW_DB_PATH", db.to_str().unwrap()),
+            ("SKYCLAW_TOKEN", TOKEN),
+            ("SKYCLAW_LEASE_MS", &lease_ms.to_string()),
+        ],
+    )
 }
 
 /// Reads a pid a job wrote, waiting for the file.

@@ -82,7 +82,7 @@ async fn copy<W: Write + Send>(
     let mut writer: Option<SegmentWriter<W>> = None;
     let name = remote.url();
     let mut pass = Pass::new(&options);
-    pass.first_seq = from;
+    pass.first_seq = Some(from);
     pass.replay = false;
     pass.sink = Some(Box::new(|cluster_id: &str, record: &Record| {
         if writer.is_none() {

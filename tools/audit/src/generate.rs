@@ -151,8 +151,8 @@ pub fn generate<E>(
     }
     let mut dice = Dice(seed | 1);
     let mut next_job = 0u64;
-    // Jobs each host holds, with their lease epoch.
-    let mut running: BTreeMap<String, Vec<(String, u32)>> = BTreeMap::new();
+    // Jobs each host holds: id, lease epoch, and when the job will finish.
+    let mut running: BTreeMap<String, Vec<(String, u32, u64)>> = BTreeMap::new();
 
     for host in 0..HOSTS {
         let capabilities = if host % 4 == 0 {
@@ -194,20 +194,23 @@ pub fn generate<E>(
 
         // Hosts whose number ends in 3 or 7 go silent: what they hold
         // expires. The others heartbeat (renewing leases past half their
-        // life) and finish most of what they hold, keeping the rest running.
+        // life) and report the jobs that have finished.
         if host % 10 != 3 && host % 10 != 7 {
             let held = running.remove(&host_id).unwrap_or_default();
             if !held.is_empty() {
                 commands.push(Command::Renew {
                     host_id: host_id.clone(),
-                    running: held.clone(),
+                    running: held
+                        .iter()
+                        .map(|(job_id, epoch, _)| (job_id.clone(), *epoch))
+                        .collect(),
                     lease_ms: LEASE_MS,
                 });
             }
             let mut still_running = Vec::new();
-            for (job_id, epoch) in held {
-                if dice.chance(25) {
-                    still_running.push((job_id, epoch));
+            for (job_id, epoch, finish_at) in held {
+                if finish_at > at {
+                    still_running.push((job_id, epoch, finish_at));
                     continue;
                 }
                 let success = dice.chance(85);
@@ -250,10 +253,17 @@ pub fn generate<E>(
                     ..
                 }) = Event::decode(&record.event)
                 {
+                    // Most jobs take a few seconds; some run for longer
+                    // than half a lease, and have their lease renewed.
+                    let runs_for = if dice.chance(15) {
+                        LEASE_MS / 2 + dice.below(LEASE_MS)
+                    } else {
+                        dice.below(3_000)
+                    };
                     running
                         .entry(host_id)
                         .or_default()
-                        .push((job_id, lease_epoch));
+                        .push((job_id, lease_epoch, at + runs_for));
                 }
             }
             if !emit(records, &mut written)? {

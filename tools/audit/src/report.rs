@@ -3,7 +3,7 @@
 //! exit status it stands for.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use skyclaw_log_format::{ChainHead, Hash32};
@@ -71,10 +71,12 @@ impl Report {
         auditor: Option<&Auditor>,
         comparison: Option<Comparison>,
         notes: Vec<String>,
-        duration: Duration,
+        started: Instant,
         finding: Option<Finding>,
     ) -> Report {
         let events = auditor.map_or(0, Auditor::verified);
+        let digest = auditor.and_then(Auditor::digest);
+        let duration = started.elapsed();
         let seconds = duration.as_secs_f64();
         Report {
             status: if finding.is_some() {
@@ -90,7 +92,7 @@ impl Report {
             events,
             head_hash: auditor.filter(|a| a.verified() > 0).map(|a| a.head().hash),
             replayed: auditor.is_some_and(|a| a.state().is_some() && a.verified() > 0),
-            digest: auditor.and_then(Auditor::digest),
+            digest,
             comparison,
             duration,
             events_per_second: if seconds > 0.0 {

@@ -11,7 +11,9 @@ use warp::http::StatusCode;
 use warp::Filter;
 
 use super::error::ApiError;
+use crate::network::RAFT_TARGET_HEADER;
 use crate::node::Coordinator;
+use crate::raft::NodeId;
 
 pub type Node = Arc<Coordinator>;
 
@@ -40,6 +42,28 @@ pub fn auth(token: Option<String>) -> impl Filter<Extract = (), Error = warp::Re
                         format!("missing {TOKEN_HEADER} header"),
                     ))),
                 }
+            }
+        })
+        .untuple_one()
+}
+
+/// Refuses a raft RPC meant for another raft id than this node's, with
+/// 421. After a lost disk the old incarnation's URL reaches the new one:
+/// answering for the old id would show the leader a follower log that went
+/// backwards (openraft's leader panics on that) and could grant a vote in
+/// the old member's name.
+pub fn raft_target(id: NodeId) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::header::optional::<NodeId>(RAFT_TARGET_HEADER)
+        .and_then(move |target: Option<NodeId>| async move {
+            match target {
+                Some(target) if target == id => Ok(()),
+                Some(target) => Err(warp::reject::custom(ApiError::new(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    format!("this raft message is for member {target}; this node is member {id}"),
+                ))),
+                None => Err(warp::reject::custom(ApiError::bad_request(format!(
+                    "missing {RAFT_TARGET_HEADER} header"
+                )))),
             }
         })
         .untuple_one()

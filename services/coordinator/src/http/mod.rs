@@ -148,18 +148,22 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
     };
 
     let replication = {
+        let addressed = filters::raft_target(node.id);
         let append = warp::path!("v1" / "replicate" / "append")
             .and(warp::post())
+            .and(addressed.clone())
             .and(with.clone())
             .and(body.clone())
             .then(replicate::append);
         let vote = warp::path!("v1" / "replicate" / "vote")
             .and(warp::post())
+            .and(addressed.clone())
             .and(with.clone())
             .and(body.clone())
             .then(replicate::vote);
         let snapshot = warp::path!("v1" / "replicate" / "snapshot")
             .and(warp::post())
+            .and(addressed)
             .and(with.clone())
             .and(body.clone())
             .then(replicate::snapshot);

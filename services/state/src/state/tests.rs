@@ -142,10 +142,18 @@ fn leased() -> State {
 fn nothing_is_decided_before_the_cluster_exists() {
     let state = State::new();
     assert_eq!(
-        state.decide(&Command::Enqueue { jobs: vec![spec("j")] }, 1),
+        state.decide(
+            &Command::Enqueue {
+                jobs: vec![spec("j")]
+            },
+            1
+        ),
         Err(Rejection::NotInitialized)
     );
-    assert_eq!(state.decide(&Command::ExpireLeases, 1), Err(Rejection::NotInitialized));
+    assert_eq!(
+        state.decide(&Command::ExpireLeases, 1),
+        Err(Rejection::NotInitialized)
+    );
 }
 
 #[test]
@@ -192,7 +200,10 @@ fn registration_is_validated_field_by_field() {
         (command(&"x".repeat(129), "n", vec![], 1), "hostId"),
         (command("h", " ", vec![], 1), "name"),
         (command("h", "n", vec![], 0), "maxParallel"),
-        (command("h", "n", vec![], MAX_PARALLEL_LIMIT + 1), "maxParallel"),
+        (
+            command("h", "n", vec![], MAX_PARALLEL_LIMIT + 1),
+            "maxParallel",
+        ),
         (command("h", "n", strings(&[""]), 1), "capabilities"),
         (command("h", "n", vec!["c".repeat(65)], 1), "capabilities"),
         (command("h", "n", vec!["c".into(); 65], 1), "capabilities"),
@@ -263,7 +274,10 @@ fn enqueue_is_validated_field_by_field() {
     let cases = [
         (with(|s| s.job_id = String::new()), "job id"),
         (with(|s| s.max_attempts = 0), "maxAttempts"),
-        (with(|s| s.max_attempts = MAX_ATTEMPTS_LIMIT + 1), "maxAttempts"),
+        (
+            with(|s| s.max_attempts = MAX_ATTEMPTS_LIMIT + 1),
+            "maxAttempts",
+        ),
         (with(|s| s.payload = shell("  ")), "payload.command"),
         (
             with(|s| s.required_capabilities = strings(&[""])),
@@ -331,7 +345,12 @@ fn job_ids_are_never_reused() {
     let mut state = cluster();
     enqueue(&mut state, spec("a"), 1);
     assert!(matches!(
-        state.decide(&Command::Enqueue { jobs: vec![spec("a")] }, 2),
+        state.decide(
+            &Command::Enqueue {
+                jobs: vec![spec("a")]
+            },
+            2
+        ),
         Err(Rejection::Conflict(_))
     ));
     assert!(matches!(
@@ -406,7 +425,14 @@ fn claims_take_priority_first_then_age() {
     let mut state = cluster();
     register(&mut state, "h", &[], 10);
     for (id, priority) in [("low", -1), ("old", 0), ("urgent", 5), ("young", 0)] {
-        enqueue(&mut state, JobSpec { priority, ..spec(id) }, 1);
+        enqueue(
+            &mut state,
+            JobSpec {
+                priority,
+                ..spec(id)
+            },
+            1,
+        );
     }
     assert_eq!(claim(&mut state, "h", 3, 2), ["urgent", "old", "young"]);
     assert_eq!(claim(&mut state, "h", 3, 3), ["low"]);
@@ -471,7 +497,10 @@ fn an_unknown_host_cannot_claim_or_renew() {
         max_jobs: 1,
         lease_ms: LEASE_MS,
     };
-    assert!(matches!(state.decide(&claim, 1), Err(Rejection::NotFound(_))));
+    assert!(matches!(
+        state.decide(&claim, 1),
+        Err(Rejection::NotFound(_))
+    ));
     assert!(matches!(
         state.decide(&renew("ghost", &[]), 1),
         Err(Rejection::NotFound(_))
@@ -498,14 +527,22 @@ fn a_lease_is_renewed_only_past_half_its_life() {
         }]
     );
     assert_eq!(state.next_expiry(), Some(at + LEASE_MS));
-    assert_eq!(state.job("j").unwrap().lease.as_ref().unwrap().expires_at, at + LEASE_MS);
+    assert_eq!(
+        state.job("j").unwrap().lease.as_ref().unwrap().expires_at,
+        at + LEASE_MS
+    );
 }
 
 #[test]
 fn a_job_reported_twice_is_renewed_once() {
     let mut state = leased();
     let at = 100 + LEASE_MS / 2 + 1;
-    let decision = run(&mut state, renew("h", &[("j", 1), ("j", 1), ("x", 1), ("x", 1)]), at).unwrap();
+    let decision = run(
+        &mut state,
+        renew("h", &[("j", 1), ("j", 1), ("x", 1), ("x", 1)]),
+        at,
+    )
+    .unwrap();
     assert_eq!(decision.events.len(), 1);
     assert!(matches!(decision.outcome, Outcome::Renewed { lost, .. } if lost == ["x"]));
 }
@@ -514,12 +551,7 @@ fn a_job_reported_twice_is_renewed_once() {
 fn a_renewal_reports_leases_the_host_no_longer_holds() {
     let mut state = leased();
     register(&mut state, "other", &["shell"], 1);
-    let decision = run(
-        &mut state,
-        renew("h", &[("j", 7), ("unknown", 1)]),
-        101,
-    )
-    .unwrap();
+    let decision = run(&mut state, renew("h", &[("j", 7), ("unknown", 1)]), 101).unwrap();
     assert!(decision.events.is_empty());
     assert_eq!(
         decision.outcome,
@@ -537,7 +569,10 @@ fn a_renewal_reports_leases_the_host_no_longer_holds() {
 fn a_renewal_delivers_cancel_requests() {
     let mut state = leased();
     let decision = run(&mut state, Command::Cancel { job_id: "j".into() }, 101).unwrap();
-    assert_eq!(decision.events, [Event::CancelRequested { job_id: "j".into() }]);
+    assert_eq!(
+        decision.events,
+        [Event::CancelRequested { job_id: "j".into() }]
+    );
     let decision = run(&mut state, renew("h", &[("j", 1)]), 102).unwrap();
     assert_eq!(
         decision.outcome,
@@ -660,7 +695,10 @@ fn cancelling_a_queued_job_takes_it_out_of_the_queue() {
     register(&mut state, "h", &[], 1);
     enqueue(&mut state, spec("j"), 1);
     let decision = run(&mut state, Command::Cancel { job_id: "j".into() }, 2).unwrap();
-    assert_eq!(decision.events, [Event::JobCancelled { job_id: "j".into() }]);
+    assert_eq!(
+        decision.events,
+        [Event::JobCancelled { job_id: "j".into() }]
+    );
     assert_eq!(status(&state, "j"), JobStatus::Cancelled);
     assert_eq!(state.queued_count(), 0);
     assert!(!state.has_work_for("h"));
@@ -738,7 +776,11 @@ fn expiry_requeues_until_max_attempts_then_fails() {
     }
     let job = state.job("j").unwrap();
     assert_eq!(job.status, JobStatus::Failed);
-    assert!(job.error.as_deref().unwrap().contains("maxAttempts"), "{:?}", job.error);
+    assert!(
+        job.error.as_deref().unwrap().contains("maxAttempts"),
+        "{:?}",
+        job.error
+    );
     assert!(claim(&mut state, "h", 1, at).is_empty());
 }
 
@@ -819,9 +861,8 @@ fn jobs_are_listed_in_enqueue_order_after_a_cursor() {
     for id in ["c", "a", "b"] {
         enqueue(&mut state, spec(id), 1);
     }
-    let ids = |after| -> Vec<String> {
-        state.jobs_after(after).map(|job| job.id.clone()).collect()
-    };
+    let ids =
+        |after| -> Vec<String> { state.jobs_after(after).map(|job| job.id.clone()).collect() };
     assert_eq!(ids(None), ["c", "a", "b"]);
     assert_eq!(ids(Some("c")), ["a", "b"]);
     assert_eq!(ids(Some("b")), Vec::<String>::new());
@@ -846,7 +887,14 @@ fn a_state_rebuilt_from_its_views_decides_alike() {
     let mut state = cluster();
     register(&mut state, "h", &["shell"], 2);
     enqueue(&mut state, keyed("a", "k", 1), 10);
-    enqueue(&mut state, JobSpec { priority: 3, ..spec("b") }, 20);
+    enqueue(
+        &mut state,
+        JobSpec {
+            priority: 3,
+            ..spec("b")
+        },
+        20,
+    );
     enqueue(&mut state, spec("c"), 30);
     assert_eq!(claim(&mut state, "h", 1, 40), ["b"]);
     run(&mut state, Command::Cancel { job_id: "c".into() }, 50).unwrap();
@@ -878,7 +926,10 @@ fn a_state_rebuilt_from_its_views_decides_alike() {
     ];
     for (i, command) in commands.into_iter().enumerate() {
         let at = 60 + i as u64 * LEASE_MS;
-        assert_eq!(run(&mut restored, command.clone(), at), run(&mut state, command, at));
+        assert_eq!(
+            run(&mut restored, command.clone(), at),
+            run(&mut state, command, at)
+        );
         assert_eq!(restored.digest(), state.digest());
     }
 }

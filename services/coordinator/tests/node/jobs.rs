@@ -1,0 +1,299 @@
+//! Jobs: enqueue (priority, maxAttempts, idempotency), batch (atomic), get,
+//! list with pages, cancel, complete (fencing, repeats).
+
+use serde_json::{json, Value};
+use skyclaw_api::routes::{IDEMPOTENCY_HEADER, TOKEN_HEADER};
+use warp::http::StatusCode;
+
+use crate::util::{decode, error_message, shell_job, success, TestNode, TOKEN};
+
+async fn enqueue_with_key(t: &TestNode, key: &str, body: &Value) -> (StatusCode, Value) {
+    let request = warp::test::request()
+        .method("POST")
+        .path("/v1/jobs")
+        .header(TOKEN_HEADER, TOKEN)
+        .header(IDEMPOTENCY_HEADER, key)
+        .json(body);
+    decode(request.reply(&t.routes).await)
+}
+
+#[tokio::test]
+async fn enqueue_returns_the_queued_job() {
+    let t = TestNode::start().await;
+    let job = t.enqueue(shell_job("hello")).await;
+    assert_eq!(job["status"], "queued");
+    assert_eq!(job["attempts"], 0);
+    assert_eq!(job["maxAttempts"], 3);
+    assert_eq!(job["priority"], 0);
+    assert_eq!(job["requirement"], json!({ "requiredCapabilities": [] }));
+    assert_eq!(
+        job["payload"],
+        json!({ "kind": "shell", "command": "echo", "args": ["hello"] })
+    );
+    assert_eq!(job["createdAt"], job["updatedAt"]);
+    for absent in ["leaseEpoch", "leaseExpiresAt", "assignedHostId", "result", "error"] {
+        assert!(job.get(absent).is_none(), "{absent} in {job}");
+    }
+
+    let automaton = t
+        .enqueue(json!({
+            "payload": { "kind": "automaton-run", "timeoutMs": 5000 },
+            "priority": 7,
+            "maxAttempts": 9,
+        }))
+        .await;
+    assert_eq!(automaton["priority"], 7);
+    assert_eq!(automaton["maxAttempts"], 9);
+    assert_eq!(
+        automaton["payload"],
+        json!({ "kind": "automaton-run", "timeoutMs": 5000 })
+    );
+    assert_eq!(t.job(automaton["id"].as_str().unwrap()).await, automaton);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_returns_the_same_job_or_conflicts() {
+    let t = TestNode::start().await;
+    let body = shell_job("once");
+    let (status, first) = enqueue_with_key(&t, "key-1", &body).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let head = t.head_seq().await;
+
+    let (status, again) = enqueue_with_key(&t, "key-1", &body).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["job"]["id"], first["job"]["id"]);
+    assert_eq!(t.head_seq().await, head, "a repeat writes nothing");
+
+    let (status, conflict) = enqueue_with_key(&t, "key-1", &shell_job("twice")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    assert!(error_message(&conflict).contains("key-1"), "{conflict}");
+
+    let (status, other) = enqueue_with_key(&t, "key-2", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(other["job"]["id"], first["job"]["id"]);
+
+    let (status, _) = enqueue_with_key(&t, "", &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, list) = t.get("/v1/jobs").await;
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 2);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_is_enqueued_whole_or_not_at_all() {
+    let t = TestNode::start().await;
+    let (status, body) = t
+        .post(
+            "/v1/jobs/batch",
+            json!({ "jobs": [shell_job("a"), shell_job("b"), shell_job("c")] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let jobs = body["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3);
+    assert!(jobs.iter().all(|job| job["status"] == "queued"));
+    assert_eq!(jobs[1]["payload"]["args"], json!(["b"]));
+    let head = t.head_seq().await;
+
+    let mut invalid = shell_job("bad");
+    invalid["maxAttempts"] = json!(0);
+    let (status, body) = t
+        .post(
+            "/v1/jobs/batch",
+            json!({ "jobs": [shell_job("d"), invalid, shell_job("e")] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(error_message(&body).contains("maxAttempts"), "{body}");
+    let (status, body) = t
+        .post(
+            "/v1/jobs/batch",
+            json!({ "jobs": [shell_job("f"), { "payload": { "kind": "shell" } }] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    assert_eq!(t.head_seq().await, head);
+    let (_, list) = t.get("/v1/jobs").await;
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 3);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn jobs_are_listed_in_pages_with_a_next_cursor() {
+    let t = TestNode::start().await;
+    t.register("h", &["shell"], 2).await;
+    let mut enqueued = Vec::new();
+    for i in 0..5 {
+        enqueued.push(t.enqueue_echo(&i.to_string()).await);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/jobs?limit=2".to_string();
+    loop {
+        let (status, page) = t.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let jobs = page["jobs"].as_array().unwrap();
+        assert!(jobs.len() <= 2);
+        seen.extend(jobs.iter().map(|job| job["id"].as_str().unwrap().to_string()));
+        match page.get("next") {
+            Some(next) => {
+                assert_eq!(next, &jobs.last().unwrap()["id"]);
+                path = format!("/v1/jobs?limit=2&after={}", next.as_str().unwrap());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, enqueued);
+    let (_, exact) = t.get("/v1/jobs?limit=5").await;
+    assert!(exact.get("next").is_none(), "{exact}");
+
+    t.post("/v1/hosts/h/claim", json!({ "maxJobs": 2 })).await;
+    let (_, leased) = t.get("/v1/jobs?status=leased").await;
+    let leased: Vec<&str> = leased["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(leased, [enqueued[0].as_str(), enqueued[1].as_str()]);
+    let (_, queued) = t.get("/v1/jobs?status=queued&limit=1").await;
+    assert_eq!(queued["jobs"][0]["id"], enqueued[2].as_str());
+    assert_eq!(queued["next"], enqueued[2].as_str());
+    let (_, rest) = t
+        .get(&format!("/v1/jobs?status=queued&after={}", enqueued[2]))
+        .await;
+    assert_eq!(rest["jobs"].as_array().unwrap().len(), 2);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn cancelling_a_queued_job_ends_it() {
+    let t = TestNode::start().await;
+    t.register("h", &["shell"], 1).await;
+    let job_id = t.enqueue_echo("x").await;
+    let path = format!("/v1/jobs/{job_id}/cancel");
+    let (status, body) = t.call("POST", &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["job"]["status"], "cancelled");
+    assert_eq!(t.claim("h").await, Value::Null);
+    let (status, body) = t.call("POST", &path, None).await;
+    assert_eq!(status, StatusCode::OK, "cancelling twice is fine: {body}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_leased_job_ends_cancelled_when_it_completes() {
+    let t = TestNode::start().await;
+    t.register("h", &["shell"], 1).await;
+    let job_id = t.enqueue_echo("x").await;
+    t.claim("h").await;
+    let (status, body) = t
+        .call("POST", &format!("/v1/jobs/{job_id}/cancel"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["job"]["cancelRequested"], true);
+    assert_eq!(t.heartbeat("h", json!({})).await["cancel"], json!([job_id]));
+
+    let (status, body) = t.complete(&job_id, success("h", Some(1))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["job"]["status"], "cancelled");
+    assert_eq!(t.heartbeat("h", json!({})).await["cancel"], json!([]));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_finished_job_cannot_be_cancelled() {
+    let t = TestNode::start().await;
+    t.register("h", &["shell"], 1).await;
+    let job_id = t.enqueue_echo("x").await;
+    t.claim("h").await;
+    let (status, _) = t.complete(&job_id, success("h", Some(1))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = t
+        .call("POST", &format!("/v1/jobs/{job_id}/cancel"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_completion_records_the_result() {
+    let t = TestNode::start().await;
+    t.register("h", &["shell"], 1).await;
+    let job_id = t.enqueue_echo("x").await;
+    t.claim("h").await;
+    let (status, body) = t.complete(&job_id, success("h", Some(1))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let job = &body["job"];
+    assert_eq!(job["status"], "completed");
+    assert_eq!(job["result"]["stdout"], "hello\n");
+    assert_eq!(job["result"]["stderr"], "");
+    assert_eq!(job["result"]["exitCode"], 0);
+    assert_eq!(job["result"]["durationMs"], 12);
+    assert!(job.get("leaseEpoch").is_none(), "{job}");
+    assert_eq!(&t.job(&job_id).await, job);
+
+    let (_, hosts) = t.get("/v1/hosts").await;
+    assert_eq!(hosts["hosts"][0]["activeLeases"], 0);
+
+    let job_id = t.enqueue_echo("y").await;
+    t.claim("h").await;
+    let failure = json!({
+        "hostId": "h", "success": false, "durationMs": 3, "exitCode": 7,
+        "stdout": "", "stderr": "boom", "error": "exit 7",
+    });
+    let (status, body) = t.complete(&job_id, failure).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["job"]["status"], "failed");
+    assert_eq!(body["job"]["error"], "exit 7");
+    assert_eq!(body["job"]["result"]["stderr"], "boom");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_completion_under_a_stale_lease_or_from_another_host_gets_409() {
+    let t = TestNode::start().await;
+    t.register("h", &["shell"], 1).await;
+    t.register("other", &["shell"], 1).await;
+    let job_id = t.enqueue_echo("x").await;
+    t.claim("h").await;
+    let head = t.head_seq().await;
+    for epoch in [0, 2] {
+        let (status, body) = t.complete(&job_id, success("h", Some(epoch))).await;
+        assert_eq!(status, StatusCode::CONFLICT, "epoch {epoch}: {body}");
+        assert!(error_message(&body).contains("epoch"), "{body}");
+    }
+    let (status, body) = t.complete(&job_id, success("other", Some(1))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = t.complete(&job_id, success("other", None)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(t.head_seq().await, head);
+    assert_eq!(t.job(&job_id).await["status"], "leased");
+
+    // An MVP host names no epoch: the live lease is meant.
+    let (status, body) = t.complete(&job_id, success("h", None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_completion_gets_the_same_answer() {
+    let t = TestNode::start().await;
+    t.register("h", &["shell"], 1).await;
+    t.register("other", &["shell"], 1).await;
+    let job_id = t.enqueue_echo("x").await;
+    t.claim("h").await;
+    let (status, first) = t.complete(&job_id, success("h", Some(1))).await;
+    assert_eq!(status, StatusCode::OK);
+    let head = t.head_seq().await;
+    for _ in 0..2 {
+        let (status, again) = t.complete(&job_id, success("h", Some(1))).await;
+        assert_eq!(status, StatusCode::OK, "{again}");
+        assert_eq!(again, first);
+    }
+    assert_eq!(t.head_seq().await, head);
+    let (status, _) = t.complete(&job_id, success("other", Some(1))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    t.stop().await;
+}

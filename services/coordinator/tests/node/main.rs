@@ -1,0 +1,20 @@
+//! A real coordinator in a temporary directory: every HTTP route through
+//! `warp::test` (no socket), and a restart on the same data.
+//!
+//! - [`basics`]: health, the token, unknown routes and ids, bad input, the
+//!   body limit
+//! - [`hosts`]: register, list, heartbeat (renewal, cancel delivery, lost)
+//! - [`claims`]: the MVP and multi-job shapes, order, capabilities, long poll
+//! - [`jobs`]: enqueue, idempotency, batch, get, list and pages, cancel,
+//!   complete
+//! - [`log`]: head, events as a segment and as JSON, digest, state
+//! - [`restart`]: stop and start on the same directory
+//! - [`util`]: starting a node, requests, waiting with a deadline
+
+mod basics;
+mod claims;
+mod hosts;
+mod jobs;
+mod log;
+mod restart;
+mod util;
