@@ -20,7 +20,9 @@ pub enum Error {
     NotALog { name: String, reason: String },
 
     /// A format version this build does not know; a newer auditor may.
-    #[error("{what}: unsupported {part} format version {version}; a newer skyclaw-audit may read it")]
+    #[error(
+        "{what}: unsupported {part} format version {version}; a newer skyclaw-audit may read it"
+    )]
     UnsupportedVersion {
         what: String,
         part: &'static str,

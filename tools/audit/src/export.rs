@@ -129,8 +129,9 @@ async fn copy<W: Write + Send>(
 /// Where the export is written until it is complete: beside the target,
 /// so the final rename stays on one file system.
 fn partial_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "export".into(), |name| name.to_string_lossy().into_owned());
+    let name = path.file_name().map_or_else(
+        || "export".into(),
+        |name| name.to_string_lossy().into_owned(),
+    );
     path.with_file_name(format!(".{name}.partial"))
 }

@@ -127,14 +127,18 @@ pub(crate) fn classify(name: &str, error: FormatError) -> Stop {
         FormatError::HashMismatch { seq } => finding(FindingKind::HashMismatch, Some(seq)),
         FormatError::ChainBroken { seq } => finding(FindingKind::ChainBroken, Some(seq)),
         FormatError::SeqGap { expected, .. } => finding(FindingKind::SeqGap, Some(expected)),
-        FormatError::ClusterMismatch { seq, .. } => finding(FindingKind::ClusterMismatch, Some(seq)),
+        FormatError::ClusterMismatch { seq, .. } => {
+            finding(FindingKind::ClusterMismatch, Some(seq))
+        }
         FormatError::Truncated {
             after_seq: Some(seq),
             ..
         } => finding(FindingKind::Truncated, Some(seq)),
         FormatError::Corrupt { seq, .. } => finding(FindingKind::Corrupt, seq),
         FormatError::Event(_) => finding(FindingKind::UndecodableEvent, None),
-        FormatError::Truncated { after_seq: None, .. } => Stop::Error(Error::NotALog {
+        FormatError::Truncated {
+            after_seq: None, ..
+        } => Stop::Error(Error::NotALog {
             name: name.to_owned(),
             reason: "ends before a complete segment header (empty, or cut short at its start)"
                 .into(),

@@ -31,7 +31,9 @@ impl LogBuilder {
         let create = Command::CreateCluster {
             cluster_id: cluster_id.to_owned(),
         };
-        let mut records = builder.run(&create, at).expect("a new cluster can be created");
+        let mut records = builder
+            .run(&create, at)
+            .expect("a new cluster can be created");
         (builder, records.remove(0))
     }
 

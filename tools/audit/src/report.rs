@@ -87,7 +87,9 @@ impl Report {
             source,
             cluster_id: auditor.map(|a| a.cluster_id().to_owned()),
             anchor: auditor.map(Auditor::start).filter(|start| start.seq > 0),
-            first_seq: auditor.filter(|a| a.verified() > 0).map(|a| a.start().next_seq()),
+            first_seq: auditor
+                .filter(|a| a.verified() > 0)
+                .map(|a| a.start().next_seq()),
             last_seq: auditor.filter(|a| a.verified() > 0).map(|a| a.head().seq),
             events,
             head_hash: auditor.filter(|a| a.verified() > 0).map(|a| a.head().hash),

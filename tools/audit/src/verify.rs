@@ -205,10 +205,11 @@ async fn verify_remote(
         };
         while !follower.stopped {
             tokio::time::sleep(interval).await;
-            let caught_up = remote::catch_up(&mut remote, &mut pass, None, &mut |pass, first, last| {
-                follower.page(pass, first, last)
-            })
-            .await;
+            let caught_up =
+                remote::catch_up(&mut remote, &mut pass, None, &mut |pass, first, last| {
+                    follower.page(pass, first, last)
+                })
+                .await;
             match caught_up {
                 Ok(()) => {}
                 Err(Stop::Error(Error::Unreachable(reason))) => {
@@ -220,7 +221,11 @@ async fn verify_remote(
         Ok(())
     }
     .await;
-    pass.into_report(Source::Coordinator(urls.to_vec()).describe(), started, outcome)
+    pass.into_report(
+        Source::Coordinator(urls.to_vec()).describe(),
+        started,
+        outcome,
+    )
 }
 
 /// Compares the replayed digest with the coordinator's at the same seq. The
@@ -232,7 +237,8 @@ async fn compare_remote(
     cluster_id: &str,
 ) -> Result<(), Stop> {
     let Some(auditor) = pass.auditor.as_ref() else {
-        pass.notes.push("nothing to compare: the log is empty".into());
+        pass.notes
+            .push("nothing to compare: the log is empty".into());
         return Ok(());
     };
     if auditor.cluster_id() != cluster_id {
@@ -314,12 +320,25 @@ async fn check_remote_outputs(remote: &mut Remote, outputs: &[OutputRef]) -> Res
             return Err(Finding::new(
                 FindingKind::BlobMismatch,
                 Some(output.seq),
-                format!("job {} has no result to check its output against", output.job_id),
+                format!(
+                    "job {} has no result to check its output against",
+                    output.job_id
+                ),
             )
             .into());
         };
-        check_output(output, "stdout", output.stdout, Some(result.stdout.as_bytes()))?;
-        check_output(output, "stderr", output.stderr, Some(result.stderr.as_bytes()))?;
+        check_output(
+            output,
+            "stdout",
+            output.stdout,
+            Some(result.stdout.as_bytes()),
+        )?;
+        check_output(
+            output,
+            "stderr",
+            output.stderr,
+            Some(result.stderr.as_bytes()),
+        )?;
     }
     Ok(())
 }
@@ -331,7 +350,13 @@ pub(crate) fn check_output(
     recorded: BlobRef,
     content: Option<&[u8]>,
 ) -> Result<(), Finding> {
-    let fail = |reason: String| Err(Finding::new(FindingKind::BlobMismatch, Some(output.seq), reason));
+    let fail = |reason: String| {
+        Err(Finding::new(
+            FindingKind::BlobMismatch,
+            Some(output.seq),
+            reason,
+        ))
+    };
     match content {
         None => fail(format!(
             "the {which} of job {} (blob {}) is missing",
@@ -387,7 +412,8 @@ impl<'a> Pass<'a> {
             return;
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let template = format!("{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}})");
+        let template =
+            format!("{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}})");
         if let Ok(style) = ProgressStyle::with_template(&template) {
             bar.set_style(style);
         }
@@ -405,7 +431,10 @@ impl<'a> Pass<'a> {
     pub(crate) fn begin(&mut self, name: &str, header: &SegmentHeader) -> Result<(), Stop> {
         match &self.auditor {
             Some(auditor) => auditor.check_segment(name, header),
-            None if self.first_seq.is_some_and(|first| first != header.first_seq) => {
+            None if self
+                .first_seq
+                .is_some_and(|first| first != header.first_seq) =>
+            {
                 let asked = self.first_seq.unwrap_or(1);
                 Err(Finding::new(
                     FindingKind::SeqGap,
@@ -466,9 +495,13 @@ impl<'a> Pass<'a> {
     }
 
     pub(crate) fn head(&self) -> ChainHead {
-        self.auditor
-            .as_ref()
-            .map_or(ChainHead { seq: 0, hash: Hash32::default() }, Auditor::head)
+        self.auditor.as_ref().map_or(
+            ChainHead {
+                seq: 0,
+                hash: Hash32::default(),
+            },
+            Auditor::head,
+        )
     }
 
     /// Records a comparison of the replayed digest with `theirs` at `seq`;
@@ -494,9 +527,8 @@ impl<'a> Pass<'a> {
         if agrees {
             return Ok(());
         }
-        let mut reason = format!(
-            "the replayed state hashes to {ours}; {against} says {theirs} at record {seq}"
-        );
+        let mut reason =
+            format!("the replayed state hashes to {ours}; {against} says {theirs} at record {seq}");
         if let Some(difference) = difference {
             reason = format!("{reason}: {difference}");
         }

@@ -29,7 +29,9 @@ const PROGRESS_EVERY: u64 = 1 << 14;
 pub(crate) fn verify(path: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
     let store = Store::open(path)?;
     let Some(cluster_id) = store.meta::<String>("cluster_id")? else {
-        return Err(store.unreadable("it holds no cluster yet (no `cluster_id` in `meta`)").into());
+        return Err(store
+            .unreadable("it holds no cluster yet (no `cluster_id` in `meta`)")
+            .into());
     };
     let anchor = store
         .meta::<ChainHead>("anchor")?
@@ -42,7 +44,10 @@ pub(crate) fn verify(path: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
     pass.start(&cluster_id, anchor);
 
     let mut chain = ChainVerifier::new(&cluster_id, anchor);
-    for item in store.db.iterator_cf(store.family(EVENTS)?, IteratorMode::Start) {
+    for item in store
+        .db
+        .iterator_cf(store.family(EVENTS)?, IteratorMode::Start)
+    {
         let (key, bytes) = item.map_err(|e| store.unreadable(format!("reading `events`: {e}")))?;
         let expected = chain.head().next_seq();
         let Ok(key) = <[u8; 8]>::try_from(&key[..]) else {
@@ -65,10 +70,12 @@ pub(crate) fn verify(path: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
                 .into())
             }
             Err(error) => {
-                return Err(
-                    Finding::new(FindingKind::Corrupt, Some(key), format!("record {key}: {error}"))
-                        .into(),
+                return Err(Finding::new(
+                    FindingKind::Corrupt,
+                    Some(key),
+                    format!("record {key}: {error}"),
                 )
+                .into())
             }
         };
         if record.seq != key {
@@ -115,20 +122,35 @@ pub(crate) fn verify(path: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
 
 /// Compares the replayed state with the views the node keeps, naming the
 /// first host or job that differs.
-fn compare_views(store: &Store, cluster_id: &str, seq: u64, pass: &mut Pass<'_>) -> Result<(), Stop> {
+fn compare_views(
+    store: &Store,
+    cluster_id: &str,
+    seq: u64,
+    pass: &mut Pass<'_>,
+) -> Result<(), Stop> {
     let Some(replayed) = pass.auditor.as_ref().and_then(|auditor| auditor.state()) else {
         return Ok(());
     };
     let mut hosts = Vec::new();
     let mut jobs = Vec::new();
-    for item in store.db.iterator_cf(store.family(VIEWS)?, IteratorMode::Start) {
+    for item in store
+        .db
+        .iterator_cf(store.family(VIEWS)?, IteratorMode::Start)
+    {
         let (key, bytes) = item.map_err(|e| store.unreadable(format!("reading `views`: {e}")))?;
         let name = String::from_utf8_lossy(&key).into_owned();
-        let undecodable = |e: rmp_serde::decode::Error| store.unreadable(format!("view {name}: {e}"));
+        let undecodable =
+            |e: rmp_serde::decode::Error| store.unreadable(format!("view {name}: {e}"));
         match key.first() {
-            Some(b'h') => hosts.push(rmp_serde::from_slice::<HostView>(&bytes).map_err(undecodable)?),
+            Some(b'h') => {
+                hosts.push(rmp_serde::from_slice::<HostView>(&bytes).map_err(undecodable)?)
+            }
             Some(b'j') => jobs.push(rmp_serde::from_slice::<JobView>(&bytes).map_err(undecodable)?),
-            _ => return Err(store.unreadable(format!("unknown view key {name:?}")).into()),
+            _ => {
+                return Err(store
+                    .unreadable(format!("unknown view key {name:?}"))
+                    .into())
+            }
         }
     }
     let difference = first_difference(replayed, &hosts, &jobs);
@@ -152,7 +174,10 @@ fn first_difference(replayed: &State, hosts: &[HostView], jobs: &[JobView]) -> O
             Some(_) => {}
         }
     }
-    if let Some(host) = replayed.hosts().find(|ours| !hosts.iter().any(|h| h.id == ours.id)) {
+    if let Some(host) = replayed
+        .hosts()
+        .find(|ours| !hosts.iter().any(|h| h.id == ours.id))
+    {
         return Some(format!("host {} is missing from the stored views", host.id));
     }
     for job in jobs {
@@ -166,7 +191,9 @@ fn first_difference(replayed: &State, hosts: &[HostView], jobs: &[JobView]) -> O
                     job.status.as_str()
                 ))
             }
-            Some(ours) if ours != job => return Some(format!("job {} differs from its replay", job.id)),
+            Some(ours) if ours != job => {
+                return Some(format!("job {} differs from its replay", job.id))
+            }
             Some(_) => {}
         }
     }

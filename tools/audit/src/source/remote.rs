@@ -160,7 +160,11 @@ impl Remote {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(error) => {
-                    failures.push(format!("{}: {}", self.urls[index], transport_reason(&error)));
+                    failures.push(format!(
+                        "{}: {}",
+                        self.urls[index],
+                        transport_reason(&error)
+                    ));
                     continue;
                 }
             };
@@ -172,9 +176,15 @@ impl Remote {
             let message = error_message(response).await;
             if matches!(
                 status,
-                StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+                StatusCode::BAD_GATEWAY
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT
             ) {
-                failures.push(format!("{}: {message} (HTTP {})", self.urls[index], status.as_u16()));
+                failures.push(format!(
+                    "{}: {message} (HTTP {})",
+                    self.urls[index],
+                    status.as_u16()
+                ));
                 continue;
             }
             return Err(Error::Refused {

@@ -28,8 +28,8 @@ pub(crate) fn verify_file(path: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> 
 
 /// Verifies every segment file in `dir` (hidden files aside) as one log.
 pub(crate) fn verify_dir(dir: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
-    let listing = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let listing =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
     let mut files = Vec::new();
     let mut total = 0;
     for entry in listing {

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use skyclaw_audit::{export_segment, follow, verify, FindingKind, FollowEvent, Source, VerifyOptions};
+use skyclaw_audit::{
+    export_segment, follow, verify, FindingKind, FollowEvent, Source, VerifyOptions,
+};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -192,7 +194,9 @@ async fn a_real_coordinators_log_verifies_and_forgeries_do_not() {
     let mut blobs = options();
     blobs.blobs = true;
     blobs.page_size = 3;
-    let report = verify(Source::Coordinator(vec![url.clone()]), blobs).await.unwrap();
+    let report = verify(Source::Coordinator(vec![url.clone()]), blobs)
+        .await
+        .unwrap();
     assert_eq!(report.finding, None, "{report}");
     assert_eq!(report.last_seq, Some(head));
     let comparison = report.comparison.clone().unwrap();
@@ -201,7 +205,14 @@ async fn a_real_coordinators_log_verifies_and_forgeries_do_not() {
     assert_eq!(Some(comparison.digest), report.digest);
     let live_digest = report.digest.unwrap();
 
-    let run = audit(vec!["verify".into(), url.clone(), "--token".into(), TOKEN.into(), "--json".into()]).await;
+    let run = audit(vec![
+        "verify".into(),
+        url.clone(),
+        "--token".into(),
+        TOKEN.into(),
+        "--json".into(),
+    ])
+    .await;
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert_eq!(run.json()["comparison"]["agrees"], true);
     let run = audit(vec!["verify".into(), url.clone()]).await;
@@ -219,15 +230,34 @@ async fn a_real_coordinators_log_verifies_and_forgeries_do_not() {
     assert_eq!(report.digest, Some(live_digest));
     let range = dir.path().join("range.seg");
     let run = audit(vec![
-        "export".into(), "--url".into(), url.clone(), "--token".into(), TOKEN.into(),
-        "--from".into(), "3".into(), "--to".into(), "5".into(), "-o".into(),
+        "export".into(),
+        "--url".into(),
+        url.clone(),
+        "--token".into(),
+        TOKEN.into(),
+        "--from".into(),
+        "3".into(),
+        "--to".into(),
+        "5".into(),
+        "-o".into(),
         range.to_str().unwrap().into(),
     ])
     .await;
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let run = audit(vec!["verify".into(), "--json".into(), range.to_str().unwrap().into()]).await;
+    let run = audit(vec![
+        "verify".into(),
+        "--json".into(),
+        range.to_str().unwrap().into(),
+    ])
+    .await;
     assert_eq!(run.code, 0, "{}", run.stdout);
-    assert_eq!((run.json()["firstSeq"].as_u64(), run.json()["lastSeq"].as_u64()), (Some(3), Some(5)));
+    assert_eq!(
+        (
+            run.json()["firstSeq"].as_u64(),
+            run.json()["lastSeq"].as_u64()
+        ),
+        (Some(3), Some(5))
+    );
 
     // Follow: a new job shows up as a verified batch.
     let (batches, mut seen) = tokio::sync::mpsc::unbounded_channel();
@@ -285,16 +315,21 @@ async fn data_dir_checks(db_path: &Path, job_a: &str) {
     let finding = report.finding.clone().expect("the forgery is found");
     assert_eq!(finding.kind, FindingKind::DigestMismatch, "{report}");
     assert!(
-        finding.reason.contains(&format!("job {job_a} is failed in the replay, completed in the stored views")),
+        finding.reason.contains(&format!(
+            "job {job_a} is failed in the replay, completed in the stored views"
+        )),
         "{finding}"
     );
 
     // Restarted on the forged log, the coordinator still serves its views:
     // the digest comparison over HTTP catches it too.
     let coordinator = Coordinator::start(db_path).await;
-    let report = verify(Source::Coordinator(vec![coordinator.url.clone()]), options())
-        .await
-        .unwrap();
+    let report = verify(
+        Source::Coordinator(vec![coordinator.url.clone()]),
+        options(),
+    )
+    .await
+    .unwrap();
     let finding = report.finding.clone().expect("the forgery is found");
     assert_eq!(finding.kind, FindingKind::DigestMismatch, "{report}");
     assert_eq!(report.comparison.map(|c| c.agrees), Some(false));
@@ -315,7 +350,8 @@ fn forge_completion(db_path: &Path, job_a: &str) {
     let db = DB::open_cf(&Options::default(), db_path, &families).unwrap();
     let events = db.cf_handle("events").unwrap();
     let meta = db.cf_handle("meta").unwrap();
-    let cluster_id: String = rmp_serde::from_slice(&db.get_cf(meta, "cluster_id").unwrap().unwrap()).unwrap();
+    let cluster_id: String =
+        rmp_serde::from_slice(&db.get_cf(meta, "cluster_id").unwrap().unwrap()).unwrap();
     let records: Vec<Record> = db
         .iterator_cf(events, rocksdb::IteratorMode::Start)
         .map(|item| Record::decode(&item.unwrap().1).unwrap())
@@ -333,15 +369,27 @@ fn forge_completion(db_path: &Path, job_a: &str) {
             }
         }
         let prev_hash = prev.map_or(record.prev_hash, |head| head.hash);
-        let sealed = Record::seal(&cluster_id, record.seq, record.at, record.origin, prev_hash, event);
+        let sealed = Record::seal(
+            &cluster_id,
+            record.seq,
+            record.at,
+            record.origin,
+            prev_hash,
+            event,
+        );
         if forging {
-            db.put_cf(events, record.seq.to_be_bytes(), sealed.encode()).unwrap();
+            db.put_cf(events, record.seq.to_be_bytes(), sealed.encode())
+                .unwrap();
         }
         prev = Some(sealed.head());
     }
     assert!(forging, "job A's completion is in the log");
-    db.put_cf(meta, "head", rmp_serde::to_vec_named(&prev.unwrap()).unwrap())
-        .unwrap();
+    db.put_cf(
+        meta,
+        "head",
+        rmp_serde::to_vec_named(&prev.unwrap()).unwrap(),
+    )
+    .unwrap();
     db.flush_cf(events).unwrap();
     db.flush_cf(meta).unwrap();
 }

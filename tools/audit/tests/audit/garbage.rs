@@ -7,7 +7,11 @@ fn rejected(bytes: &[u8], expected: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "input", bytes);
     let run = audit(&["verify", path.to_str().unwrap()]);
-    assert_eq!(run.code, 2, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 2,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
     assert!(run.stderr.contains(expected), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 
@@ -56,7 +60,11 @@ fn a_segment_from_a_newer_format() {
 fn a_path_that_does_not_exist() {
     let run = audit(&["verify", "/nonexistent/skyclaw/log.seg"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("/nonexistent/skyclaw/log.seg"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("/nonexistent/skyclaw/log.seg"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -82,7 +90,11 @@ fn bad_usage() {
     let path = write(dir.path(), "log.seg", &segment(CLUSTER, &synthetic(10)));
     let run = audit(&["verify", "--follow", path.to_str().unwrap()]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("--follow needs a coordinator"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--follow needs a coordinator"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -92,5 +104,9 @@ fn an_unreachable_coordinator() {
     drop(listener);
     let run = audit(&["verify", &url]);
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("cannot reach a coordinator"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot reach a coordinator"),
+        "{}",
+        run.stderr
+    );
 }

@@ -84,7 +84,10 @@ fn a_completion_under_a_stale_epoch_is_a_violation() {
     records.push(stale);
     let (kind, at, reason) = verify_crafted(&records);
     assert_eq!((kind.as_str(), at), ("invariant", Some(seq)));
-    assert!(reason.contains("epoch 1 is not the live lease (epoch 2)"), "{reason}");
+    assert!(
+        reason.contains("epoch 1 is not the live lease (epoch 2)"),
+        "{reason}"
+    );
 }
 
 #[test]

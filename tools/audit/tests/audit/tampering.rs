@@ -29,10 +29,15 @@ fn check(dir: &tempfile::TempDir, bytes: &[u8]) -> (String, Option<u64>, String)
 #[test]
 fn a_byte_flipped_in_an_event() {
     let (dir, records, mut bytes) = log();
-    let event_start = record_offset(CLUSTER, &records, TARGET) + skyclaw_log_format::RECORD_HEADER_LEN;
+    let event_start =
+        record_offset(CLUSTER, &records, TARGET) + skyclaw_log_format::RECORD_HEADER_LEN;
     bytes[event_start + 3] ^= 0x01;
     let (kind, seq, reason) = check(&dir, &bytes);
-    assert_eq!((kind.as_str(), seq), ("hashMismatch", Some(TARGET)), "{reason}");
+    assert_eq!(
+        (kind.as_str(), seq),
+        ("hashMismatch", Some(TARGET)),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -97,7 +102,11 @@ fn the_tail_cut_mid_record_is_truncation() {
     let cut = record_offset(CLUSTER, &records, TARGET) + 40;
     let path = write(dir.path(), "cut.seg", &bytes[..cut]);
     let (kind, seq, reason) = finding_of(&path, &[]);
-    assert_eq!((kind.as_str(), seq), ("truncated", Some(TARGET - 1)), "{reason}");
+    assert_eq!(
+        (kind.as_str(), seq),
+        ("truncated", Some(TARGET - 1)),
+        "{reason}"
+    );
 
     let human = audit(&["verify", path.to_str().unwrap()]);
     assert_eq!(human.code, 1);
@@ -161,14 +170,23 @@ fn a_rewritten_and_rehashed_log_is_caught_by_a_pinned_head() {
         env: Default::default(),
         timeout_ms: None,
     };
-    let forged = rewritten(CLUSTER, &records, target.seq, Event::JobEnqueued(spec).encode());
+    let forged = rewritten(
+        CLUSTER,
+        &records,
+        target.seq,
+        Event::JobEnqueued(spec).encode(),
+    );
     let path = write(dir.path(), "forged.seg", &segment(CLUSTER, &forged));
     assert_eq!(audit(&["verify", path.to_str().unwrap()]).code, 0);
 
     // A head pinned before the forgery exposes it.
     let pin = format!("{RECORDS}:{}", records.last().unwrap().hash);
     let (kind, seq, reason) = finding_of(&path, &["--expect-head", &pin]);
-    assert_eq!((kind.as_str(), seq), ("headMismatch", Some(RECORDS)), "{reason}");
+    assert_eq!(
+        (kind.as_str(), seq),
+        ("headMismatch", Some(RECORDS)),
+        "{reason}"
+    );
 
     // So does a pin on the rewritten record itself.
     let pin = format!("{}:{}", target.seq, target.hash);
@@ -178,7 +196,10 @@ fn a_rewritten_and_rehashed_log_is_caught_by_a_pinned_head() {
     // A pin before it still holds.
     let before = &records[(target.seq - 2) as usize];
     let pin = format!("{}:{}", before.seq, before.hash);
-    assert_eq!(audit(&["verify", path.to_str().unwrap(), "--expect-head", &pin]).code, 0);
+    assert_eq!(
+        audit(&["verify", path.to_str().unwrap(), "--expect-head", &pin]).code,
+        0
+    );
 }
 
 #[test]

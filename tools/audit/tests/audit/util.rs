@@ -32,7 +32,12 @@ pub fn segment(cluster_id: &str, records: &[Record]) -> Vec<u8> {
 
 /// A segment from genesis holding `records` as given, valid or not, with
 /// a trailer that restates `trailer_head` and `count`.
-pub fn assemble(cluster_id: &str, records: &[Record], trailer_head: ChainHead, count: u64) -> Vec<u8> {
+pub fn assemble(
+    cluster_id: &str,
+    records: &[Record],
+    trailer_head: ChainHead,
+    count: u64,
+) -> Vec<u8> {
     let mut bytes = header(cluster_id);
     for record in records {
         let encoded = record.encode();
@@ -114,7 +119,11 @@ pub fn finding_of(path: &Path, extra: &[&str]) -> (String, Option<u64>, String) 
     let mut args = vec!["verify", "--json", path.to_str().unwrap()];
     args.extend_from_slice(extra);
     let run = audit(&args);
-    assert_eq!(run.code, 1, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 1,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
     let report = run.json();
     assert_eq!(report["status"], "violation");
     let finding = &report["finding"];

@@ -12,7 +12,9 @@ use crate::util::*;
 fn replayed_digest(records: &[skyclaw_log_format::Record]) -> Hash32 {
     let mut state = State::new();
     for record in records {
-        state.apply(&record.decode_event().unwrap(), record.at).unwrap();
+        state
+            .apply(&record.decode_event().unwrap(), record.at)
+            .unwrap();
     }
     state.digest()
 }
@@ -38,8 +40,16 @@ fn a_synthetic_log_verifies_and_replays() {
 
     let human = audit(&["verify", path.to_str().unwrap()]);
     assert_eq!(human.code, 0);
-    assert!(human.stdout.contains("result:    verified"), "{}", human.stdout);
-    assert!(human.stdout.contains("5000 verified, records 1 to 5000"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("result:    verified"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("5000 verified, records 1 to 5000"),
+        "{}",
+        human.stdout
+    );
 }
 
 #[test]
@@ -72,7 +82,11 @@ fn a_directory_of_segments_verifies_as_one_log() {
     let dir = tempfile::tempdir().unwrap();
     let records = synthetic(3_000);
     // Named so that name order is not seq order.
-    for (name, range) in [("c.seg", 0..1_000), ("a.seg", 1_000..2_500), ("b.seg", 2_500..3_000)] {
+    for (name, range) in [
+        ("c.seg", 0..1_000),
+        ("a.seg", 1_000..2_500),
+        ("b.seg", 2_500..3_000),
+    ] {
         let first = &records[range.start];
         let bytes = write_segment(CLUSTER, first.seq, first.prev_hash, &records[range]).unwrap();
         write(dir.path(), name, &bytes);
@@ -107,7 +121,10 @@ fn a_segment_after_an_anchor_is_chain_checked_and_says_so() {
     assert_eq!(report["anchor"]["hash"], records[1_199].hash.to_hex());
     assert_eq!(report["firstSeq"], 1_201);
     assert_eq!(report["replayed"], false);
-    assert!(report["notes"][0].as_str().unwrap().contains("taken on trust"));
+    assert!(report["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("taken on trust"));
 }
 
 #[test]
