@@ -63,7 +63,7 @@ fn assert_none_crashed(cluster: &mut Cluster) {
 
 #[test]
 fn killing_the_leader_moves_writes_to_a_new_leader() {
-    const KILLS: usize = 3;
+    const KILLS: usize = 5;
     harness::run(TEST_LIMIT, async {
         let started = Instant::now();
         let mut cluster = Cluster::start(Options::default()).await;
@@ -335,7 +335,7 @@ fn a_wiped_follower_rejoins_as_a_new_incarnation() {
         let started = Instant::now();
         let mut cluster = Cluster::start(Options::default()).await;
         let load = Load::start(cluster.urls(), "wipe", ENQUEUERS, HOSTS);
-        load.wait_acknowledged(30, WAIT).await;
+        load.wait_acknowledged(100, WAIT).await;
         let leader = cluster.wait_ready().await;
         let follower = (leader + 1) % cluster.nodes.len();
         let name = cluster.nodes[follower].name.clone();
@@ -346,7 +346,7 @@ fn a_wiped_follower_rejoins_as_a_new_incarnation() {
             .expect("the follower says who it is");
         cluster.kill(follower).await;
         cluster.wipe(follower);
-        load.wait_acknowledged(30, WAIT).await;
+        load.wait_acknowledged(100, WAIT).await;
         cluster.restart(follower).await;
         let new: ClusterHello = cluster
             .api

@@ -545,7 +545,10 @@ impl Cluster {
         loop {
             let url = &self.nodes[nodes[turn % nodes.len()]].url;
             turn += 1;
-            match api.post(url, "/v1/jobs", &body, Some(key)).await {
+            let debug_started = Instant::now();
+            let debug_reply = api.post(url, "/v1/jobs", &body, Some(key)).await;
+            eprintln!("DEBUG probe {url}: {:?} after {:?}", debug_reply.as_ref().map(|r| (r.status, r.text())), debug_started.elapsed());
+            match debug_reply {
                 Ok(reply) if reply.status == 200 => {
                     let job: skyclaw_api::JobResponse = reply.json();
                     return (job.job.id, Instant::now());

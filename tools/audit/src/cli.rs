@@ -347,3 +347,41 @@ fn write_synthetic(args: &BenchGenerateArgs) -> Result<ChainHead, Error> {
         .map_err(io)?;
     Ok(head)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn pinned_heads_parse_as_seq_colon_hash() {
+        let hash = "ab".repeat(32);
+        let head = parse_pinned_head(&format!("42:{hash}")).unwrap();
+        assert_eq!(head.seq, 42);
+        assert_eq!(head.hash.to_hex(), hash);
+        for bad in ["42", "x:00", &format!("42:{}", "ab".repeat(31)), ""] {
+            assert!(parse_pinned_head(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls_come_from_the_list_then_the_single_url_then_the_default() {
+        let args = |urls: &[&str], url: Option<&str>| RemoteArgs {
+            urls: urls.iter().map(|u| u.to_string()).collect(),
+            url: url.map(str::to_owned),
+            token: Some(" ".into()),
+        };
+        assert_eq!(
+            args(&["http://a:1, http://b:2"], Some("http://c:3")).urls(),
+            ["http://a:1", "http://b:2"]
+        );
+        assert_eq!(args(&[], Some("http://c:3")).urls(), ["http://c:3"]);
+        assert_eq!(args(&[], None).urls(), [DEFAULT_URL]);
+        assert_eq!(args(&[], None).token(), None);
+    }
+}

@@ -163,3 +163,65 @@ pub(crate) fn classify(name: &str, error: FormatError) -> Stop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind_of(error: FormatError) -> Option<(FindingKind, Option<u64>)> {
+        match classify("input", error) {
+            Stop::Finding(finding) => Some((finding.kind, finding.seq)),
+            Stop::Error(_) => None,
+        }
+    }
+
+    #[test]
+    fn log_damage_is_a_finding_at_its_seq() {
+        use FindingKind::*;
+        let cases = [
+            (FormatError::HashMismatch { seq: 4 }, (HashMismatch, Some(4))),
+            (FormatError::ChainBroken { seq: 5 }, (ChainBroken, Some(5))),
+            (
+                FormatError::SeqGap {
+                    expected: 6,
+                    found: 8,
+                },
+                (SeqGap, Some(6)),
+            ),
+            (
+                FormatError::Truncated {
+                    offset: 900,
+                    after_seq: Some(7),
+                },
+                (Truncated, Some(7)),
+            ),
+            (
+                FormatError::Corrupt {
+                    seq: None,
+                    reason: "header".into(),
+                },
+                (Corrupt, None),
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(kind_of(error), Some(expected));
+        }
+    }
+
+    #[test]
+    fn what_is_not_a_log_is_an_error() {
+        for error in [
+            FormatError::BadMagic,
+            FormatError::Truncated {
+                offset: 3,
+                after_seq: None,
+            },
+            FormatError::UnsupportedVersion {
+                what: "segment",
+                version: 2,
+            },
+        ] {
+            assert_eq!(kind_of(error), None);
+        }
+    }
+}

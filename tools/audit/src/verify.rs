@@ -183,7 +183,7 @@ async fn verify_remote(
     let outcome = async {
         let head = remote.head().await?;
         if interval.is_none() {
-            pass.show_progress(head.seq, "records");
+            pass.show_progress(head.seq, Unit::Records);
         }
         remote::catch_up(&mut remote, &mut pass, None, &mut |pass, first, last| {
             follower.page(pass, first, last)
@@ -388,6 +388,13 @@ pub(crate) struct Pass<'a> {
     pub(crate) sink: Option<Sink<'a>>,
 }
 
+/// What a progress bar counts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Unit {
+    Bytes,
+    Records,
+}
+
 /// Where a pass hands each accepted record, besides the auditor.
 pub(crate) type Sink<'a> = Box<dyn FnMut(&str, &Record) -> Result<(), Stop> + Send + 'a>;
 
@@ -405,16 +412,18 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// Shows a progress bar towards `total` (records or bytes), when asked
+    /// Shows a progress bar towards `total` bytes or records, when asked
     /// to and stderr is a terminal.
-    pub(crate) fn show_progress(&mut self, total: u64, unit: &str) {
+    pub(crate) fn show_progress(&mut self, total: u64, unit: Unit) {
         if !self.options.progress || !std::io::stderr().is_terminal() {
             return;
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let template =
-            format!("{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}})");
-        if let Ok(style) = ProgressStyle::with_template(&template) {
+        let template = match unit {
+            Unit::Bytes => "{elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} ({bytes_per_sec})",
+            Unit::Records => "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} records",
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
         self.progress = Some(bar);

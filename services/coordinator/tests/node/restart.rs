@@ -105,7 +105,7 @@ async fn a_restart_keeps_views_head_and_digest_and_applies_nothing_twice() {
     write(&node, Command::Cancel { job_id: "c".into() }).await;
     let before = snapshot(&node);
     let applied = node.read(|m| m.applied).expect("entries were applied");
-    assert_eq!(before.head.seq, 9, "{before:?}");
+    assert_eq!(before.head.seq, 10, "{before:?}");
     stop_node(node).await;
 
     let node = bounded(

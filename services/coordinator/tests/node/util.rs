@@ -94,8 +94,12 @@ impl TestNode {
         TestNode { node, routes, dir }
     }
 
+    /// Stops the node and closes its database before the directory goes.
     pub async fn stop(self) {
-        stop_node(self.node).await;
+        let TestNode { node, routes, dir } = self;
+        drop(routes);
+        stop_node(node).await;
+        drop(dir);
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {

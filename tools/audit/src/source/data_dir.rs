@@ -9,11 +9,11 @@ use std::path::Path;
 
 use rocksdb::{IteratorMode, Options, DB};
 use serde::de::DeserializeOwned;
-use skyclaw_log_format::{ChainHead, ChainVerifier, Error as FormatError, Record};
+use skyclaw_log_format::{ChainHead, ChainVerifier, Record};
 use skyclaw_state::{HostView, JobView, State};
 
 use crate::finding::{classify, Finding, FindingKind, Stop};
-use crate::verify::{check_output, Pass};
+use crate::verify::{check_output, Pass, Unit};
 use crate::Error;
 
 const EVENTS: &str = "events";
@@ -39,7 +39,7 @@ pub(crate) fn verify(path: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
     let recorded_head = store.meta::<ChainHead>("head")?;
     pass.show_progress(
         recorded_head.map_or(0, |head| head.seq.saturating_sub(anchor.seq)),
-        "records",
+        Unit::Records,
     );
     pass.start(&cluster_id, anchor);
 
@@ -59,25 +59,11 @@ pub(crate) fn verify(path: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
             .into());
         };
         let key = u64::from_be_bytes(key);
-        let record = match Record::decode(&bytes) {
-            Ok(record) => record,
-            Err(FormatError::UnsupportedVersion { what, version }) => {
-                return Err(Error::UnsupportedVersion {
-                    what: format!("record {key}"),
-                    part: what,
-                    version,
-                }
-                .into())
-            }
-            Err(error) => {
-                return Err(Finding::new(
-                    FindingKind::Corrupt,
-                    Some(key),
-                    format!("record {key}: {error}"),
-                )
-                .into())
-            }
-        };
+        // The version byte is the one part of a record its hash does not
+        // cover, so an unknown one is damage, as in a segment.
+        let record = Record::decode(&bytes).map_err(|error| {
+            Finding::new(FindingKind::Corrupt, Some(key), format!("record {key}: {error}"))
+        })?;
         if record.seq != key {
             return Err(Finding::new(
                 FindingKind::Corrupt,

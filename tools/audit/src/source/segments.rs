@@ -12,7 +12,7 @@ use std::rc::Rc;
 use skyclaw_log_format::SegmentReader;
 
 use crate::finding::{classify, Stop};
-use crate::verify::Pass;
+use crate::verify::{Pass, Unit};
 use crate::Error;
 
 /// Read buffer for segment files: large reads keep the reader's per-frame
@@ -22,7 +22,7 @@ const BUFFER: usize = 1 << 18;
 /// Verifies one segment file.
 pub(crate) fn verify_file(path: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
     let size = file_size(path)?;
-    pass.show_progress(size, "bytes");
+    pass.show_progress(size, Unit::Bytes);
     read_file(path, pass, &Rc::new(Cell::new(0)))
 }
 
@@ -54,7 +54,7 @@ pub(crate) fn verify_dir(dir: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
         .into());
     }
     files.sort();
-    pass.show_progress(total, "bytes");
+    pass.show_progress(total, Unit::Bytes);
     let consumed = Rc::new(Cell::new(0));
     for (_, path) in files {
         read_file(&path, pass, &consumed)?;
