@@ -63,7 +63,7 @@ fn assert_none_crashed(cluster: &mut Cluster) {
 
 #[test]
 fn killing_the_leader_moves_writes_to_a_new_leader() {
-    const KILLS: usize = 5;
+    const KILLS: usize = 10;
     harness::run(TEST_LIMIT, async {
         let started = Instant::now();
         let mut cluster = Cluster::start(Options::default()).await;
@@ -243,7 +243,16 @@ fn an_isolated_leader_acknowledges_nothing_and_catches_up_once_healed() {
             read.text()
         );
 
-        load.wait_acknowledged(30, WAIT).await;
+        // Meanwhile the majority keeps writing. (The load does too, but
+        // slowly: every attempt it sends the cut-off node waits out the
+        // node's 10 s write timeout.)
+        for k in 0..50 {
+            let key = format!("majority-{k}");
+            let (job, _) = cluster
+                .enqueue_until_acknowledged(&majority, &key, WAIT)
+                .await;
+            probes.enqueued.insert(key, job);
+        }
         cluster.heal();
         cluster.wait_ready().await;
         let head = cluster.head(new_leader).await.expect("leader head").seq;
@@ -315,13 +324,16 @@ fn a_follower_behind_the_purged_log_catches_up_through_a_snapshot() {
         let mut ledger = load.stop().await;
         ledger.merge(probes);
         let summary = checker::check(&cluster, &ledger).await;
+        // With a snapshot every 50 entries, a follower a few entries behind
+        // when the leader purges gets a newer snapshot: its anchor may move
+        // on, never back.
         let follower_name = &cluster.nodes[follower].name;
         assert!(
             summary
                 .anchored
                 .iter()
-                .any(|(name, seq)| name == follower_name && *seq == anchor),
-            "{follower_name} is not anchored at {anchor}: {:?}",
+                .any(|(name, seq)| name == follower_name && *seq >= anchor),
+            "{follower_name} is not anchored at {anchor} or later: {:?}",
             summary.anchored
         );
         assert_none_crashed(&mut cluster);
@@ -333,7 +345,14 @@ fn a_follower_behind_the_purged_log_catches_up_through_a_snapshot() {
 fn a_wiped_follower_rejoins_as_a_new_incarnation() {
     harness::run(TEST_LIMIT, async {
         let started = Instant::now();
-        let mut cluster = Cluster::start(Options::default()).await;
+        // Snapshots every 50 entries: by the time the wiped node asks to
+        // join, the log it would need is purged, so the new incarnation
+        // catches up as a learner through a snapshot.
+        let mut cluster = Cluster::start(Options {
+            snapshot_every: 50,
+            ..Options::default()
+        })
+        .await;
         let load = Load::start(cluster.urls(), "wipe", ENQUEUERS, HOSTS);
         load.wait_acknowledged(100, WAIT).await;
         let leader = cluster.wait_ready().await;

@@ -179,7 +179,11 @@ pub async fn bootstrap(node: Arc<Coordinator>) {
         if node.is_voter() {
             return;
         }
-        let initialized = node.raft.is_initialized().await.unwrap_or(false);
+        // Raft answers an error only once it stopped: so does bootstrapping
+        // (the loop would otherwise hold the node, and its database, forever).
+        let Ok(initialized) = node.raft.is_initialized().await else {
+            return;
+        };
         let mut hellos = Vec::new();
         for url in &node.config.peer_urls {
             hellos.push((url.clone(), node.hello_of(url).await));

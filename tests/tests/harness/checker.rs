@@ -78,8 +78,11 @@ pub async fn check(cluster: &Cluster, ledger: &Ledger) -> Summary {
         )
         .await
         .expect("the state of the reference node");
-    let jobs: BTreeMap<&str, &skyclaw_api::Job> =
-        state.jobs.iter().map(|job| (job.id.as_str(), job)).collect();
+    let jobs: BTreeMap<&str, &skyclaw_api::Job> = state
+        .jobs
+        .iter()
+        .map(|job| (job.id.as_str(), job))
+        .collect();
     assert_eq!(
         jobs.len(),
         summary.jobs,
@@ -146,7 +149,11 @@ async fn fetch_log(cluster: &Cluster, i: usize, head: &LogHead) -> NodeLog {
     let anchor = match first.status {
         200 => None,
         410 => Some(reported_anchor(&node.name, &first.text())),
-        status => panic!("{}: /v1/events answered {status}: {}", node.name, first.text()),
+        status => panic!(
+            "{}: /v1/events answered {status}: {}",
+            node.name,
+            first.text()
+        ),
     };
     let mut records = Vec::new();
     let mut from = anchor.unwrap_or(0) + 1;
@@ -169,7 +176,9 @@ async fn fetch_log(cluster: &Cluster, i: usize, head: &LogHead) -> NodeLog {
         segment
             .header
             .check_continues(&head.cluster_id, continues_from)
-            .unwrap_or_else(|e| panic!("{}: the page from {from} does not continue: {e}", node.name));
+            .unwrap_or_else(|e| {
+                panic!("{}: the page from {from} does not continue: {e}", node.name)
+            });
         assert!(
             !segment.records.is_empty(),
             "{}: no records from {from} though the head is {}",
@@ -235,7 +244,11 @@ fn audit(records: &[Record], ledger: &Ledger) -> Summary {
             Event::JobEnqueued(spec) => {
                 let track = jobs.entry(spec.job_id.clone()).or_default();
                 track.enqueued += 1;
-                assert_eq!(track.enqueued, 1, "seq {seq}: job {} enqueued again", spec.job_id);
+                assert_eq!(
+                    track.enqueued, 1,
+                    "seq {seq}: job {} enqueued again",
+                    spec.job_id
+                );
                 if let Some(key) = spec.idempotency_key {
                     keys.entry(key).or_default().push(spec.job_id);
                 }

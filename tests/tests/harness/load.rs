@@ -196,7 +196,11 @@ async fn host(worker: Worker, host_id: String, first_target: usize) {
             return;
         }
         let url = next_url();
-        match worker.api.post(&url, "/v1/hosts/register", &register, None).await {
+        match worker
+            .api
+            .post(&url, "/v1/hosts/register", &register, None)
+            .await
+        {
             Ok(reply) if reply.status == 200 => break,
             Ok(reply) if reply.status != 503 => {
                 worker.wrong(describe("register", &host_id, &url, &reply));
@@ -224,7 +228,9 @@ async fn host(worker: Worker, host_id: String, first_target: usize) {
             }
         };
         let Some(job) = job else { continue };
-        let epoch = job.lease_epoch.expect("a claimed job carries its lease epoch");
+        let epoch = job
+            .lease_epoch
+            .expect("a claimed job carries its lease epoch");
         let complete = json!({
             "hostId": host_id,
             "success": true,

@@ -42,9 +42,7 @@ pub const TOKEN: &str = "fault-test-token-7d2e";
 /// until followers start elections the test did not cause.
 pub fn run(limit: Duration, test: impl Future<Output = ()>) {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -360,7 +358,8 @@ impl Cluster {
             ),
         };
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        self.links.set_pid(&node.name, child.id().map(|pid| pid as i32));
+        self.links
+            .set_pid(&node.name, child.id().map(|pid| pid as i32));
         node.process = Some(child);
         node.paused = false;
         node.proxy.set_target(Some(address));
@@ -531,24 +530,24 @@ impl Cluster {
 
     /// Enqueues one job through `nodes` in turn, retrying every 10 ms
     /// until a node acknowledges it; returns the job id and when the
-    /// answer came. Fine-grained, as it measures failover.
+    /// answer came. Fine-grained, as it measures failover: an attempt gets
+    /// one second (a write takes milliseconds), so one held by a node that
+    /// cannot answer (a follower still forwarding to a frozen leader) does
+    /// not hide that another node already could.
     pub async fn enqueue_until_acknowledged(
         &self,
         nodes: &[usize],
         key: &str,
         limit: Duration,
     ) -> (String, Instant) {
-        let api = Api::new(Duration::from_secs(3));
+        let api = Api::new(Duration::from_secs(1));
         let body = load::job_body(key);
         let deadline = Instant::now() + limit;
         let mut turn = 0;
         loop {
             let url = &self.nodes[nodes[turn % nodes.len()]].url;
             turn += 1;
-            let debug_started = Instant::now();
-            let debug_reply = api.post(url, "/v1/jobs", &body, Some(key)).await;
-            eprintln!("DEBUG probe {url}: {:?} after {:?}", debug_reply.as_ref().map(|r| (r.status, r.text())), debug_started.elapsed());
-            match debug_reply {
+            match api.post(url, "/v1/jobs", &body, Some(key)).await {
                 Ok(reply) if reply.status == 200 => {
                     let job: skyclaw_api::JobResponse = reply.json();
                     return (job.job.id, Instant::now());

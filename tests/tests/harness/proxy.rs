@@ -42,11 +42,7 @@ impl Links {
     }
 
     pub fn isolate(&self, name: &str) {
-        self.inner
-            .lock()
-            .unwrap()
-            .isolated
-            .insert(name.to_string());
+        self.inner.lock().unwrap().isolated.insert(name.to_string());
     }
 
     pub fn heal(&self) {
@@ -183,8 +179,7 @@ fn socket_owner(
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
         fds.flatten()
             .any(|fd| {
-                std::fs::read_link(fd.path())
-                    .is_ok_and(|link| link.as_os_str() == wanted.as_str())
+                std::fs::read_link(fd.path()).is_ok_and(|link| link.as_os_str() == wanted.as_str())
             })
             .then(|| name.clone())
     })

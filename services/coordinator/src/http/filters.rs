@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::StreamExt;
+use serde::de::DeserializeOwned;
 use skyclaw_api::routes::TOKEN_HEADER;
 use subtle::ConstantTimeEq;
 use warp::http::StatusCode;
@@ -67,6 +68,28 @@ pub fn raft_target(id: NodeId) -> impl Filter<Extract = (), Error = warp::Reject
             }
         })
         .untuple_one()
+}
+
+/// The query string as `T`, refused with 400 naming the parameter that
+/// does not parse (warp's own query filter says only that one did not).
+pub fn query<T>() -> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and_then(|raw: String| async move {
+            let parameters = form_urlencoded::parse(raw.as_bytes());
+            serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(parameters))
+                .map_err(|e| {
+                    warp::reject::custom(ApiError::bad_request(format!(
+                        "invalid query string: {}: {}",
+                        e.path(),
+                        e.inner()
+                    )))
+                })
+        })
 }
 
 /// The request body, refused with 413 past `limit` bytes, whether the

@@ -33,7 +33,21 @@ fn json<T: serde::Serialize>(body: &T) -> Outcome {
 
 /// Parses a JSON body; the message names what was wrong and where.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    let invalid = |message: String| ApiError::bad_request(format!("invalid request body: {message}"));
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    // serde_json alone names the field only when it is missing; a value of
+    // the wrong type would be reported by line and column.
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            invalid(inner.to_string())
+        } else {
+            invalid(format!("{path}: {inner}"))
+        }
+    })?;
+    deserializer.end().map_err(|e| invalid(e.to_string()))?;
+    Ok(value)
 }
 
 /// Like `parse`, but an empty body means the defaults.

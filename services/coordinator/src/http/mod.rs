@@ -59,12 +59,12 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
         let get = warp::path!("v1" / "jobs" / String)
             .and(warp::get())
             .and(with.clone())
-            .and(warp::query::<handlers::ReadQuery>())
+            .and(filters::query::<handlers::ReadQuery>())
             .then(|id, node, query| handlers::job_read(node, id, query));
         let list = warp::path!("v1" / "jobs")
             .and(warp::get())
             .and(with.clone())
-            .and(warp::query::<handlers::ListQuery>())
+            .and(filters::query::<handlers::ListQuery>())
             .then(handlers::list_jobs);
         let cancel = warp::path!("v1" / "jobs" / String / "cancel")
             .and(warp::post())
@@ -115,7 +115,7 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
         let state = warp::path!("v1" / "state")
             .and(warp::get())
             .and(with.clone())
-            .and(warp::query::<handlers::ReadQuery>())
+            .and(filters::query::<handlers::ReadQuery>())
             .then(handlers::state_read);
         let status = warp::path!("v1" / "status")
             .and(warp::get())
@@ -132,7 +132,7 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
         let events = warp::path!("v1" / "events")
             .and(warp::get())
             .and(with.clone())
-            .and(warp::query::<handlers::EventsQuery>())
+            .and(filters::query::<handlers::EventsQuery>())
             .then(handlers::events);
         state
             .or(status)
@@ -216,11 +216,17 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
     // On a follower, every POST but raft's own goes to the leader. The
     // leadership check comes before the body is read, so on the leader the
     // body is still there for the routes below.
-    let forwarded = warp::post()
+    // The method is checked inside: `warp::post()` would reject every other
+    // method as "not allowed", and that rejection outranks "not found", so
+    // an unknown GET route would answer 405 instead of 404.
+    let forwarded = warp::method()
         .and(with.clone())
         .and(warp::path::full())
-        .and_then(|node: Node, path: warp::path::FullPath| async move {
-            if path.as_str().starts_with("/v1/replicate/") || node.is_leader() {
+        .and_then(|method: warp::http::Method, node: Node, path: warp::path::FullPath| async move {
+            if method != warp::http::Method::POST
+                || path.as_str().starts_with("/v1/replicate/")
+                || node.is_leader()
+            {
                 Err(warp::reject::not_found())
             } else {
                 Ok((node, path))

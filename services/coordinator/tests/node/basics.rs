@@ -187,3 +187,34 @@ async fn bodies_over_the_limit_get_413_and_change_nothing() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     t.stop().await;
 }
+
+/// A node whose peers never answer has no leader: writes are refused with
+/// 503 and a `Retry-After`, and the process keeps serving.
+#[tokio::test]
+async fn writes_without_a_leader_get_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::util::config(&dir);
+    // Nothing listens on the discard port; the cluster can never form.
+    config.peer_urls = vec!["http://127.0.0.1:9".into()];
+    let node = skyclaw_coordinator::Coordinator::start(config, "http://127.0.0.1:1".into())
+        .await
+        .unwrap();
+    let routes = skyclaw_coordinator::http::routes(node.clone());
+    for (method, path) in [("POST", "/v1/jobs"), ("POST", "/v1/hosts/register")] {
+        let response = warp::test::request()
+            .method(method)
+            .path(path)
+            .header(TOKEN_HEADER, TOKEN)
+            .json(&json!({ "name": "n", "payload": { "kind": "shell", "command": "x" } }))
+            .reply(&routes)
+            .await;
+        assert_eq!(response.headers()["retry-after"], "1");
+        let (status, body) = decode(response);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+        assert!(error_message(&body).contains("leader"), "{body}");
+    }
+    let response = warp::test::request().path("/health").reply(&routes).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    drop(routes);
+    crate::util::stop_node(node).await;
+}

@@ -297,3 +297,46 @@ async fn a_repeated_completion_gets_the_same_answer() {
     assert_eq!(status, StatusCode::CONFLICT);
     t.stop().await;
 }
+
+/// With the lease sweeper running, an expired lease puts the job back in
+/// the queue under a new epoch, until its attempts are used up.
+#[tokio::test]
+async fn expiry_requeues_until_max_attempts_then_fails() {
+    let t = TestNode::start().await;
+    let sweeper = tokio::spawn(skyclaw_coordinator::sweeper::run(t.node.clone()));
+    t.register("h", &["shell"], 1).await;
+    let mut body = shell_job("slow");
+    body["maxAttempts"] = json!(2);
+    let job_id = t.enqueue(body).await["id"].as_str().unwrap().to_string();
+
+    let first = t.claim("h").await;
+    assert_eq!(first["leaseEpoch"], 1);
+    let status_of = |t: &TestNode| t.node.read(|m| m.state.job(&job_id).unwrap().status);
+    crate::util::wait_until("the first lease expires", || {
+        status_of(&t) == skyclaw_state::JobStatus::Queued
+    })
+    .await;
+    let requeued = t.job(&job_id).await;
+    assert_eq!(requeued["attempts"], 1);
+    assert!(requeued.get("assignedHostId").is_some(), "{requeued}");
+
+    let second = t.claim("h").await;
+    assert_eq!(second["leaseEpoch"], 2);
+    let (status, body) = t.complete(&job_id, success("h", Some(1))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "the first attempt's lease is stale: {body}");
+
+    crate::util::wait_until("the last lease expires", || {
+        status_of(&t) == skyclaw_state::JobStatus::Failed
+    })
+    .await;
+    let failed = t.job(&job_id).await;
+    assert_eq!(failed["attempts"], 2);
+    assert!(
+        failed["error"].as_str().unwrap().contains("maxAttempts"),
+        "{failed}"
+    );
+    assert_eq!(t.claim("h").await, Value::Null);
+    sweeper.abort();
+    let _ = sweeper.await;
+    t.stop().await;
+}
