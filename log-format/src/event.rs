@@ -107,7 +107,7 @@ pub struct Completion {
 #[serde(
     tag = "kind",
     rename_all = "kebab-case",
-    rename_all_fields = "camelCase",
+    rename_all_fields = "camelCase"
 )]
 pub enum Payload {
     Shell {

@@ -60,7 +60,11 @@ impl Coordinator {
     }
 
     /// GETs `path` from the coordinator at `url`; `None` if it does not answer.
-    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str, path: &str) -> Option<T> {
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        path: &str,
+    ) -> Option<T> {
         let mut request = self
             .peers
             .get(format!("{}{path}", url.trim_end_matches('/')))

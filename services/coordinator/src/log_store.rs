@@ -45,7 +45,9 @@ impl LogStore {
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
-        let mut iter = self.db.iterator_cf(cf(&self.db, RAFT_LOG), IteratorMode::End);
+        let mut iter = self
+            .db
+            .iterator_cf(cf(&self.db, RAFT_LOG), IteratorMode::End);
         match iter.next() {
             None => Ok(None),
             Some(item) => {
@@ -122,7 +124,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.meta::<Option<LogId>>(COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -130,7 +136,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         let family = cf(&self.db, RAFT_LOG);
         for entry in entries {
-            batch.put_cf(family, store::u64_key(entry.log_id.index), store::encode(&entry));
+            batch.put_cf(
+                family,
+                store::u64_key(entry.log_id.index),
+                store::encode(&entry),
+            );
         }
         let mut options = WriteOptions::default();
         options.set_sync(true);

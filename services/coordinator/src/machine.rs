@@ -145,7 +145,10 @@ fn execute(
         m.state
             .apply(event, at)
             .map_err(|v| StateMachine::write_error(format!("decided event violates state: {v}")))?;
-        let cluster_id = m.state.cluster_id().expect("applied events follow ClusterCreated");
+        let cluster_id = m
+            .state
+            .cluster_id()
+            .expect("applied events follow ClusterCreated");
         if let Event::ClusterCreated { .. } = event {
             m.head = ChainHead::genesis(cluster_id);
         }
@@ -264,7 +267,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Not synced: the entries are durable in the raft log, and a lost
         // tail of applies is re-applied from it at start-up, since the
         // applied id travels in this same batch.
-        db.write(batch).map_err(|e| StorageIOError::write_state_machine(&e))?;
+        db.write(batch)
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
         drop(m);
         if touched.wake {
             self.work.notify_waiters();

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -71,7 +73,8 @@ impl PeerClient {
         E: std::error::Error,
         RaftError<NodeId, E>: DeserializeOwned,
     {
-        let body = rmp_serde::to_vec_named(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let body = rmp_serde::to_vec_named(request)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut builder = self
             .network
             .http

@@ -297,7 +297,10 @@ async fn watch_leadership(coordinator: Arc<Coordinator>) {
         let created = coordinator.read(|m| m.state.cluster_id().is_some());
         if leading && !created {
             let cluster_id = uuid::Uuid::new_v4().to_string();
-            match coordinator.write(Command::CreateCluster { cluster_id }).await {
+            match coordinator
+                .write(Command::CreateCluster { cluster_id })
+                .await
+            {
                 Ok(_) => tracing::info!("cluster created"),
                 Err(e) => tracing::warn!("creating the cluster failed: {e:?}"),
             }

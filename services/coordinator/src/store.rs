@@ -71,7 +71,9 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(value).expect("stored types encode")
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, rmp_serde::decode::Error> {
+pub fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> std::result::Result<T, rmp_serde::decode::Error> {
     rmp_serde::from_slice(bytes)
 }
 

@@ -179,7 +179,10 @@ mod tests {
     fn log_damage_is_a_finding_at_its_seq() {
         use FindingKind::*;
         let cases = [
-            (FormatError::HashMismatch { seq: 4 }, (HashMismatch, Some(4))),
+            (
+                FormatError::HashMismatch { seq: 4 },
+                (HashMismatch, Some(4)),
+            ),
             (FormatError::ChainBroken { seq: 5 }, (ChainBroken, Some(5))),
             (
                 FormatError::SeqGap {

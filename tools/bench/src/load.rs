@@ -33,7 +33,11 @@ impl Api {
         }
     }
 
-    async fn post<T: Serialize, R: serde::de::DeserializeOwned>(&self, path: &str, body: &T) -> Result<R> {
+    async fn post<T: Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> Result<R> {
         let response = self
             .http
             .post(format!("{}{path}", self.url))
@@ -44,7 +48,10 @@ impl Api {
             .with_context(|| format!("POST {path}"))?;
         let status = response.status();
         if !status.is_success() {
-            bail!("POST {path}: {status}: {}", response.text().await.unwrap_or_default());
+            bail!(
+                "POST {path}: {status}: {}",
+                response.text().await.unwrap_or_default()
+            );
         }
         Ok(response.json().await?)
     }
@@ -78,7 +85,9 @@ impl Api {
             wait_ms: Some(wait_ms),
             max_jobs: Some(max_jobs),
         };
-        let reply: JobsResponse = self.post(&format!("/v1/hosts/{host_id}/claim"), &request).await?;
+        let reply: JobsResponse = self
+            .post(&format!("/v1/hosts/{host_id}/claim"), &request)
+            .await?;
         Ok(reply.jobs)
     }
 
@@ -199,7 +208,11 @@ pub async fn dispatch(api: &Api, hosts: usize, slots: u32, total: u64) -> Result
     for worker in workers {
         latencies.extend(worker.await??);
     }
-    Ok(summarize(done.load(Ordering::Relaxed), started.elapsed(), latencies))
+    Ok(summarize(
+        done.load(Ordering::Relaxed),
+        started.elapsed(),
+        latencies,
+    ))
 }
 
 /// Time from enqueue to an idle, long-polling host receiving the job.

@@ -29,7 +29,10 @@ pub fn skyclaw_bin(given: Option<PathBuf>) -> Result<PathBuf> {
             .join("skyclaw"),
     };
     if !bin.exists() {
-        bail!("{} not found: build it (`cargo build --release -p skyclaw`) or pass --skyclaw", bin.display());
+        bail!(
+            "{} not found: build it (`cargo build --release -p skyclaw`) or pass --skyclaw",
+            bin.display()
+        );
     }
     Ok(bin)
 }

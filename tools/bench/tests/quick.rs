@@ -21,7 +21,10 @@ fn all_scenarios_run_quick() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report).expect("report written")).expect("JSON");
     for scenario in ["enqueue", "dispatch", "restart"] {
-        assert!(report.get(scenario).is_some(), "{scenario} missing from {report}");
+        assert!(
+            report.get(scenario).is_some(),
+            "{scenario} missing from {report}"
+        );
     }
     let pickup = &report["dispatch"]["pickup"]["operations"];
     assert_eq!(pickup.as_u64(), Some(10), "every pickup sample completed");

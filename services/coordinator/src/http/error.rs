@@ -50,9 +50,7 @@ impl ApiError {
         });
         let mut response = warp::reply::with_status(body, self.status).into_response();
         if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert("retry-after", seconds.into());
+            response.headers_mut().insert("retry-after", seconds.into());
         }
         response
     }
@@ -74,7 +72,9 @@ impl From<Rejection> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> ApiError {
         match error {
-            WriteError::NotLeader { leader: Some(leader) } => ApiError::unavailable(format!(
+            WriteError::NotLeader {
+                leader: Some(leader),
+            } => ApiError::unavailable(format!(
                 "this node does not lead; the leader is {} at {}",
                 leader.name, leader.url
             )),
@@ -98,7 +98,10 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
     } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
         ApiError::bad_request(e.to_string())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed on this route",
+        )
     } else {
         tracing::warn!("unhandled rejection: {rejection:?}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

@@ -18,7 +18,9 @@ use crate::raft::NodeId;
 
 pub type Node = Arc<Coordinator>;
 
-pub fn with_node(node: Node) -> impl Filter<Extract = (Node,), Error = std::convert::Infallible> + Clone {
+pub fn with_node(
+    node: Node,
+) -> impl Filter<Extract = (Node,), Error = std::convert::Infallible> + Clone {
     warp::any().map(move || node.clone())
 }
 

@@ -53,8 +53,8 @@ pub async fn to_leader(
     let response = request.send().await.map_err(|e| {
         ApiError::unavailable(format!("the leader {} did not answer: {e}", leader.name))
     })?;
-    let status = StatusCode::from_u16(response.status().as_u16())
-        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut kept = HeaderMap::new();
     for name in ["content-type", "retry-after"] {
         if let Some(value) = response.headers().get(name) {
@@ -63,9 +63,10 @@ pub async fn to_leader(
             }
         }
     }
-    let body = response.bytes().await.map_err(|e| {
-        ApiError::unavailable(format!("reading the leader's answer: {e}"))
-    })?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("reading the leader's answer: {e}")))?;
     let mut reply = Response::new(body.into());
     *reply.status_mut() = status;
     *reply.headers_mut() = kept;

@@ -33,7 +33,8 @@ fn json<T: serde::Serialize>(body: &T) -> Outcome {
 
 /// Parses a JSON body; the message names what was wrong and where.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let invalid = |message: String| ApiError::bad_request(format!("invalid request body: {message}"));
+    let invalid =
+        |message: String| ApiError::bad_request(format!("invalid request body: {message}"));
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     // serde_json alone names the field only when it is missing; a value of
     // the wrong type would be reported by line and column.
@@ -122,7 +123,10 @@ pub fn job_json(node: &Node, job: &JobView) -> api::Job {
 
 fn unexpected(answer: Answer) -> ApiError {
     tracing::error!("unexpected answer {answer:?}");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error: unexpected answer")
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error: unexpected answer",
+    )
 }
 
 fn one_job(node: &Node, answer: Answer) -> Outcome {
@@ -239,8 +243,15 @@ pub async fn heartbeat(node: Node, host_id: String, body: Bytes) -> Outcome {
     node.saw_host(&host_id, now);
     let answer = match dry_run {
         (decision, Some(host)) if decision.events.is_empty() => match decision.outcome {
-            skyclaw_state::Outcome::Renewed { cancel, lost, .. } => Answer::Renewed { host, cancel, lost },
-            _ => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
+            skyclaw_state::Outcome::Renewed { cancel, lost, .. } => {
+                Answer::Renewed { host, cancel, lost }
+            }
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error",
+                ))
+            }
         },
         _ => write(&node, command).await?,
     };
@@ -265,17 +276,28 @@ pub async fn claim(node: Node, host_id: String, body: Bytes) -> Outcome {
             "maxJobs must be between 1 and {MAX_JOBS_PER_CLAIM}"
         )));
     }
-    let wait = Duration::from_millis(request.wait_ms.unwrap_or(0).min(node.config.max_claim_wait_ms));
+    let wait = Duration::from_millis(
+        request
+            .wait_ms
+            .unwrap_or(0)
+            .min(node.config.max_claim_wait_ms),
+    );
     let deadline = Instant::now() + wait;
     node.saw_host(&host_id, now_ms());
     let jobs = loop {
         let notified = node.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (known, has_work) =
-            node.read(|m| (m.state.host(&host_id).is_some(), m.state.has_work_for(&host_id)));
+        let (known, has_work) = node.read(|m| {
+            (
+                m.state.host(&host_id).is_some(),
+                m.state.has_work_for(&host_id),
+            )
+        });
         if !known {
-            return Err(ApiError::not_found(format!("host {host_id} is not registered")));
+            return Err(ApiError::not_found(format!(
+                "host {host_id} is not registered"
+            )));
         }
         if has_work {
             let command = Command::Claim {
@@ -290,7 +312,11 @@ pub async fn claim(node: Node, host_id: String, body: Bytes) -> Outcome {
             }
         }
         let now = Instant::now();
-        if now >= deadline || tokio::time::timeout(deadline - now, notified).await.is_err() {
+        if now >= deadline
+            || tokio::time::timeout(deadline - now, notified)
+                .await
+                .is_err()
+        {
             break Vec::new();
         }
     };
@@ -355,7 +381,12 @@ pub async fn enqueue_batch(node: Node, idempotency_key: Option<String>, body: By
         .jobs
         .into_iter()
         .enumerate()
-        .map(|(i, job)| job_spec(job, idempotency_key.as_ref().map(|key| format!("{key}#{i}"))))
+        .map(|(i, job)| {
+            job_spec(
+                job,
+                idempotency_key.as_ref().map(|key| format!("{key}#{i}")),
+            )
+        })
         .collect();
     match write(&node, Command::Enqueue { jobs }).await? {
         Answer::Jobs(jobs) => json(&api::JobsResponse {
@@ -392,12 +423,16 @@ pub async fn list_jobs(node: Node, query: ListQuery) -> Outcome {
     };
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_PAGE}")));
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
     }
     let (mut jobs, more) = node.read(|m| {
         if let Some(after) = &query.after {
             if m.state.job(after).is_none() {
-                return Err(ApiError::bad_request(format!("after names an unknown job {after}")));
+                return Err(ApiError::bad_request(format!(
+                    "after names an unknown job {after}"
+                )));
             }
         }
         let mut matching = m
@@ -407,7 +442,11 @@ pub async fn list_jobs(node: Node, query: ListQuery) -> Outcome {
         let page: Vec<JobView> = matching.by_ref().take(limit).cloned().collect();
         Ok((page, matching.next().is_some()))
     })?;
-    let next = if more { jobs.last().map(|job| job.id.clone()) } else { None };
+    let next = if more {
+        jobs.last().map(|job| job.id.clone())
+    } else {
+        None
+    };
     let jobs = jobs.drain(..).map(|job| job_json(&node, &job)).collect();
     json(&api::JobsPage { jobs, next })
 }
@@ -496,13 +535,8 @@ pub async fn events(node: Node, query: EventsQuery) -> Outcome {
             )))
         }
     };
-    let (cluster_id, head, anchor) = node.read(|m| {
-        (
-            m.state.cluster_id().map(str::to_string),
-            m.head,
-            m.anchor,
-        )
-    });
+    let (cluster_id, head, anchor) =
+        node.read(|m| (m.state.cluster_id().map(str::to_string), m.head, m.anchor));
     let Some(cluster_id) = cluster_id else {
         return Err(ApiError::unavailable("the cluster is not initialized yet"));
     };
@@ -525,12 +559,17 @@ pub async fn events(node: Node, query: EventsQuery) -> Outcome {
             rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
         );
         for item in iter {
-            let (key, bytes) = item.map_err(|e| ApiError::unavailable(format!("reading the log: {e}")))?;
+            let (key, bytes) =
+                item.map_err(|e| ApiError::unavailable(format!("reading the log: {e}")))?;
             if store::u64_of_key(&key).is_none_or(|seq| seq > last) {
                 break;
             }
-            let record = Record::decode(&bytes)
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("corrupt record: {e}")))?;
+            let record = Record::decode(&bytes).map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("corrupt record: {e}"),
+                )
+            })?;
             records.push(record);
         }
     }
@@ -557,8 +596,9 @@ pub async fn events(node: Node, query: EventsQuery) -> Outcome {
         None => head.hash,
     };
     let first_seq = records.first().map_or(head.seq + 1, |r| r.seq);
-    let bytes = skyclaw_log_format::segment::write_segment(&cluster_id, first_seq, prev_hash, &records)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let bytes =
+        skyclaw_log_format::segment::write_segment(&cluster_id, first_seq, prev_hash, &records)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let mut response = Response::new(bytes.into());
     response.headers_mut().insert(
         "content-type",
@@ -579,7 +619,11 @@ pub struct ReadQuery {
 /// Makes a read linearizable: on the leader, confirms leadership with a
 /// quorum and waits until everything committed is applied; on a follower,
 /// passes the read to the leader. `Some` is the leader's answer.
-async fn linearize(node: &Node, query: &ReadQuery, path: &str) -> Result<Option<Response>, ApiError> {
+async fn linearize(
+    node: &Node,
+    query: &ReadQuery,
+    path: &str,
+) -> Result<Option<Response>, ApiError> {
     if query.stale {
         return Ok(None);
     }
@@ -595,7 +639,9 @@ async fn linearize(node: &Node, query: &ReadQuery, path: &str) -> Result<Option<
             )
             .await
             .map(Some),
-            None => Err(ApiError::unavailable(format!("cannot confirm leadership: {e}"))),
+            None => Err(ApiError::unavailable(format!(
+                "cannot confirm leadership: {e}"
+            ))),
         },
     }
 }
@@ -651,7 +697,10 @@ pub async fn remove_member(node: Node, body: Bytes) -> Outcome {
     if node.remove(&request.name).await? {
         json(&serde_json::json!({ "ok": true }))
     } else {
-        Err(ApiError::not_found(format!("no member is named {:?}", request.name)))
+        Err(ApiError::not_found(format!(
+            "no member is named {:?}",
+            request.name
+        )))
     }
 }
 

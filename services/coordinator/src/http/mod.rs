@@ -222,22 +222,20 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
     let forwarded = warp::method()
         .and(with.clone())
         .and(warp::path::full())
-        .and_then(|method: warp::http::Method, node: Node, path: warp::path::FullPath| async move {
-            if method != warp::http::Method::POST
-                || path.as_str().starts_with("/v1/replicate/")
-                || node.is_leader()
-            {
-                Err(warp::reject::not_found())
-            } else {
-                Ok((node, path))
-            }
-        })
-        .untuple_one()
-        .and(
-            warp::query::raw()
-                .or(warp::any().map(String::new))
-                .unify(),
+        .and_then(
+            |method: warp::http::Method, node: Node, path: warp::path::FullPath| async move {
+                if method != warp::http::Method::POST
+                    || path.as_str().starts_with("/v1/replicate/")
+                    || node.is_leader()
+                {
+                    Err(warp::reject::not_found())
+                } else {
+                    Ok((node, path))
+                }
+            },
         )
+        .untuple_one()
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
         .and(body.clone())
         .then(

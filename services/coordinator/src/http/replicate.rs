@@ -12,7 +12,8 @@ use crate::network::MSGPACK;
 use crate::raft::{NodeId, TypeConfig};
 
 fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    rmp_serde::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid raft message: {e}")))
+    rmp_serde::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid raft message: {e}")))
 }
 
 fn reply<T: serde::Serialize>(result: &T) -> Outcome {

@@ -42,7 +42,11 @@ async fn requests_without_the_right_token_get_401_and_change_nothing() {
                 request = request.json(&shell_job("hi"));
             }
             let (status, body) = decode(request.reply(&t.routes).await);
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} {token:?}");
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {token:?}"
+            );
             assert!(error_message(&body).contains(TOKEN_HEADER), "{body}");
         }
     }
@@ -92,14 +96,42 @@ async fn bad_input_gets_400_naming_the_field() {
     };
     let cases = [
         ("/v1/hosts/register", json!({ "hostId": "h2" }), "name"),
-        ("/v1/hosts/register", json!({ "name": "n", "maxParallel": 0 }), "maxParallel"),
-        ("/v1/hosts/register", json!({ "name": "n", "maxParallel": "lots" }), "maxParallel"),
-        ("/v1/hosts/register", json!({ "name": "n", "capabilities": [""] }), "capabilities"),
+        (
+            "/v1/hosts/register",
+            json!({ "name": "n", "maxParallel": 0 }),
+            "maxParallel",
+        ),
+        (
+            "/v1/hosts/register",
+            json!({ "name": "n", "maxParallel": "lots" }),
+            "maxParallel",
+        ),
+        (
+            "/v1/hosts/register",
+            json!({ "name": "n", "capabilities": [""] }),
+            "capabilities",
+        ),
         ("/v1/jobs", json!({ "requirement": {} }), "payload"),
-        ("/v1/jobs", json!({ "payload": { "kind": "shell" } }), "command"),
-        ("/v1/jobs", json!({ "payload": { "kind": "shell", "command": " " } }), "payload.command"),
-        ("/v1/jobs", json!({ "payload": { "kind": "python", "command": "x" } }), "kind"),
-        ("/v1/jobs", shell(json!({ "maxAttempts": 0 })), "maxAttempts"),
+        (
+            "/v1/jobs",
+            json!({ "payload": { "kind": "shell" } }),
+            "command",
+        ),
+        (
+            "/v1/jobs",
+            json!({ "payload": { "kind": "shell", "command": " " } }),
+            "payload.command",
+        ),
+        (
+            "/v1/jobs",
+            json!({ "payload": { "kind": "python", "command": "x" } }),
+            "kind",
+        ),
+        (
+            "/v1/jobs",
+            shell(json!({ "maxAttempts": 0 })),
+            "maxAttempts",
+        ),
         ("/v1/jobs", shell(json!({ "priority": "high" })), "priority"),
         (
             "/v1/jobs",
@@ -109,7 +141,11 @@ async fn bad_input_gets_400_naming_the_field() {
         ("/v1/jobs/batch", json!({ "jobs": [] }), "jobs"),
         ("/v1/hosts/h/claim", json!({ "maxJobs": 0 }), "maxJobs"),
         ("/v1/hosts/h/claim", json!({ "waitMs": -1 }), "waitMs"),
-        ("/v1/hosts/h/heartbeat", json!({ "running": [{ "jobId": "j" }] }), "leaseEpoch"),
+        (
+            "/v1/hosts/h/heartbeat",
+            json!({ "running": [{ "jobId": "j" }] }),
+            "leaseEpoch",
+        ),
     ];
     for (path, body, field) in cases {
         let (status, answer) = t.post(path, body.clone()).await;

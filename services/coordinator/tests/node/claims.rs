@@ -53,7 +53,11 @@ async fn a_claim_with_max_jobs_answers_a_list_within_max_parallel() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(ids(&body["jobs"]), enqueued[..2]);
     let (_, body) = t.post("/v1/hosts/h/claim", json!({ "maxJobs": 5 })).await;
-    assert_eq!(ids(&body["jobs"]), enqueued[2..3], "maxParallel caps the claim");
+    assert_eq!(
+        ids(&body["jobs"]),
+        enqueued[2..3],
+        "maxParallel caps the claim"
+    );
     let (_, body) = t.post("/v1/hosts/h/claim", json!({ "maxJobs": 5 })).await;
     assert_eq!(body, json!({ "jobs": [] }));
     let (_, hosts) = t.get("/v1/hosts").await;
@@ -74,7 +78,10 @@ async fn claims_take_priority_first_then_age() {
         ids_by_name.insert(job["id"].as_str().unwrap().to_string(), name);
     }
     let (_, body) = t.post("/v1/hosts/h/claim", json!({ "maxJobs": 10 })).await;
-    let order: Vec<&str> = ids(&body["jobs"]).iter().map(|id| ids_by_name[id]).collect();
+    let order: Vec<&str> = ids(&body["jobs"])
+        .iter()
+        .map(|id| ids_by_name[id])
+        .collect();
     assert_eq!(order, ["urgent", "old", "young", "low"]);
     t.stop().await;
 }
@@ -87,7 +94,10 @@ async fn a_host_gets_only_jobs_it_has_the_capabilities_for() {
     let mut body = shell_job("render");
     body["requirement"] = json!({ "requiredCapabilities": ["gpu"] });
     let gpu_job = t.enqueue(body).await;
-    assert_eq!(gpu_job["requirement"]["requiredCapabilities"], json!(["gpu"]));
+    assert_eq!(
+        gpu_job["requirement"]["requiredCapabilities"],
+        json!(["gpu"])
+    );
     assert_eq!(t.claim("plain").await, Value::Null);
     assert_eq!(t.claim("gpu").await["id"], gpu_job["id"]);
     t.stop().await;

@@ -142,7 +142,10 @@ async fn a_heartbeat_reports_leases_the_host_lost() {
     assert_eq!(answer["host"]["activeLeases"], 1);
 
     let answer = t
-        .heartbeat("h", json!({ "running": [{ "jobId": mine, "leaseEpoch": 2 }] }))
+        .heartbeat(
+            "h",
+            json!({ "running": [{ "jobId": mine, "leaseEpoch": 2 }] }),
+        )
         .await;
     assert_eq!(answer["lost"], json!([mine]));
     t.stop().await;

@@ -31,7 +31,13 @@ async fn enqueue_returns_the_queued_job() {
         json!({ "kind": "shell", "command": "echo", "args": ["hello"] })
     );
     assert_eq!(job["createdAt"], job["updatedAt"]);
-    for absent in ["leaseEpoch", "leaseExpiresAt", "assignedHostId", "result", "error"] {
+    for absent in [
+        "leaseEpoch",
+        "leaseExpiresAt",
+        "assignedHostId",
+        "result",
+        "error",
+    ] {
         assert!(job.get(absent).is_none(), "{absent} in {job}");
     }
 
@@ -135,7 +141,10 @@ async fn jobs_are_listed_in_pages_with_a_next_cursor() {
         assert_eq!(status, StatusCode::OK, "{page}");
         let jobs = page["jobs"].as_array().unwrap();
         assert!(jobs.len() <= 2);
-        seen.extend(jobs.iter().map(|job| job["id"].as_str().unwrap().to_string()));
+        seen.extend(
+            jobs.iter()
+                .map(|job| job["id"].as_str().unwrap().to_string()),
+        );
         match page.get("next") {
             Some(next) => {
                 assert_eq!(next, &jobs.last().unwrap()["id"]);
@@ -323,7 +332,11 @@ async fn expiry_requeues_until_max_attempts_then_fails() {
     let second = t.claim("h").await;
     assert_eq!(second["leaseEpoch"], 2);
     let (status, body) = t.complete(&job_id, success("h", Some(1))).await;
-    assert_eq!(status, StatusCode::CONFLICT, "the first attempt's lease is stale: {body}");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "the first attempt's lease is stale: {body}"
+    );
 
     crate::util::wait_until("the last lease expires", || {
         status_of(&t) == skyclaw_state::JobStatus::Failed

@@ -154,7 +154,10 @@ async fn a_data_directory_belongs_to_one_node_name() {
     renamed.node_id = "someone-else".into();
     let refused = Coordinator::start(renamed, "http://127.0.0.1:9".into()).await;
     assert!(
-        matches!(refused, Err(skyclaw_coordinator::Error::IdentityMismatch { .. })),
+        matches!(
+            refused,
+            Err(skyclaw_coordinator::Error::IdentityMismatch { .. })
+        ),
         "{:?}",
         refused.err()
     );

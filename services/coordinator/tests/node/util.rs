@@ -177,7 +177,8 @@ impl TestNode {
     }
 
     pub async fn complete(&self, job_id: &str, body: Value) -> (StatusCode, Value) {
-        self.post(&format!("/v1/jobs/{job_id}/complete"), body).await
+        self.post(&format!("/v1/jobs/{job_id}/complete"), body)
+            .await
     }
 
     pub async fn head_seq(&self) -> u64 {

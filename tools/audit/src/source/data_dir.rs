@@ -62,7 +62,11 @@ pub(crate) fn verify(path: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
         // The version byte is the one part of a record its hash does not
         // cover, so an unknown one is damage, as in a segment.
         let record = Record::decode(&bytes).map_err(|error| {
-            Finding::new(FindingKind::Corrupt, Some(key), format!("record {key}: {error}"))
+            Finding::new(
+                FindingKind::Corrupt,
+                Some(key),
+                format!("record {key}: {error}"),
+            )
         })?;
         if record.seq != key {
             return Err(Finding::new(
