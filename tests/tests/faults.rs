@@ -192,7 +192,6 @@ fn a_paused_leader_steps_down_and_loses_nothing_it_acknowledged() {
 }
 
 #[test]
-#[ignore = "open: the majority side did not acknowledge a write within 20 s after the leader was cut off by the proxy; under investigation (issue 4)"]
 fn an_isolated_leader_acknowledges_nothing_and_catches_up_once_healed() {
     harness::run(TEST_LIMIT, async {
         let started = Instant::now();

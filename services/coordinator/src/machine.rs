@@ -128,6 +128,8 @@ struct Touched {
 }
 
 /// Runs one command against the state, sealing and staging its events.
+// `StorageError` is what openraft's `apply` returns; see `log_store`.
+#[allow(clippy::result_large_err)]
 fn execute(
     m: &mut Materialized,
     batch: &mut WriteBatch,

@@ -31,6 +31,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksBuilder 
 
 // The suite starts a tokio runtime per case, so this is a plain test.
 #[test]
-fn openraft_storage_suite() -> Result<(), StorageError> {
-    Suite::test_all(RocksBuilder)
+fn openraft_storage_suite() {
+    if let Err(e) = Suite::test_all(RocksBuilder) {
+        panic!("a storage suite case failed: {e}");
+    }
 }

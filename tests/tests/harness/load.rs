@@ -18,7 +18,7 @@ use skyclaw_api::{ClaimResponse, JobResponse};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::{wait_until, Api, Reply};
+use super::{wait_for, Api, Reply};
 
 /// What the cluster acknowledged, and what it left open.
 #[derive(Clone, Debug, Default)]
@@ -61,6 +61,7 @@ pub struct Load {
     tasks: JoinSet<()>,
     ledger: Arc<Mutex<Ledger>>,
     acknowledged: Arc<AtomicU64>,
+    last_failure: Arc<Mutex<String>>,
 }
 
 #[derive(Clone)]
@@ -69,6 +70,8 @@ struct Worker {
     urls: Arc<Vec<String>>,
     ledger: Arc<Mutex<Ledger>>,
     acknowledged: Arc<AtomicU64>,
+    /// The last enqueue attempt that failed, for a stalled load to explain.
+    last_failure: Arc<Mutex<String>>,
     stop: watch::Receiver<bool>,
 }
 
@@ -98,6 +101,7 @@ impl Load {
             urls: Arc::new(urls),
             ledger: Arc::default(),
             acknowledged: Arc::default(),
+            last_failure: Arc::default(),
             stop: stopped,
         };
         let mut tasks = JoinSet::new();
@@ -112,6 +116,7 @@ impl Load {
             tasks,
             ledger: worker.ledger,
             acknowledged: worker.acknowledged,
+            last_failure: worker.last_failure,
         }
     }
 
@@ -123,10 +128,19 @@ impl Load {
     /// Waits until `more` enqueues beyond those acknowledged now are.
     pub async fn wait_acknowledged(&self, more: u64, limit: Duration) {
         let target = self.acknowledged() + more;
-        wait_until(
+        wait_for(
             &format!("{target} acknowledged enqueues"),
             limit,
-            || async { (self.acknowledged() >= target).then_some(()) },
+            || async {
+                if self.acknowledged() >= target {
+                    return Ok(());
+                }
+                Err(format!(
+                    "{} acknowledged; the last failed attempt: {}",
+                    self.acknowledged(),
+                    self.last_failure.lock().unwrap()
+                ))
+            },
         )
         .await;
     }
@@ -168,12 +182,16 @@ async fn enqueuer(worker: Worker, prefix: String, first_target: usize) {
                     worker.acknowledged.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
-                Ok(reply) if reply.status == 503 => {}
+                Ok(reply) if reply.status == 503 => {
+                    *worker.last_failure.lock().unwrap() = describe("enqueue", &key, url, &reply);
+                }
                 Ok(reply) => {
                     worker.wrong(describe("enqueue", &key, url, &reply));
                     break;
                 }
-                Err(_) => {}
+                Err(e) => {
+                    *worker.last_failure.lock().unwrap() = format!("enqueue {key} at {url}: {e}")
+                }
             }
             if worker.stopped() {
                 worker.ledger.lock().unwrap().unsure.insert(key);

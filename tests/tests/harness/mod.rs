@@ -61,14 +61,30 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
+    wait_for(what, limit, || {
+        let checked = check();
+        async move { checked.await.ok_or_else(String::new) }
+    })
+    .await
+}
+
+/// Like [`wait_until`], for a check that says what it saw when it fails:
+/// the panic quotes the last such observation.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(value) = check().await {
-            return value;
-        }
+        let seen = match check().await {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
         assert!(
             Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
+            "timed out after {limit:?} waiting for {what}{}{seen}",
+            if seen.is_empty() { "" } else { "; last seen: " }
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -143,19 +159,35 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
         .header(TOKEN_HEADER, TOKEN)
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| with_sources(&e))?;
     let status = response.status().as_u16();
     let leader = response
         .headers()
         .get(LEADER_HEADER)
         .and_then(|value| value.to_str().ok())
         .map(str::to_string);
-    let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| with_sources(&e))?
+        .to_vec();
     Ok(Reply {
         status,
         leader,
         body,
     })
+}
+
+/// An error and its causes, which reqwest's own message leaves out
+/// ("error sending request" says little without "connection reset").
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 /// How a cluster is started.
@@ -232,6 +264,10 @@ pub struct Cluster {
     /// For the test's own queries: short timeouts.
     pub api: Api,
     links: Arc<Links>,
+    /// The proxies' own threads: they carry raft's traffic, whose
+    /// deadlines are a heartbeat long, so they do not queue behind the
+    /// test's load.
+    proxies: ProxyRuntime,
     dir: tempfile::TempDir,
 }
 
@@ -243,9 +279,17 @@ impl Cluster {
         let names: Vec<String> = (0..options.nodes)
             .map(|i| format!("node-{}", (b'a' + i as u8) as char))
             .collect();
+        let runtime = ProxyRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("proxy")
+                .enable_all()
+                .build()
+                .expect("a runtime for the proxies"),
+        ));
         let mut proxies = Vec::new();
         for name in &names {
-            proxies.push(Proxy::start(name, links.clone()).await);
+            proxies.push(Proxy::start(runtime.handle(), name, links.clone()));
         }
         let urls: Vec<String> = proxies.iter().map(Proxy::url).collect();
         let mut nodes = Vec::new();
@@ -285,6 +329,7 @@ impl Cluster {
             nodes,
             api: Api::new(Duration::from_secs(5)),
             links,
+            proxies: runtime,
             dir,
         };
         for i in 0..options.nodes {
@@ -426,9 +471,6 @@ impl Cluster {
     /// Clients can still reach it.
     pub fn isolate(&self, i: usize) {
         self.links.isolate(&self.nodes[i].name);
-        for node in &self.nodes {
-            node.proxy.drop_connections();
-        }
     }
 
     pub fn heal(&self) {
@@ -461,13 +503,18 @@ impl Cluster {
     /// is a voter exactly once, and the cluster's first event exists.
     pub async fn wait_ready(&self) -> usize {
         let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
-        wait_until(
+        wait_for(
             "every live node to name one leader among all members as voters",
             Duration::from_secs(30),
             || async {
-                let mut leader = None;
+                let mut leaders = Vec::new();
+                let mut seen = Vec::new();
                 for i in self.live() {
-                    let status = self.status(i).await?;
+                    let name = &self.nodes[i].name;
+                    let Some(status) = self.status(i).await else {
+                        seen.push(format!("{name}: no answer"));
+                        continue;
+                    };
                     let mut voters: Vec<String> = status
                         .members
                         .iter()
@@ -475,15 +522,23 @@ impl Cluster {
                         .map(|member| member.name.clone())
                         .collect();
                     voters.sort();
-                    if voters != names || status.head_seq == 0 {
-                        return None;
-                    }
-                    let named = status.leader?;
-                    if leader.get_or_insert(named.clone()) != &named {
-                        return None;
+                    seen.push(format!(
+                        "{name}: leader {:?}, term {}, voters {voters:?}, head {}",
+                        status.leader, status.term, status.head_seq
+                    ));
+                    if voters == names && status.head_seq > 0 {
+                        leaders.push(status.leader);
                     }
                 }
-                Some(self.index_of(&leader?))
+                match leaders.first() {
+                    Some(Some(leader))
+                        if leaders.len() == seen.len()
+                            && leaders.iter().all(|l| l.as_ref() == Some(leader)) =>
+                    {
+                        Ok(self.index_of(leader))
+                    }
+                    _ => Err(seen.join("; ")),
+                }
             },
         )
         .await
@@ -545,19 +600,22 @@ impl Cluster {
         let deadline = Instant::now() + limit;
         let mut turn = 0;
         loop {
-            let url = &self.nodes[nodes[turn % nodes.len()]].url;
+            let node = &self.nodes[nodes[turn % nodes.len()]];
             turn += 1;
-            match api.post(url, "/v1/jobs", &body, Some(key)).await {
+            let last = match api.post(&node.url, "/v1/jobs", &body, Some(key)).await {
                 Ok(reply) if reply.status == 200 => {
                     let job: skyclaw_api::JobResponse = reply.json();
                     return (job.job.id, Instant::now());
                 }
-                Ok(reply) => assert_eq!(reply.status, 503, "enqueue refused: {}", reply.text()),
-                Err(_) => {}
-            }
+                Ok(reply) => {
+                    assert_eq!(reply.status, 503, "enqueue refused: {}", reply.text());
+                    format!("{}: 503 {}", node.name, reply.text())
+                }
+                Err(e) => format!("{}: {e}", node.name),
+            };
             assert!(
                 Instant::now() < deadline,
-                "no enqueue through {} was acknowledged within {limit:?}",
+                "no enqueue through {} was acknowledged within {limit:?}; last answer: {last}",
                 self.names(nodes)
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -577,5 +635,24 @@ impl Drop for Cluster {
             }
         }
         // Frozen processes die of SIGKILL too (kill_on_drop).
+    }
+}
+
+/// The proxies' runtime. A cluster is dropped inside the test's own
+/// runtime, where blocking is not allowed, so it shuts down without
+/// waiting for its threads.
+struct ProxyRuntime(Option<tokio::runtime::Runtime>);
+
+impl ProxyRuntime {
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("running until dropped").handle()
+    }
+}
+
+impl Drop for ProxyRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }

@@ -10,26 +10,47 @@
 //! inode, and `/proc/<pid>/fd` tells which node holds it (Linux only, as
 //! are the signals the harness sends). Connections from anything that is
 //! not a node, the test's own clients among them, are never cut.
+//!
+//! A cut link drops traffic, as a partition does, rather than refusing it:
+//! the sender waits out its own timeouts. Each connection re-checks the
+//! cuts whenever they change, so a cut also silences connections already
+//! open, however close to the cut they were accepted. A connection looks
+//! up its owner only once some cut exists: the proxy carries all raft
+//! traffic, whose deadlines are a heartbeat long, and reading `/proc` for
+//! every connection would slow it for nothing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 /// Which nodes run as which process, and which are cut off from the rest.
 /// Shared by every proxy of a cluster.
-#[derive(Default)]
 pub struct Links {
     inner: Mutex<LinksInner>,
+    /// Bumped on every change of the cuts; open connections watch it.
+    cuts: watch::Sender<u64>,
 }
 
 #[derive(Default)]
 struct LinksInner {
     pids: HashMap<String, i32>,
     isolated: BTreeSet<String>,
+}
+
+impl Default for Links {
+    fn default() -> Links {
+        Links {
+            inner: Mutex::default(),
+            cuts: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Links {
@@ -43,26 +64,36 @@ impl Links {
 
     pub fn isolate(&self, name: &str) {
         self.inner.lock().unwrap().isolated.insert(name.to_string());
+        self.cuts.send_modify(|generation| *generation += 1);
     }
 
     pub fn heal(&self) {
         self.inner.lock().unwrap().isolated.clear();
+        self.cuts.send_modify(|generation| *generation += 1);
     }
 
-    /// Whether a connection from `client` to the node `to`, arriving at
-    /// the proxy's `server` address, crosses a cut link.
-    fn blocked(&self, client: SocketAddr, server: SocketAddr, to: &str) -> bool {
-        let (pids, isolated) = {
-            let inner = self.inner.lock().unwrap();
-            if inner.isolated.is_empty() {
-                return false;
-            }
-            (inner.pids.clone(), inner.isolated.clone())
-        };
-        match socket_owner(client, server, &pids) {
-            Some(from) => from != to && (isolated.contains(&from) || isolated.contains(to)),
-            None => false,
-        }
+    fn any_cut(&self) -> bool {
+        !self.inner.lock().unwrap().isolated.is_empty()
+    }
+
+    /// Whether a connection opened by `from` (a node's name, or `None` for
+    /// anything else) to the node `to` crosses a cut.
+    fn blocked(&self, from: Option<&str>, to: &str) -> bool {
+        let inner = self.inner.lock().unwrap();
+        from.is_some_and(|from| {
+            from != to && (inner.isolated.contains(from) || inner.isolated.contains(to))
+        })
+    }
+
+    /// The node whose process opened the connection from `client` to the
+    /// proxy at `server`; `None` when it is no node (the test's clients).
+    async fn owner(&self, client: SocketAddr, server: SocketAddr) -> Option<String> {
+        let pids = self.inner.lock().unwrap().pids.clone();
+        // Reading /proc blocks, so it runs off the threads that relay.
+        tokio::task::spawn_blocking(move || socket_owner(client, server, &pids))
+            .await
+            .ok()
+            .flatten()
     }
 }
 
@@ -78,23 +109,28 @@ struct Shared {
     name: String,
     /// Where the node listens now; `None` while it is down.
     target: Mutex<Option<SocketAddr>>,
-    connections: Mutex<Vec<AbortHandle>>,
     links: Arc<Links>,
 }
 
 impl Proxy {
-    pub async fn start(name: &str, links: Arc<Links>) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port for the proxy");
+    /// Starts a proxy for the node `name`, running on `runtime`.
+    pub fn start(runtime: &Handle, name: &str, links: Arc<Links>) -> Proxy {
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port for the proxy");
+        listener.set_nonblocking(true).unwrap();
         let address = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             name: name.to_string(),
             target: Mutex::new(None),
-            connections: Mutex::new(Vec::new()),
             links,
         });
-        let accept = tokio::spawn(accept_loop(listener, address, shared.clone())).abort_handle();
+        let shared_for_loop = shared.clone();
+        let accept = runtime
+            .spawn(async move {
+                let listener = TcpListener::from_std(listener).expect("a tokio listener");
+                accept_loop(listener, address, shared_for_loop).await
+            })
+            .abort_handle();
         Proxy {
             address,
             shared,
@@ -111,20 +147,11 @@ impl Proxy {
     pub fn set_target(&self, target: Option<SocketAddr>) {
         *self.shared.target.lock().unwrap() = target;
     }
-
-    /// Drops every connection passing through now; clients reconnect, and
-    /// new connections face the current cuts.
-    pub fn drop_connections(&self) {
-        for connection in self.shared.connections.lock().unwrap().drain(..) {
-            connection.abort();
-        }
-    }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.accept.abort();
-        self.drop_connections();
     }
 }
 
@@ -136,16 +163,13 @@ async fn accept_loop(listener: TcpListener, address: SocketAddr, shared: Arc<Sha
         let Some(target) = *shared.target.lock().unwrap() else {
             continue;
         };
-        let task = tokio::spawn(relay(
+        tokio::spawn(relay(
             client,
             client_address,
             address,
             target,
             shared.clone(),
         ));
-        let mut connections = shared.connections.lock().unwrap();
-        connections.retain(|connection| !connection.is_finished());
-        connections.push(task.abort_handle());
     }
 }
 
@@ -156,15 +180,68 @@ async fn relay(
     target: SocketAddr,
     shared: Arc<Shared>,
 ) {
-    if shared.links.blocked(client_address, address, &shared.name) {
-        return;
+    let links = &shared.links;
+    // Subscribed before the first check, so no change of the cuts slips
+    // between the check and the wait.
+    let mut cuts = links.cuts.subscribe();
+    // `None` until some cut makes the owner matter; then looked up once.
+    let mut owner: Option<Option<String>> = None;
+    if links.any_cut() {
+        let from = links.owner(client_address, address).await;
+        if links.blocked(from.as_deref(), &shared.name) {
+            return drop_everything(client, cuts).await;
+        }
+        owner = Some(from);
     }
     let Ok(Ok(mut upstream)) =
         tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(target)).await
     else {
         return;
     };
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    let cut = {
+        let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+        tokio::pin!(copy);
+        loop {
+            tokio::select! {
+                _ = &mut copy => break false,
+                changed = cuts.changed() => {
+                    if changed.is_err() {
+                        break false;
+                    }
+                    if owner.is_none() && links.any_cut() {
+                        owner = Some(links.owner(client_address, address).await);
+                    }
+                    let from = owner.as_ref().and_then(Option::as_deref);
+                    if links.blocked(from, &shared.name) {
+                        break true;
+                    }
+                }
+            }
+        }
+    };
+    if cut {
+        drop(upstream);
+        drop_everything(client, cuts).await;
+    }
+}
+
+/// Holds a connection across a cut link open and delivers nothing, as a
+/// network that drops packets would: the sender waits out its own timeout
+/// instead of learning at once that the peer is gone (which would make it
+/// retry in a tight loop no real partition causes). Ends when the sender
+/// gives up or the cuts change.
+async fn drop_everything(mut client: TcpStream, mut cuts: watch::Receiver<u64>) {
+    let mut discarded = [0u8; 4096];
+    loop {
+        tokio::select! {
+            read = client.read(&mut discarded) => {
+                if matches!(read, Ok(0) | Err(_)) {
+                    return;
+                }
+            }
+            _ = cuts.changed() => return,
+        }
+    }
 }
 
 /// The node whose process holds the client end of a loopback connection.
@@ -173,7 +250,12 @@ fn socket_owner(
     server: SocketAddr,
     pids: &HashMap<String, i32>,
 ) -> Option<String> {
-    let inode = socket_inode(client, server)?;
+    // The client's socket is in /proc/net/tcp once it connected; a second
+    // look covers a read of the table while it was changing.
+    let inode = socket_inode(client, server).or_else(|| {
+        std::thread::sleep(Duration::from_millis(5));
+        socket_inode(client, server)
+    })?;
     let wanted = format!("socket:[{inode}]");
     pids.iter().find_map(|(name, pid)| {
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;

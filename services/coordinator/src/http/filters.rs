@@ -1,5 +1,5 @@
-//! Routing-level pieces: the shared coordinator handle, authentication and
-//! the bounded request body.
+//! Routing-level pieces: the shared coordinator handle, authentication,
+//! query strings and the bounded request body.
 
 use std::sync::Arc;
 

@@ -26,6 +26,11 @@ const MAX_JOBS_PER_CLAIM: u32 = 256;
 const MAX_PAGE: usize = 1_000;
 /// Records one `GET /v1/events` returns at most.
 const MAX_EVENTS_PAGE: u64 = 10_000;
+/// How long a linearizable read may wait to confirm leadership (or for the
+/// leader's answer) before the caller is told to retry: openraft waits for
+/// the apply without a bound, and a forward may reach a leader cut off
+/// from this node, so without it a read on the minority side could hang.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn json<T: serde::Serialize>(body: &T) -> Outcome {
     Ok(warp::reply::json(body).into_response())
@@ -627,23 +632,32 @@ async fn linearize(
     if query.stale {
         return Ok(None);
     }
-    match node.raft.ensure_linearizable().await {
-        Ok(_) => Ok(None),
-        Err(e) => match e.forward_to_leader() {
-            Some(_) => super::forward::to_leader(
-                node,
-                warp::http::Method::GET,
-                path,
-                &warp::http::HeaderMap::new(),
-                Bytes::new(),
-            )
-            .await
-            .map(Some),
-            None => Err(ApiError::unavailable(format!(
-                "cannot confirm leadership: {e}"
-            ))),
-        },
-    }
+    let confirmed = async {
+        match node.raft.ensure_linearizable().await {
+            Ok(_) => Ok(None),
+            Err(e) => match e.forward_to_leader() {
+                Some(_) => super::forward::to_leader(
+                    node,
+                    warp::http::Method::GET,
+                    path,
+                    &warp::http::HeaderMap::new(),
+                    Bytes::new(),
+                )
+                .await
+                .map(Some),
+                None => Err(ApiError::unavailable(format!(
+                    "cannot confirm leadership: {e}"
+                ))),
+            },
+        }
+    };
+    tokio::time::timeout(READ_TIMEOUT, confirmed)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::unavailable(
+                "timed out confirming leadership for a linearizable read; retry, or read with ?stale=true",
+            ))
+        })
 }
 
 pub async fn job_read(node: Node, job_id: String, query: ReadQuery) -> Outcome {

@@ -221,7 +221,7 @@ async fn a_real_coordinators_log_verifies_and_forgeries_do_not() {
 
     // Export: the whole log, and a range that continues an anchor.
     let whole = dir.path().join("whole.seg");
-    let exported = export_segment(&[url.clone()], Some(TOKEN), None, None, &whole)
+    let exported = export_segment(std::slice::from_ref(&url), Some(TOKEN), None, None, &whole)
         .await
         .unwrap();
     assert_eq!((exported.records, exported.last_seq), (head, head));
