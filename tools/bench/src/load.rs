@@ -187,8 +187,9 @@ pub async fn dispatch(api: &Api, hosts: usize, slots: u32, total: u64) -> Result
             while done.load(Ordering::Relaxed) < total {
                 let sent = Instant::now();
                 let jobs = api.claim(&host_id, slots, 100).await?;
+                let claimed = jobs.len() as u64;
                 let mut completions = tokio::task::JoinSet::new();
-                for job in jobs.iter().cloned() {
+                for job in jobs {
                     let api = api.clone();
                     let host_id = host_id.clone();
                     completions.spawn(async move { api.complete(&host_id, &job).await });
@@ -196,10 +197,10 @@ pub async fn dispatch(api: &Api, hosts: usize, slots: u32, total: u64) -> Result
                 while let Some(result) = completions.join_next().await {
                     result??;
                 }
-                if !jobs.is_empty() {
+                if claimed > 0 {
                     latencies.push(sent.elapsed());
                 }
-                done.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+                done.fetch_add(claimed, Ordering::Relaxed);
             }
             anyhow::Ok(latencies)
         }));
