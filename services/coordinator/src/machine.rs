@@ -354,7 +354,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (meta, data) = {
+        let (meta, mut data) = {
             let m = self.shared.read().expect("state lock");
             let hosts: Vec<HostView> = m.state.hosts().cloned().collect();
             let jobs: Vec<JobView> = m.state.jobs_after(None).cloned().collect();
@@ -379,7 +379,6 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         };
         // Blobs are immutable and content-addressed, so reading them after
         // the lock is released still gives what the views reference.
-        let mut data = data;
         let blobs = cf(&self.db, BLOBS);
         let mut wanted = BTreeSet::new();
         for job in &data.jobs {

@@ -302,7 +302,12 @@ async fn watch_leadership(coordinator: Arc<Coordinator>) {
                 .await
             {
                 Ok(_) => tracing::info!("cluster created"),
-                Err(e) => tracing::warn!("creating the cluster failed: {e:?}"),
+                Err(e) => {
+                    // Leadership is moving or raft is stopping: try again
+                    // after a pause rather than spinning.
+                    tracing::warn!("creating the cluster failed: {e:?}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
             continue;
         }

@@ -432,7 +432,7 @@ pub async fn list_jobs(node: Node, query: ListQuery) -> Outcome {
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
-    let (mut jobs, more) = node.read(|m| {
+    let (jobs, more) = node.read(|m| {
         if let Some(after) = &query.after {
             if m.state.job(after).is_none() {
                 return Err(ApiError::bad_request(format!(
@@ -452,7 +452,7 @@ pub async fn list_jobs(node: Node, query: ListQuery) -> Outcome {
     } else {
         None
     };
-    let jobs = jobs.drain(..).map(|job| job_json(&node, &job)).collect();
+    let jobs = jobs.iter().map(|job| job_json(&node, job)).collect();
     json(&api::JobsPage { jobs, next })
 }
 
