@@ -1,4 +1,7 @@
-//! Route paths and header names, shared by the server, the client and tests.
+//! Route paths, header names and time limits, shared by the server, the
+//! client and tests.
+
+use std::time::Duration;
 
 /// The shared secret every request carries.
 pub const TOKEN_HEADER: &str = "x-skyclaw-token";
@@ -11,3 +14,7 @@ pub const SEGMENT_CONTENT_TYPE: &str = "application/vnd.skyclaw.segment";
 /// Set on a request one coordinator passes to the leader, so it is never
 /// passed on twice.
 pub const FORWARDED_HEADER: &str = "x-skyclaw-forwarded";
+
+/// How long a membership change (`POST /v1/cluster/add`) may take: the new
+/// member first catches up, through a snapshot if it is far behind.
+pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);

@@ -9,9 +9,12 @@
 //! - [`connect`]: the coordinator URL and token flags every client command takes
 //! - [`signals`]: SIGINT/SIGTERM as a shutdown future
 //! - [`coordinator`], [`dev`], [`host`]: the long-running roles
-//! - [`enqueue`], [`jobs`], [`hosts`], [`status`]: client commands
+//! - [`enqueue`], [`jobs`], [`hosts`], [`status`], [`cluster`]: client commands
+//! - [`audit`]: `audit` and `log export`, from the auditor's crate
 //! - [`table`]: columns and times for people
 
+mod audit;
+mod cluster;
 mod connect;
 mod coordinator;
 mod dev;
@@ -55,9 +58,15 @@ enum Command {
     Hosts(hosts::Command),
     /// Show a coordinator's node, leader, log head and queue depth.
     Status(status::Args),
-    // Cluster membership (`cluster …`), log verification (`audit`) and
-    // segment export (`log export`) come later, each as a variant here
-    // and a module of its own.
+    /// Show the coordinators of the cluster; add or remove one.
+    #[command(subcommand)]
+    Cluster(cluster::Command),
+    /// Verify the event log (chain, framing, invariants) without trusting
+    /// the coordinators; exit 0 verified, 1 a problem found, 2 unreadable.
+    Audit(skyclaw_audit::cli::AuditArgs),
+    /// Export the event log.
+    #[command(subcommand)]
+    Log(audit::LogCommand),
 }
 
 impl Command {
@@ -95,6 +104,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Jobs(command) => jobs::run(command).await,
         Command::Hosts(command) => hosts::run(command).await,
         Command::Status(args) => status::run(args).await,
+        Command::Cluster(command) => cluster::run(command).await,
+        Command::Audit(args) => audit::audit(args).await,
+        Command::Log(command) => audit::log(command).await,
     }
 }
 

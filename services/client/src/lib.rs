@@ -7,9 +7,11 @@
 //! an idempotency key so that a retry never makes a second job.
 //!
 //! Layout:
+//! - [`args`]: the `--url`/`--token` flags every client command shares
 //! - [`backoff`]: delays with jitter between retries, shared with the host
 //! - this file: [`ClientConfig`], [`Client`] and its calls, [`Error`]
 
+pub mod args;
 pub mod backoff;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,14 +22,15 @@ use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use skyclaw_api::routes::{IDEMPOTENCY_HEADER, TOKEN_HEADER};
+use skyclaw_api::routes::{IDEMPOTENCY_HEADER, MEMBERSHIP_TIMEOUT, TOKEN_HEADER};
 use skyclaw_api::{
-    BatchEnqueueRequest, ClaimRequest, ClaimResponse, CompleteRequest, EnqueueRequest, ErrorBody,
-    Health, HeartbeatRequest, HeartbeatResponse, Host, HostResponse, HostsResponse, Job,
-    JobResponse, JobStatus, JobsPage, JobsResponse, LogHead, RegisterHostRequest, StateDigest,
-    StateResponse, Status,
+    AddMemberRequest, BatchEnqueueRequest, ClaimRequest, ClaimResponse, ClusterStatus,
+    CompleteRequest, EnqueueRequest, ErrorBody, Health, HeartbeatRequest, HeartbeatResponse, Host,
+    HostResponse, HostsResponse, Job, JobResponse, JobStatus, JobsPage, JobsResponse, LogHead,
+    RegisterHostRequest, RemoveMemberRequest, StateDigest, StateResponse, Status,
 };
 
+pub use args::{non_empty, ConnectArgs};
 pub use backoff::Backoff;
 
 /// What can go wrong with a call.
@@ -248,6 +251,38 @@ impl Client {
     /// `GET /v1/log/head`.
     pub async fn log_head(&self) -> Result<LogHead> {
         self.get(&["v1", "log", "head"]).await
+    }
+
+    /// `GET /v1/cluster`: members, leader, term and each member's lag.
+    pub async fn cluster(&self) -> Result<ClusterStatus> {
+        self.get(&["v1", "cluster"]).await
+    }
+
+    /// `POST /v1/cluster/add`: the coordinator serving at `url` joins as a
+    /// learner and becomes a voter once caught up, which may take a while
+    /// (a snapshot); the call waits up to [`MEMBERSHIP_TIMEOUT`].
+    pub async fn add_member(&self, name: &str, url: &str) -> Result<()> {
+        let request = AddMemberRequest {
+            name: name.to_string(),
+            url: url.to_string(),
+        };
+        let path = ["v1", "cluster", "add"];
+        let _: serde_json::Value = self
+            .post(&path, &request, None, Some(MEMBERSHIP_TIMEOUT))
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/cluster/remove`: a 404 if no member has that name.
+    pub async fn remove_member(&self, name: &str) -> Result<()> {
+        let request = RemoveMemberRequest {
+            name: name.to_string(),
+        };
+        let path = ["v1", "cluster", "remove"];
+        let _: serde_json::Value = self
+            .post(&path, &request, None, Some(MEMBERSHIP_TIMEOUT))
+            .await?;
+        Ok(())
     }
 
     /// `GET /v1/state/digest`.

@@ -22,7 +22,7 @@ use crate::{Error, Result};
 /// Commands taken into one raft entry at most.
 const MAX_BATCH: usize = 512;
 /// How long a write may wait to be committed before the caller is told.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Raft entries proposed but not yet answered, at most.
 const MAX_IN_FLIGHT: usize = 8;
 

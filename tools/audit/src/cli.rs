@@ -12,15 +12,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use skyclaw_client::ConnectArgs;
 use skyclaw_log_format::{ChainHead, Hash32, SegmentWriter};
 
 use crate::finding::Stop;
 use crate::report::{EXIT_UNREADABLE, EXIT_VERIFIED, EXIT_VIOLATION};
 use crate::verify::{follow, verify, FollowEvent, VerifyOptions};
 use crate::{generate, Error, Source};
-
-/// The coordinator used when none is configured.
-pub const DEFAULT_URL: &str = "http://127.0.0.1:8787";
 
 /// `skyclaw-audit`: verify a Skyclaw event log without trusting the
 /// coordinators that wrote it.
@@ -42,56 +40,6 @@ pub enum Command {
     /// Write a valid synthetic log of N events, for measuring verify speed.
     #[command(hide = true)]
     BenchGenerate(BenchGenerateArgs),
-}
-
-/// Where the coordinators are and the token to show them: the same flags
-/// and variables as every other `skyclaw` client command.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RemoteArgs {
-    /// Coordinator URLs, comma-separated or repeated; any of them will do.
-    #[arg(
-        long = "url",
-        value_name = "URL",
-        env = "SKYCLAW_COORDINATOR_URLS",
-        value_delimiter = ','
-    )]
-    pub urls: Vec<String>,
-    /// A single coordinator URL, used when no --url is given.
-    #[arg(
-        long = "coordinator-url",
-        value_name = "URL",
-        env = "SKYCLAW_COORDINATOR_URL"
-    )]
-    pub url: Option<String>,
-    /// The shared token, sent in x-skyclaw-token.
-    #[arg(long, env = "SKYCLAW_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-}
-
-impl RemoteArgs {
-    /// The URLs given, else `http://127.0.0.1:8787`.
-    pub fn urls(&self) -> Vec<String> {
-        let split = |text: &String| {
-            text.split(',')
-                .map(str::trim)
-                .filter(|url| !url.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
-        let mut urls: Vec<String> = self.urls.iter().flat_map(split).collect();
-        if urls.is_empty() {
-            urls = self.url.iter().flat_map(split).collect();
-        }
-        if urls.is_empty() {
-            urls.push(DEFAULT_URL.to_owned());
-        }
-        urls
-    }
-
-    /// The token, if a non-blank one was given.
-    pub fn token(&self) -> Option<String> {
-        self.token.clone().filter(|token| !token.trim().is_empty())
-    }
 }
 
 /// `skyclaw-audit verify` and `skyclaw audit`.
@@ -127,7 +75,7 @@ pub struct AuditArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub remote: RemoteArgs,
+    pub remote: ConnectArgs,
 }
 
 /// `skyclaw-audit export` and `skyclaw log export`.
@@ -143,7 +91,7 @@ pub struct ExportArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
     #[command(flatten)]
-    pub remote: RemoteArgs,
+    pub remote: ConnectArgs,
 }
 
 /// `skyclaw-audit bench-generate`.
@@ -367,21 +315,5 @@ mod tests {
         for bad in ["42", "x:00", &format!("42:{}", "ab".repeat(31)), ""] {
             assert!(parse_pinned_head(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn urls_come_from_the_list_then_the_single_url_then_the_default() {
-        let args = |urls: &[&str], url: Option<&str>| RemoteArgs {
-            urls: urls.iter().map(|u| u.to_string()).collect(),
-            url: url.map(str::to_owned),
-            token: Some(" ".into()),
-        };
-        assert_eq!(
-            args(&["http://a:1, http://b:2"], Some("http://c:3")).urls(),
-            ["http://a:1", "http://b:2"]
-        );
-        assert_eq!(args(&[], Some("http://c:3")).urls(), ["http://c:3"]);
-        assert_eq!(args(&[], None).urls(), [DEFAULT_URL]);
-        assert_eq!(args(&[], None).token(), None);
     }
 }

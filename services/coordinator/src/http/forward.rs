@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use skyclaw_api::routes::{FORWARDED_HEADER, IDEMPOTENCY_HEADER, TOKEN_HEADER};
+use skyclaw_api::routes::{FORWARDED_HEADER, IDEMPOTENCY_HEADER, MEMBERSHIP_TIMEOUT, TOKEN_HEADER};
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
 use super::error::ApiError;
 use super::filters::Node;
 use super::handlers::Outcome;
-use crate::node::WriteError;
+use crate::node::{WriteError, WRITE_TIMEOUT};
 
 /// Headers a forwarded request keeps. The token is the cluster's own: this
 /// node already checked the caller's.
@@ -39,8 +39,7 @@ pub async fn to_leader(
         .peers
         .request(method, &url)
         .header(FORWARDED_HEADER, node.me.name.as_str())
-        // Long enough for the longest claim wait.
-        .timeout(Duration::from_millis(node.config.max_claim_wait_ms) + Duration::from_secs(15))
+        .timeout(forward_timeout(node, path_and_query))
         .body(body);
     if let Some(token) = &node.config.token {
         request = request.header(TOKEN_HEADER, token);
@@ -71,4 +70,19 @@ pub async fn to_leader(
     *reply.status_mut() = status;
     *reply.headers_mut() = kept;
     Ok(reply)
+}
+
+/// How long the leader may take to answer what it was passed: a claim may
+/// wait for work, a membership change waits for the new member to catch up,
+/// anything else is one write (or a linearizable read) with its own bound.
+fn forward_timeout(node: &Node, path_and_query: &str) -> Duration {
+    const MARGIN: Duration = Duration::from_secs(5);
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    if path.starts_with("/v1/cluster/") {
+        MEMBERSHIP_TIMEOUT + MARGIN
+    } else if path.ends_with("/claim") {
+        Duration::from_millis(node.config.max_claim_wait_ms) + WRITE_TIMEOUT + MARGIN
+    } else {
+        WRITE_TIMEOUT + MARGIN
+    }
 }

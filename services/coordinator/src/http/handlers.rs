@@ -721,22 +721,28 @@ pub async fn remove_member(node: Node, body: Bytes) -> Outcome {
 pub async fn cluster(node: Node) -> Outcome {
     let term = node.raft.metrics().borrow().current_term;
     let head_seq = node.read(|m| m.head.seq);
-    let mut members = Vec::new();
-    for (raft_id, member, voter) in node.members() {
-        let head: Option<api::LogHead> = if raft_id == node.id {
-            Some(node.read(|m| log_head(&node, m)))
-        } else {
-            node.get_json(&member.url, "/v1/log/head").await
-        };
-        members.push(api::ClusterMember {
-            head_seq: head.as_ref().map(|h| h.seq),
-            lag: head.as_ref().map(|h| head_seq.saturating_sub(h.seq)),
-            name: member.name,
-            url: member.url,
-            raft_id,
-            voter,
-        });
-    }
+    // Ask every other member for its head at once: one slow or dead member
+    // costs one timeout, not one each.
+    let members =
+        futures::future::join_all(node.members().into_iter().map(|(raft_id, member, voter)| {
+            let node = node.clone();
+            async move {
+                let head: Option<api::LogHead> = if raft_id == node.id {
+                    Some(node.read(|m| log_head(&node, m)))
+                } else {
+                    node.get_json(&member.url, "/v1/log/head").await
+                };
+                api::ClusterMember {
+                    head_seq: head.as_ref().map(|h| h.seq),
+                    lag: head.as_ref().map(|h| head_seq.saturating_sub(h.seq)),
+                    name: member.name,
+                    url: member.url,
+                    raft_id,
+                    voter,
+                }
+            }
+        }))
+        .await;
     json(&api::ClusterStatus {
         node_id: node.me.name.clone(),
         leader: node.leader().map(|leader| leader.name),
