@@ -18,9 +18,21 @@ fn all_scenarios_run_quick() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    // The tables, for `cargo test -- --nocapture`.
+    println!("{}", String::from_utf8_lossy(&output.stdout));
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report).expect("report written")).expect("JSON");
-    for scenario in ["enqueue", "dispatch", "restart"] {
+    let scenarios = [
+        "enqueue",
+        "dispatch",
+        "restart",
+        "replication",
+        "failover",
+        "e2e",
+        "audit",
+        "memory",
+    ];
+    for scenario in scenarios {
         assert!(
             report.get(scenario).is_some(),
             "{scenario} missing from {report}"

@@ -1,0 +1,101 @@
+//! Enqueue throughput and latency, single requests and batches of 100, at
+//! several concurrencies: on one node, then on a three-node cluster (load
+//! on the leader, every write replicated to a majority before it is
+//! acknowledged). The table shows both side by side.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use super::failed;
+use crate::load::{self, Api, Summary};
+use crate::server::{Cluster, Coordinator};
+
+/// One concurrency level's figures on one setup.
+struct Level {
+    concurrency: usize,
+    single: Summary,
+    batch: Summary,
+}
+
+/// Measures one node, then three: never both at once, as they share the CPU.
+pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
+    let (levels, total): (&[usize], u64) = if quick {
+        (&[1, 16], 400)
+    } else {
+        (&[1, 16, 64, 256], 20_000)
+    };
+    let one = {
+        let dir = tempfile::tempdir()?;
+        let node = Coordinator::start(bin, dir.path()).await?;
+        measure(&Api::new(&node.url), levels, total).await?
+    };
+    let three = {
+        let dir = tempfile::tempdir()?;
+        let cluster = Cluster::start(bin, dir.path(), 3).await?;
+        let leader = cluster.leader(Duration::from_secs(10)).await?;
+        measure(&Api::new(&cluster.nodes[leader].url), levels, total).await?
+    };
+
+    println!(
+        "\nenqueue, durable (one fsync per raft entry): 1 node vs 3 nodes (load on the leader)"
+    );
+    println!(
+        "{:<30} {:>9} {:>8} {:>8}   {:>9} {:>8} {:>8}   {:>6}",
+        "", "1 node/s", "p50 ms", "p99 ms", "3 nodes/s", "p50 ms", "p99 ms", "3n/1n"
+    );
+    let line = |label: String, one: &Summary, three: &Summary| {
+        println!(
+            "{label:<30} {:>9.0} {:>8.2} {:>8.2}   {:>9.0} {:>8.2} {:>8.2}   {:>6.2}{}{}",
+            one.jobs_per_s,
+            one.p50_ms,
+            one.p99_ms,
+            three.jobs_per_s,
+            three.p50_ms,
+            three.p99_ms,
+            three.jobs_per_s / one.jobs_per_s,
+            failed(one, " on 1 node"),
+            failed(three, " on 3 nodes"),
+        );
+    };
+    let mut out = Vec::new();
+    for (one, three) in one.iter().zip(&three) {
+        let concurrency = one.concurrency;
+        line(
+            format!("single, concurrency {concurrency}"),
+            &one.single,
+            &three.single,
+        );
+        line(
+            format!("batch of 100, concurrency {concurrency}"),
+            &one.batch,
+            &three.batch,
+        );
+        out.push(json!({
+            "concurrency": concurrency,
+            "single": one.single,
+            "batch100": one.batch,
+            "single_3nodes": three.single,
+            "batch100_3nodes": three.batch,
+            "single_ratio_3_to_1": three.single.jobs_per_s / one.single.jobs_per_s,
+            "batch100_ratio_3_to_1": three.batch.jobs_per_s / one.batch.jobs_per_s,
+        }));
+    }
+    Ok(Value::Array(out))
+}
+
+/// Single and batch enqueues at each concurrency level against `api`.
+async fn measure(api: &Api, levels: &[usize], total: u64) -> Result<Vec<Level>> {
+    let mut out = Vec::new();
+    for &concurrency in levels {
+        let total = if concurrency == 1 { total / 4 } else { total };
+        out.push(Level {
+            concurrency,
+            single: load::enqueue(api, concurrency, total, 1).await?,
+            batch: load::enqueue(api, concurrency, total * 5, 100).await?,
+        });
+    }
+    Ok(out)
+}
