@@ -103,11 +103,15 @@ pub struct Completion {
 //         env?: { str: str }, timeoutMs?: int }
 //       | MessagePack map { kind: "automaton-run", args?: [str], automatonDir?: str,
 //         env?: { str: str }, timeoutMs?: int }
+// Decoding goes through `PayloadFields`: serde's derive for an internally
+// tagged enum buffers every field before it can look at the tag, which made
+// payloads the costliest part of replaying a log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     tag = "kind",
     rename_all = "kebab-case",
-    rename_all_fields = "camelCase"
+    rename_all_fields = "camelCase",
+    try_from = "PayloadFields"
 )]
 pub enum Payload {
     Shell {
@@ -131,6 +135,50 @@ pub enum Payload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
     },
+}
+
+/// Every field any payload kind has, in one flat map: decodes in one pass
+/// whatever the order of the keys. Fields the kind does not have are
+/// ignored, as unknown fields are everywhere else.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PayloadFields {
+    kind: String,
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    cwd: Option<String>,
+    automaton_dir: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    timeout_ms: Option<u64>,
+}
+
+impl TryFrom<PayloadFields> for Payload {
+    type Error = String;
+
+    fn try_from(fields: PayloadFields) -> std::result::Result<Payload, String> {
+        match fields.kind.as_str() {
+            "shell" => Ok(Payload::Shell {
+                command: fields
+                    .command
+                    .ok_or("missing field `command` (a shell payload needs one)")?,
+                args: fields.args,
+                cwd: fields.cwd,
+                env: fields.env,
+                timeout_ms: fields.timeout_ms,
+            }),
+            "automaton-run" => Ok(Payload::AutomatonRun {
+                args: fields.args,
+                automaton_dir: fields.automaton_dir,
+                env: fields.env,
+                timeout_ms: fields.timeout_ms,
+            }),
+            other => Err(format!(
+                "unknown payload kind `{other}`, expected `shell` or `automaton-run`"
+            )),
+        }
+    }
 }
 
 /// A reference into the content-addressed blob store.
@@ -270,6 +318,36 @@ impl Event {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn payloads_decode_whatever_the_order_of_their_keys() {
+        let shell = Payload::Shell {
+            command: "echo".into(),
+            args: vec!["hi".into()],
+            cwd: None,
+            env: BTreeMap::new(),
+            timeout_ms: Some(5),
+        };
+        for text in [
+            r#"{"kind":"shell","command":"echo","args":["hi"],"timeoutMs":5}"#,
+            r#"{"timeoutMs":5,"args":["hi"],"command":"echo","kind":"shell"}"#,
+        ] {
+            assert_eq!(serde_json::from_str::<Payload>(text).unwrap(), shell);
+        }
+        let automaton: Payload =
+            serde_json::from_str(r#"{"args":["x"],"kind":"automaton-run"}"#).unwrap();
+        assert!(matches!(automaton, Payload::AutomatonRun { ref args, .. } if args == &["x"]));
+        for (bad, says) in [
+            (r#"{"command":"x"}"#, "kind"),
+            (r#"{"kind":"shell"}"#, "command"),
+            (r#"{"kind":"python","command":"x"}"#, "python"),
+        ] {
+            let error = serde_json::from_str::<Payload>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
 
     fn text() -> impl Strategy<Value = String> + Clone {
         "[a-zA-Z0-9 _./-]{0,12}"

@@ -182,6 +182,12 @@ impl Record {
                 ),
             });
         };
+        Record::from_parts(header, event.to_vec())
+    }
+
+    /// A record from its header bytes and its event bytes, read apart (so a
+    /// reader can put the event straight into its own buffer, uncopied).
+    pub fn from_parts(header: &[u8; RECORD_HEADER_LEN], event: Vec<u8>) -> Result<Record> {
         if header[0] != RECORD_VERSION {
             return Err(Error::UnsupportedVersion {
                 what: "record",
@@ -197,7 +203,7 @@ impl Record {
             },
             prev_hash: hash_at(&header[33..65]),
             hash: hash_at(&header[65..97]),
-            event: event.to_vec(),
+            event,
         })
     }
 }

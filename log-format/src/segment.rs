@@ -294,8 +294,6 @@ pub struct SegmentReader<R: Read> {
     verifier: ChainVerifier,
     /// Bytes consumed so far, for error messages.
     offset: u64,
-    /// Reused for every record frame.
-    frame: Vec<u8>,
     trailer: Option<SegmentTrailer>,
     done: bool,
 }
@@ -368,7 +366,6 @@ impl<R: Read> SegmentReader<R> {
             verifier: ChainVerifier::new(&header.cluster_id, header.anchor()),
             header,
             offset: raw.len() as u64,
-            frame: Vec::new(),
             trailer: None,
             done: false,
         })
@@ -426,13 +423,21 @@ impl<R: Read> SegmentReader<R> {
                         ),
                     ));
                 }
-                self.frame.clear();
-                let got = read_up_to(&mut self.input, &mut self.frame, len as usize)?;
+                // Header and event are read apart, the event straight into
+                // the record's own buffer.
+                let mut header = [0u8; RECORD_HEADER_LEN];
+                let mut event = vec![0u8; len as usize - RECORD_HEADER_LEN];
+                let got = read_full(&mut self.input, &mut header)?;
                 self.offset += got as u64;
-                if got < len as usize {
+                if got < RECORD_HEADER_LEN {
                     return Err(self.truncated());
                 }
-                let record = Record::decode(&self.frame).map_err(|e| {
+                let got = read_full(&mut self.input, &mut event)?;
+                self.offset += got as u64;
+                if got < event.len() {
+                    return Err(self.truncated());
+                }
+                let record = Record::from_parts(&header, event).map_err(|e| {
                     self.corrupt(
                         next_seq,
                         format!("frame at byte {frame_offset} does not hold a record: {e}"),

@@ -10,6 +10,7 @@
 //! - `a_follower_behind_the_purged_log_catches_up_through_a_snapshot`
 //! - `a_wiped_follower_rejoins_as_a_new_incarnation`
 //! - `a_rolling_restart_under_load_loses_nothing`
+//! - `members_are_removed_and_added_with_skyclaw_cluster`
 //!
 //! The harness runs these one at a time; see `harness::run`.
 
@@ -442,5 +443,110 @@ fn a_rolling_restart_under_load_loses_nothing() {
         let summary = checker::check(&cluster, &ledger).await;
         assert_none_crashed(&mut cluster);
         report("rolling restart", started, &summary);
+    });
+}
+
+/// `skyclaw cluster status|remove|add` against a live cluster under load:
+/// a follower is removed, then added back (as a learner that catches up,
+/// then a voter); bad requests exit 1 naming the problem and change nothing.
+#[test]
+fn members_are_removed_and_added_with_skyclaw_cluster() {
+    harness::run(TEST_LIMIT, async {
+        let started = Instant::now();
+        let cluster = Cluster::start(Options::default()).await;
+        let load = Load::start(cluster.urls(), "members", ENQUEUERS, HOSTS);
+        load.wait_acknowledged(50, WAIT).await;
+        let leader = cluster.wait_ready().await;
+        let follower = (leader + 1) % cluster.nodes.len();
+        let name = cluster.nodes[follower].name.clone();
+        let url = cluster.nodes[follower].url.clone();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let urls = cluster.urls().join(",");
+        let skyclaw = |args: &[&str]| {
+            let dir = dir.path().to_path_buf();
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let urls = urls.clone();
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let env = [
+                    ("SKYCLAW_COORDINATOR_URLS", urls.as_str()),
+                    ("SKYCLAW_TOKEN", harness::TOKEN),
+                ];
+                util::run_skyclaw(&dir, &args, &env, Duration::from_secs(60))
+            })
+        };
+        let voters_everywhere = |expected: Vec<String>| {
+            let cluster = &cluster;
+            async move {
+                wait_until(
+                    &format!("every live member to see voters {expected:?}"),
+                    WAIT,
+                    || async {
+                        for i in 0..cluster.nodes.len() {
+                            if !expected.contains(&cluster.nodes[i].name) {
+                                continue;
+                            }
+                            let status = cluster.status(i).await?;
+                            let mut voters: Vec<String> = status
+                                .members
+                                .iter()
+                                .filter(|m| m.voter)
+                                .map(|m| m.name.clone())
+                                .collect();
+                            voters.sort();
+                            if voters != expected || status.members.len() != expected.len() {
+                                return None;
+                            }
+                        }
+                        Some(())
+                    },
+                )
+                .await
+            }
+        };
+        let all: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
+
+        let status = skyclaw(&["cluster", "status", "--json"]).await.unwrap();
+        assert_eq!(status.code, Some(0), "{status:?}");
+        let parsed: skyclaw_api::ClusterStatus =
+            serde_json::from_str(&status.stdout).expect("cluster status --json is JSON");
+        assert_eq!(parsed.members.len(), 3, "{parsed:?}");
+        assert!(parsed.leader.is_some(), "{parsed:?}");
+        let table = skyclaw(&["cluster", "status"]).await.unwrap();
+        assert_eq!(table.code, Some(0), "{table:?}");
+        assert!(table.stdout.contains("leader:"), "{}", table.stdout);
+        for node in &cluster.nodes {
+            assert!(table.stdout.contains(&node.name), "{}", table.stdout);
+        }
+
+        for (args, says) in [
+            (vec!["cluster", "remove", "node-zz"], "no member is named"),
+            (
+                vec!["cluster", "add", "node-x", "http://127.0.0.1:9"],
+                "no coordinator answered",
+            ),
+            (vec!["cluster", "add", "node-q", url.as_str()], "is named"),
+        ] {
+            let refused = skyclaw(&args).await.unwrap();
+            assert_eq!(refused.code, Some(1), "{args:?}: {refused:?}");
+            assert!(refused.stderr.contains(says), "{args:?}: {refused:?}");
+        }
+        voters_everywhere(all.clone()).await;
+
+        let removed = skyclaw(&["cluster", "remove", &name]).await.unwrap();
+        assert_eq!(removed.code, Some(0), "{removed:?}");
+        let rest: Vec<String> = all.iter().filter(|n| **n != name).cloned().collect();
+        voters_everywhere(rest).await;
+        load.wait_acknowledged(30, WAIT).await;
+
+        let added = skyclaw(&["cluster", "add", &name, &url]).await.unwrap();
+        assert_eq!(added.code, Some(0), "{added:?}");
+        assert!(added.stdout.contains("is a voting member"), "{added:?}");
+        voters_everywhere(all).await;
+
+        load.wait_acknowledged(30, WAIT).await;
+        let ledger = load.stop().await;
+        let summary = checker::check(&cluster, &ledger).await;
+        report("remove and add a member", started, &summary);
     });
 }

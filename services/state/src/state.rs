@@ -4,6 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use rustc_hash::FxHashMap;
 use skyclaw_log_format::event::{BlobRef, Completion, Event, Hash32, JobSpec, Payload};
 
 use crate::command::{Command, Decision, Outcome, Rejection};
@@ -23,7 +24,8 @@ type QueueKey = (Reverse<i32>, u64, String);
 pub struct State {
     cluster_id: Option<String>,
     hosts: BTreeMap<String, HostView>,
-    jobs: HashMap<String, JobView>,
+    /// Job ids are UUIDs the coordinator makes, so a fast hash is safe.
+    jobs: FxHashMap<String, JobView>,
     /// Every job id by enqueue order.
     by_order: BTreeMap<u64, String>,
     queue: BTreeSet<QueueKey>,
@@ -108,16 +110,13 @@ impl State {
         let cluster_id = self.cluster_id.as_deref().unwrap_or("");
         hasher.update(&(cluster_id.len() as u64).to_be_bytes());
         hasher.update(cluster_id.as_bytes());
-        let mut put = |tag: u8, bytes: Vec<u8>| {
-            hasher.update(&[tag]);
-            hasher.update(&(bytes.len() as u64).to_be_bytes());
-            hasher.update(&bytes);
-        };
+        // One buffer for every view: the digest covers millions of them.
+        let mut bytes = Vec::with_capacity(512);
         for host in self.hosts.values() {
-            put(b'h', encode_view(host));
+            digest_view(&mut hasher, &mut bytes, b'h', host);
         }
         for id in self.by_order.values() {
-            put(b'j', encode_view(&self.jobs[id]));
+            digest_view(&mut hasher, &mut bytes, b'j', &self.jobs[id]);
         }
         Hash32(*hasher.finalize().as_bytes())
     }
@@ -802,6 +801,21 @@ fn queue_key(job: &JobView) -> QueueKey {
 /// The canonical bytes of a view, for the digest and for persistence.
 pub fn encode_view<T: serde::Serialize>(view: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(view).expect("views encode")
+}
+
+/// Adds `tag ‖ len: u64 ‖ encode_view(view)` to the digest, encoding into
+/// `buffer`.
+fn digest_view<T: serde::Serialize>(
+    hasher: &mut blake3::Hasher,
+    buffer: &mut Vec<u8>,
+    tag: u8,
+    view: &T,
+) {
+    buffer.clear();
+    rmp_serde::encode::write_named(buffer, view).expect("views encode");
+    hasher.update(&[tag]);
+    hasher.update(&(buffer.len() as u64).to_be_bytes());
+    hasher.update(buffer);
 }
 
 fn check_capabilities(field: &str, capabilities: &[String]) -> Result<(), Rejection> {
