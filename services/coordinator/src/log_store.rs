@@ -145,15 +145,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 store::encode(&entry),
             );
         }
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        match self.db.write_opt(batch, &options) {
+        // The fsync runs on a blocking thread: raft waits for it either way,
+        // but one of the runtime's few threads stays free to serve HTTP.
+        let db = self.db.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut options = WriteOptions::default();
+            options.set_sync(true);
+            db.write_opt(batch, &options)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(format!("the log write failed: {e}"))));
+        match written {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
             Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                callback.log_io_completed(Err(std::io::Error::new(e.kind(), e.to_string())));
                 Err(StorageIOError::write_logs(&e).into())
             }
         }

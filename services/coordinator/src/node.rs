@@ -24,7 +24,7 @@ const MAX_BATCH: usize = 512;
 /// How long a write may wait to be committed before the caller is told.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Raft entries proposed but not yet answered, at most.
-const MAX_IN_FLIGHT: usize = 8;
+const MAX_IN_FLIGHT: usize = 4;
 
 /// Why a write did not happen (as opposed to being refused by the domain).
 #[derive(Clone, Debug)]
