@@ -37,6 +37,13 @@ pub fn open(path: &Path) -> Result<Arc<DB>> {
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
+    // Bound what RocksDB holds outside its files. All memtables together
+    // stay under 64 MiB, and the write-ahead log under 128 MiB: the
+    // small column families (meta, raft_meta) would otherwise never
+    // flush, pin every WAL file since start-up, and make a restart replay
+    // all of them.
+    options.set_db_write_buffer_size(64 << 20);
+    options.set_max_total_wal_size(128 << 20);
     let families = FAMILIES
         .iter()
         .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));

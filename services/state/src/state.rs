@@ -25,7 +25,9 @@ pub struct State {
     cluster_id: Option<String>,
     hosts: BTreeMap<String, HostView>,
     /// Job ids are UUIDs the coordinator makes, so a fast hash is safe.
-    jobs: FxHashMap<String, JobView>,
+    /// Boxed: a table slot is then 32 bytes, not a whole view, so the
+    /// table's spare capacity costs little with a million jobs.
+    jobs: FxHashMap<String, Box<JobView>>,
     /// Every job id by enqueue order.
     by_order: BTreeMap<u64, String>,
     queue: BTreeSet<QueueKey>,
@@ -59,7 +61,7 @@ impl State {
     }
 
     pub fn job(&self, id: &str) -> Option<&JobView> {
-        self.jobs.get(id)
+        self.jobs.get(id).map(Box::as_ref)
     }
 
     pub fn job_count(&self) -> usize {
@@ -81,7 +83,7 @@ impl State {
             .map_or(0, |job| job.order + 1);
         self.by_order
             .range(start..)
-            .filter_map(|(_, id)| self.jobs.get(id))
+            .filter_map(|(_, id)| self.job(id))
     }
 
     /// The earliest lease expiry, if any lease is live.
@@ -140,7 +142,7 @@ impl State {
         for job in jobs {
             state.index_job(&job);
             state.next_order = state.next_order.max(job.order + 1);
-            state.jobs.insert(job.id.clone(), job);
+            state.jobs.insert(job.id.clone(), Box::new(job));
         }
         state
     }
@@ -371,7 +373,7 @@ impl State {
         let events = self
             .queue
             .iter()
-            .map(|(_, _, id)| &self.jobs[id])
+            .map(|(_, _, id)| &*self.jobs[id])
             .filter(|job| host.can_run(job))
             .take(take)
             .map(|job| {
@@ -432,7 +434,7 @@ impl State {
         let cancel = self
             .leases
             .iter()
-            .map(|(_, id)| &self.jobs[id])
+            .map(|(_, id)| &*self.jobs[id])
             .filter(|job| {
                 job.cancel_requested
                     && job
@@ -453,8 +455,7 @@ impl State {
     }
 
     fn existing_job(&self, job_id: &str) -> Result<&JobView, Rejection> {
-        self.jobs
-            .get(job_id)
+        self.job(job_id)
             .ok_or_else(|| Rejection::NotFound(format!("job {job_id} not found")))
     }
 
@@ -560,7 +561,7 @@ impl State {
                 };
                 self.next_order += 1;
                 self.index_job(&job);
-                self.jobs.insert(job.id.clone(), job);
+                self.jobs.insert(job.id.clone(), Box::new(job));
             }
             Event::JobLeased {
                 job_id,
@@ -673,8 +674,7 @@ impl State {
             return fail("an event precedes the cluster's creation".into());
         }
         let job = |id: &str| {
-            self.jobs
-                .get(id)
+            self.job(id)
                 .ok_or_else(|| Violation(format!("job {id} is unknown")))
         };
         let live_lease = |id: &str, epoch: u32| -> Result<&Lease, Violation> {
