@@ -5,6 +5,7 @@
 //! - `an_idempotency_key_makes_a_repeated_enqueue_one_job`
 //! - `a_queued_job_cancels_at_once`
 //! - `errors_name_the_problem_and_exit_1`
+//! - `audit_and_log_export_verify_the_log`
 
 mod util;
 
@@ -175,4 +176,36 @@ fn errors_name_the_problem_and_exit_1() {
     );
     assert_eq!(failover.code, Some(0), "{failover:?}");
     serde_json::from_str::<Status>(&failover.stdout).unwrap();
+}
+
+#[test]
+fn audit_and_log_export_verify_the_log() {
+    let cluster = Cluster::start(60_000);
+    let _host = cluster.start_host("host-a", &[]);
+    let ran = cluster.skyclaw(&["enqueue-shell", "--wait", "sh", "-c", "echo audited"]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+
+    let live = cluster.skyclaw(&["audit", "--json"]);
+    assert_eq!(live.code, Some(0), "{live:?}");
+    let report: serde_json::Value = serde_json::from_str(&live.stdout).expect("JSON report");
+    assert_eq!(report["status"], "verified", "{report}");
+    assert_eq!(report["comparison"]["agrees"], true, "{report}");
+    let head = report["lastSeq"].as_u64().expect("a last seq");
+    assert!(head >= 4, "{report}");
+
+    let segment = cluster.path().join("log.seg");
+    let segment = segment.to_str().unwrap();
+    let exported = cluster.skyclaw(&["log", "export", "-o", segment]);
+    assert_eq!(exported.code, Some(0), "{exported:?}");
+    let offline = cluster.skyclaw(&["audit", segment, "--json"]);
+    assert_eq!(offline.code, Some(0), "{offline:?}");
+    let offline: serde_json::Value = serde_json::from_str(&offline.stdout).expect("JSON report");
+    let offline_head = offline["lastSeq"].as_u64().expect("a last seq");
+    assert!(offline_head >= head, "{offline}");
+    if offline_head == head {
+        assert_eq!(offline["digest"], report["digest"], "{offline}");
+    }
+
+    let missing = cluster.skyclaw(&["audit", "no-such-file.seg"]);
+    assert_eq!(missing.code, Some(2), "{missing:?}");
 }
