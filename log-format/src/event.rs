@@ -278,18 +278,23 @@ impl Event {
     pub fn decode(bytes: &[u8]) -> Result<Event> {
         match bytes.split_first() {
             None => Err(Error::Event("empty event".into())),
-            Some((&EVENT_VERSION, mut body)) => {
-                let event = Event::deserialize(&mut rmp_serde::Deserializer::new(&mut body))
+            Some((&EVENT_VERSION, body)) => {
+                // Decoding borrows from the slice: strings are not first
+                // copied into a buffer of the decoder's own.
+                let mut decoder = rmp_serde::Deserializer::from_read_ref(body);
+                let event = Event::deserialize(&mut decoder)
                     .map_err(|e| Error::Event(e.to_string()))?;
                 // Bytes after the body would be sealed into the hash yet mean
-                // nothing; a log that carries them was not written by us.
-                if body.is_empty() {
-                    Ok(event)
-                } else {
-                    Err(Error::Event(format!(
-                        "{} bytes follow the event",
-                        body.len()
-                    )))
+                // nothing; a log that carries them was not written by us. The
+                // body ended exactly where the bytes do if reading one more
+                // value finds nothing at all.
+                match serde::de::IgnoredAny::deserialize(&mut decoder) {
+                    Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+                        if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                    {
+                        Ok(event)
+                    }
+                    _ => Err(Error::Event("bytes follow the event".into())),
                 }
             }
             Some((&version, _)) => Err(Error::UnsupportedVersion {
@@ -549,9 +554,16 @@ mod tests {
                 version: 2
             })
         ));
-        let mut bytes = event.encode();
-        bytes.push(0xc0);
-        assert!(matches!(Event::decode(&bytes), Err(Error::Event(_))));
+        // Anything after the body: a whole value, a byte that is no
+        // MessagePack marker, the start of a value cut short.
+        for extra in [&[0xc0][..], &[0xc1], &[0xd9], &[0x92, 0x01]] {
+            let mut bytes = event.encode();
+            bytes.extend_from_slice(extra);
+            assert!(
+                matches!(Event::decode(&bytes), Err(Error::Event(_))),
+                "{extra:?}"
+            );
+        }
         assert!(matches!(Event::decode(&[]), Err(Error::Event(_))));
         assert!(matches!(
             Event::decode(&[EVENT_VERSION]),
