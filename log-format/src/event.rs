@@ -137,6 +137,63 @@ pub enum Payload {
     },
 }
 
+/// The length of the MessagePack value `bytes` starts with, or `None` if it
+/// is cut short or starts with no valid marker. Walks the markers without
+/// decoding anything, so it costs a fraction of the decode it checks.
+fn value_len(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0usize;
+    // Values still to walk: nested ones are counted, not recursed into.
+    let mut pending = 1u64;
+    let be = |at: usize, n: usize| -> Option<usize> {
+        let field = bytes.get(at..at.checked_add(n)?)?;
+        Some(
+            field
+                .iter()
+                .fold(0usize, |len, &b| (len << 8) | usize::from(b)),
+        )
+    };
+    while pending > 0 {
+        pending -= 1;
+        let marker = *bytes.get(at)?;
+        at += 1;
+        // (bytes of payload after the marker, values nested in it)
+        let (skip, nested) = match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+            0x80..=0x8f => (0, 2 * u64::from(marker & 0x0f)),
+            0x90..=0x9f => (0, u64::from(marker & 0x0f)),
+            0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
+            0xc4 | 0xd9 => (1 + be(at, 1)?, 0),
+            0xc5 | 0xda => (2 + be(at, 2)?, 0),
+            0xc6 | 0xdb => (4 + be(at, 4)?, 0),
+            0xc7 => (2 + be(at, 1)?, 0),
+            0xc8 => (3 + be(at, 2)?, 0),
+            0xc9 => (5 + be(at, 4)?, 0),
+            0xca => (4, 0),
+            0xcb => (8, 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 => (2, 0),
+            0xce | 0xd2 => (4, 0),
+            0xcf | 0xd3 => (8, 0),
+            0xd4 => (2, 0),
+            0xd5 => (3, 0),
+            0xd6 => (5, 0),
+            0xd7 => (9, 0),
+            0xd8 => (17, 0),
+            0xdc => (2, be(at, 2)? as u64),
+            0xdd => (4, be(at, 4)? as u64),
+            0xde => (2, 2 * be(at, 2)? as u64),
+            0xdf => (4, 2 * be(at, 4)? as u64),
+            0xc1 => return None,
+        };
+        at = at.checked_add(skip)?;
+        if at > bytes.len() {
+            return None;
+        }
+        pending += nested;
+    }
+    Some(at)
+}
+
 /// Every field any payload kind has, in one flat map: decodes in one pass
 /// whatever the order of the keys. Fields the kind does not have are
 /// ignored, as unknown fields are everywhere else.
@@ -282,18 +339,12 @@ impl Event {
                 // Decoding borrows from the slice: strings are not first
                 // copied into a buffer of the decoder's own.
                 let mut decoder = rmp_serde::Deserializer::from_read_ref(body);
-                let event = Event::deserialize(&mut decoder)
-                    .map_err(|e| Error::Event(e.to_string()))?;
+                let event =
+                    Event::deserialize(&mut decoder).map_err(|e| Error::Event(e.to_string()))?;
                 // Bytes after the body would be sealed into the hash yet mean
-                // nothing; a log that carries them was not written by us. The
-                // body ended exactly where the bytes do if reading one more
-                // value finds nothing at all.
-                match serde::de::IgnoredAny::deserialize(&mut decoder) {
-                    Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
-                        if e.kind() == std::io::ErrorKind::UnexpectedEof =>
-                    {
-                        Ok(event)
-                    }
+                // nothing; a log that carries them was not written by us.
+                match value_len(body) {
+                    Some(len) if len == body.len() => Ok(event),
                     _ => Err(Error::Event("bytes follow the event".into())),
                 }
             }
@@ -323,6 +374,39 @@ impl Event {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn value_len_walks_every_kind_of_value() {
+        let long = "x".repeat(70_000);
+        let values = vec![
+            rmp_serde::to_vec(&(1.5f32, 2.5f64, -3i64, -200i64, u64::MAX, i64::MIN)).unwrap(),
+            rmp_serde::to_vec(&vec![7u8; 20]).unwrap(),
+            rmp_serde::to_vec(&Bin(vec![0xab; 300])).unwrap(),
+            rmp_serde::to_vec(&long).unwrap(),
+            rmp_serde::to_vec_named(&BTreeMap::from([("a", vec![1u32; 70_000])])).unwrap(),
+            rmp_serde::to_vec(&(None::<u8>, true, false, "", ())).unwrap(),
+        ];
+        for value in values {
+            assert_eq!(value_len(&value), Some(value.len()));
+            for cut in [1, value.len() / 2, value.len() - 1] {
+                if cut < value.len() {
+                    assert_eq!(value_len(&value[..cut]), None, "cut at {cut}");
+                }
+            }
+        }
+        assert_eq!(value_len(&[0xc1]), None);
+        assert_eq!(value_len(&[]), None);
+        assert_eq!(value_len(&[0x01, 0x02]), Some(1));
+    }
+
+    /// Bytes that serialize as MessagePack bin, not as an array.
+    struct Bin(Vec<u8>);
+
+    impl Serialize for Bin {
+        fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            s.serialize_bytes(&self.0)
+        }
+    }
 
     #[test]
     fn payloads_decode_whatever_the_order_of_their_keys() {

@@ -54,31 +54,56 @@ const SNAPSHOT: &[u8] = b"snapshot";
 
 impl Materialized {
     /// Reads the views back from disk: start-up cost grows with the number
-    /// of live records, not with the length of history.
+    /// of live records, not with the length of history. Jobs are decoded on
+    /// several threads, each over a slice of the key space (job ids are
+    /// UUIDs, so the slices come out even).
     pub fn load(db: &DB) -> Result<Materialized> {
-        let mut hosts = Vec::new();
-        let mut jobs = Vec::new();
-        for item in db.iterator_cf(cf(db, VIEWS), rocksdb::IteratorMode::Start) {
-            let (key, bytes) = item?;
-            let corrupt = |e: rmp_serde::decode::Error| {
-                Error::Corrupt(format!("view {}: {e}", String::from_utf8_lossy(&key)))
-            };
-            match key.first() {
-                Some(b'h') => hosts.push(store::decode::<HostView>(&bytes).map_err(corrupt)?),
-                Some(b'j') => jobs.push(store::decode::<JobView>(&bytes).map_err(corrupt)?),
-                _ => return Err(Error::Corrupt("unknown view key".into())),
-            }
-        }
+        let hosts: Vec<HostView> = read_views(db, b"h/", b"h0")?;
+        let parts = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4);
+        let mut bounds = vec![b"j/".to_vec()];
+        bounds.extend((1..parts).map(|i| format!("j/{:x}", 16 * i / parts).into_bytes()));
+        bounds.push(b"j0".to_vec());
+        let jobs = std::thread::scope(|scope| {
+            let readers: Vec<_> = bounds
+                .windows(2)
+                .map(|range| scope.spawn(|| read_views::<Box<JobView>>(db, &range[0], &range[1])))
+                .collect();
+            readers
+                .into_iter()
+                .map(|reader| {
+                    reader
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
         let cluster_id = store::get::<String>(db, META, CLUSTER_ID)?;
         let last_at = store::get::<u64>(db, META, LAST_AT)?.unwrap_or(0);
         Ok(Materialized {
-            state: State::from_views(cluster_id, last_at, hosts, jobs),
+            state: State::from_views(cluster_id, last_at, hosts, jobs.into_iter().flatten()),
             applied: store::get(db, META, APPLIED)?,
             membership: store::get(db, META, MEMBERSHIP)?.unwrap_or_default(),
             head: store::get(db, META, HEAD)?.unwrap_or(NO_HEAD),
             anchor: store::get(db, META, ANCHOR)?,
         })
     }
+}
+
+/// Every view whose key lies in `[from, to)`.
+fn read_views<T: serde::de::DeserializeOwned>(db: &DB, from: &[u8], to: &[u8]) -> Result<Vec<T>> {
+    let mut options = rocksdb::ReadOptions::default();
+    options.set_iterate_lower_bound(from.to_vec());
+    options.set_iterate_upper_bound(to.to_vec());
+    let mut views = Vec::new();
+    for item in db.iterator_cf_opt(cf(db, VIEWS), options, rocksdb::IteratorMode::Start) {
+        let (key, bytes) = item?;
+        let view = store::decode(&bytes)
+            .map_err(|e| Error::Corrupt(format!("view {}: {e}", String::from_utf8_lossy(&key))))?;
+        views.push(view);
+    }
+    Ok(views)
 }
 
 /// A snapshot's content: every view plus the blobs they reference and the

@@ -102,7 +102,15 @@ impl Coordinator {
                 incarnation
             }
         };
-        let shared: Shared = Arc::new(std::sync::RwLock::new(Materialized::load(&db)?));
+        let loading = std::time::Instant::now();
+        let materialized = Materialized::load(&db)?;
+        tracing::info!(
+            "loaded {} jobs and {} hosts in {:?}",
+            materialized.state.job_count(),
+            materialized.state.hosts().count(),
+            loading.elapsed()
+        );
+        let shared: Shared = Arc::new(std::sync::RwLock::new(materialized));
         let work = Arc::new(Notify::new());
         let raft_config = openraft::Config {
             cluster_name: "skyclaw".into(),
@@ -133,10 +141,10 @@ impl Coordinator {
             name: config.node_id.clone(),
             url: advertise_url,
         };
-        if config.peer_urls.is_empty() {
+        // A single node initializes itself, once, ever. (Asking again on a
+        // node that has a log would only be refused, noisily.)
+        if config.peer_urls.is_empty() && !raft.is_initialized().await.unwrap_or(true) {
             let members = BTreeMap::from([(id, me.clone())]);
-            // On a node that already has a log this answers NotAllowed,
-            // which is what we want: initialize once, ever.
             if let Err(e) = raft.initialize(members).await {
                 tracing::debug!("raft already initialized: {e}");
             }

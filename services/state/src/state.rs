@@ -125,11 +125,11 @@ impl State {
 
     /// Rebuilds a state from persisted views (a coordinator's restart, a
     /// snapshot install), without replaying history.
-    pub fn from_views(
+    pub fn from_views<J: Into<Box<JobView>>>(
         cluster_id: Option<String>,
         last_at: u64,
         hosts: impl IntoIterator<Item = HostView>,
-        jobs: impl IntoIterator<Item = JobView>,
+        jobs: impl IntoIterator<Item = J>,
     ) -> State {
         let mut state = State {
             cluster_id,
@@ -139,10 +139,30 @@ impl State {
         for host in hosts {
             state.hosts.insert(host.id.clone(), host);
         }
+        // The same indexes as `index_job` builds one job at a time, built
+        // here in bulk from jobs in enqueue order: a million sorted runs
+        // collect far faster than a million scattered inserts.
+        let mut jobs: Vec<Box<JobView>> = jobs.into_iter().map(Into::into).collect();
+        jobs.sort_unstable_by_key(|job| job.order);
+        state.next_order = jobs.last().map_or(0, |job| job.order + 1);
+        state.by_order = jobs.iter().map(|j| (j.order, j.id.clone())).collect();
+        state.queue = jobs
+            .iter()
+            .filter(|job| job.status == JobStatus::Queued)
+            .map(|job| queue_key(job))
+            .collect();
+        state.leases = jobs
+            .iter()
+            .filter(|job| job.status == JobStatus::Leased)
+            .filter_map(|job| Some((job.lease.as_ref()?.expires_at, job.id.clone())))
+            .collect();
+        state.idempotency = jobs
+            .iter()
+            .filter_map(|job| Some((job.idempotency_key.clone()?, job.id.clone())))
+            .collect();
+        state.jobs.reserve(jobs.len());
         for job in jobs {
-            state.index_job(&job);
-            state.next_order = state.next_order.max(job.order + 1);
-            state.jobs.insert(job.id.clone(), Box::new(job));
+            state.jobs.insert(job.id.clone(), job);
         }
         state
     }
