@@ -382,13 +382,7 @@ fn a_wiped_follower_rejoins_as_a_new_incarnation() {
             || async {
                 for i in 0..cluster.nodes.len() {
                     let status = cluster.status(i).await?;
-                    let mut voters: Vec<&str> = status
-                        .members
-                        .iter()
-                        .filter(|m| m.voter)
-                        .map(|m| m.name.as_str())
-                        .collect();
-                    voters.sort();
+                    let voters = status.voters();
                     let rejoined = status
                         .members
                         .iter()
@@ -487,13 +481,7 @@ fn members_are_removed_and_added_with_skyclaw_cluster() {
                                 continue;
                             }
                             let status = cluster.status(i).await?;
-                            let mut voters: Vec<String> = status
-                                .members
-                                .iter()
-                                .filter(|m| m.voter)
-                                .map(|m| m.name.clone())
-                                .collect();
-                            voters.sort();
+                            let voters = status.voters();
                             if voters != expected || status.members.len() != expected.len() {
                                 return None;
                             }

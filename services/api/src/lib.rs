@@ -334,3 +334,17 @@ pub struct ClusterStatus {
     pub head_seq: u64,
     pub members: Vec<ClusterMember>,
 }
+
+impl ClusterStatus {
+    /// The names of the voting members, sorted.
+    pub fn voters(&self) -> Vec<&str> {
+        let mut voters: Vec<&str> = self
+            .members
+            .iter()
+            .filter(|member| member.voter)
+            .map(|member| member.name.as_str())
+            .collect();
+        voters.sort_unstable();
+        voters
+    }
+}

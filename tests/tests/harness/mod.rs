@@ -515,13 +515,7 @@ impl Cluster {
                         seen.push(format!("{name}: no answer"));
                         continue;
                     };
-                    let mut voters: Vec<String> = status
-                        .members
-                        .iter()
-                        .filter(|member| member.voter)
-                        .map(|member| member.name.clone())
-                        .collect();
-                    voters.sort();
+                    let voters = status.voters();
                     seen.push(format!(
                         "{name}: leader {:?}, term {}, voters {voters:?}, head {}",
                         status.leader, status.term, status.head_seq

@@ -325,13 +325,7 @@ impl Cluster {
                     views.push(format!("{}: no answer", node.name));
                     continue;
                 };
-                let mut voters: Vec<&str> = status
-                    .members
-                    .iter()
-                    .filter(|m| m.voter)
-                    .map(|m| m.name.as_str())
-                    .collect();
-                voters.sort();
+                let voters = status.voters();
                 views.push(format!(
                     "{}: leader {:?}, voters {voters:?}, head {}",
                     node.name, status.leader, status.head_seq
