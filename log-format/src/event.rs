@@ -39,6 +39,10 @@ pub enum Event {
         host_id: String,
         lease_epoch: u32,
         lease_expires_at: u64,
+        /// The idempotency key of the claim that took the job, if it had
+        /// one: a retry of that claim gets this lease again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claim_key: Option<String>,
     },
     /// The holder of a live lease extended it.
     LeaseRenewed {
@@ -126,8 +130,10 @@ pub enum Payload {
         timeout_ms: Option<u64>,
     },
     AutomatonRun {
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        args: Vec<String>,
+        /// `None` runs the automaton with `--run`; `Some([])` with no
+        /// arguments at all (the MVP's distinction, kept as given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        args: Option<Vec<String>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         automaton_dir: Option<String>,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -202,8 +208,7 @@ fn value_len(bytes: &[u8]) -> Option<usize> {
 struct PayloadFields {
     kind: String,
     command: Option<String>,
-    #[serde(default)]
-    args: Vec<String>,
+    args: Option<Vec<String>>,
     cwd: Option<String>,
     automaton_dir: Option<String>,
     #[serde(default)]
@@ -220,7 +225,7 @@ impl TryFrom<PayloadFields> for Payload {
                 command: fields
                     .command
                     .ok_or("missing field `command` (a shell payload needs one)")?,
-                args: fields.args,
+                args: fields.args.unwrap_or_default(),
                 cwd: fields.cwd,
                 env: fields.env,
                 timeout_ms: fields.timeout_ms,
@@ -425,7 +430,9 @@ mod tests {
         }
         let automaton: Payload =
             serde_json::from_str(r#"{"args":["x"],"kind":"automaton-run"}"#).unwrap();
-        assert!(matches!(automaton, Payload::AutomatonRun { ref args, .. } if args == &["x"]));
+        assert!(
+            matches!(automaton, Payload::AutomatonRun { args: Some(ref args), .. } if args == &["x"])
+        );
         for (bad, says) in [
             (r#"{"command":"x"}"#, "kind"),
             (r#"{"kind":"shell"}"#, "command"),
@@ -468,7 +475,7 @@ mod tests {
                     timeout_ms,
                 }),
             (
-                args,
+                proptest::option::of(args),
                 proptest::option::of(text()),
                 env,
                 any::<Option<u64>>()
@@ -551,14 +558,24 @@ mod tests {
                     }
                 }),
             job_spec,
-            (text(), text(), any::<u32>(), any::<u64>()).prop_map(
-                |(job_id, host_id, lease_epoch, lease_expires_at)| Event::JobLeased {
-                    job_id,
-                    host_id,
-                    lease_epoch,
-                    lease_expires_at,
-                }
-            ),
+            (
+                text(),
+                text(),
+                any::<u32>(),
+                any::<u64>(),
+                proptest::option::of(text())
+            )
+                .prop_map(
+                    |(job_id, host_id, lease_epoch, lease_expires_at, claim_key)| {
+                        Event::JobLeased {
+                            job_id,
+                            host_id,
+                            lease_epoch,
+                            lease_expires_at,
+                            claim_key,
+                        }
+                    }
+                ),
             (text(), any::<u32>(), any::<u64>()).prop_map(
                 |(job_id, lease_epoch, lease_expires_at)| Event::LeaseRenewed {
                     job_id,

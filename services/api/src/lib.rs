@@ -4,6 +4,7 @@
 //!
 //! Layout:
 //! - [`routes`]: paths and header names
+//! - [`limits`]: what a request may carry, checked before anything happens
 //! - this file: request and response bodies, records
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use skyclaw_log_format::event::Payload;
 pub use skyclaw_state::JobStatus;
 
+pub mod limits;
 pub mod routes;
 
 /// The body of every error response, whatever the status.
@@ -271,6 +273,10 @@ pub struct Status {
     pub queued: u64,
     pub leased: u64,
     pub hosts: u64,
+    /// The index of this node's last raft entry: every proposal, refused
+    /// or not, advances it.
+    #[serde(default)]
+    pub raft_index: u64,
 }
 
 /// `GET /v1/cluster/hello`: who a coordinator is, for bootstrap and joins.

@@ -86,7 +86,7 @@ pub async fn shell(args: ShellArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn automaton(args: AutomatonArgs) -> anyhow::Result<ExitCode> {
     let payload = Payload::AutomatonRun {
-        args: args.args,
+        args: (!args.args.is_empty()).then_some(args.args),
         automaton_dir: args.flags.cwd.clone(),
         env: env_map(&args.flags.env),
         timeout_ms: args.flags.timeout_ms,

@@ -232,8 +232,8 @@ fn describe(job: &Job) -> String {
 /// needed.
 fn command_line(payload: &Payload) -> String {
     let (program, args) = match payload {
-        Payload::Shell { command, args, .. } => (command.as_str(), args),
-        Payload::AutomatonRun { args, .. } => ("[automaton]", args),
+        Payload::Shell { command, args, .. } => (command.as_str(), args.as_slice()),
+        Payload::AutomatonRun { args, .. } => ("[automaton]", args.as_deref().unwrap_or_default()),
     };
     std::iter::once(program)
         .chain(args.iter().map(String::as_str))

@@ -309,7 +309,8 @@ impl Client {
     }
 
     /// `POST /v1/hosts/:id/claim` in the MVP's shape: one job or none,
-    /// waiting up to `wait` for one to appear.
+    /// waiting up to `wait` for one to appear. Retries carry one
+    /// idempotency key, so a lost answer costs the job no attempt.
     pub async fn claim(&self, host_id: &str, wait: Option<Duration>) -> Result<Option<Job>> {
         let request = ClaimRequest {
             wait_ms: wait.map(duration_ms),
@@ -317,7 +318,12 @@ impl Client {
         };
         let path = ["v1", "hosts", host_id, "claim"];
         let timeout = self.inner.request_timeout + wait.unwrap_or_default() + LONG_POLL_MARGIN;
-        let response: ClaimResponse = self.post(&path, &request, None, Some(timeout)).await?;
+        // One key for every retry of this call: a retry whose first answer
+        // was lost gets the same lease back rather than a second one.
+        let key = new_idempotency_key();
+        let response: ClaimResponse = self
+            .post(&path, &request, Some(&key), Some(timeout))
+            .await?;
         Ok(response.job)
     }
 
@@ -335,7 +341,10 @@ impl Client {
         };
         let path = ["v1", "hosts", host_id, "claim"];
         let timeout = self.inner.request_timeout + wait.unwrap_or_default() + LONG_POLL_MARGIN;
-        let response: JobsResponse = self.post(&path, &request, None, Some(timeout)).await?;
+        let key = new_idempotency_key();
+        let response: JobsResponse = self
+            .post(&path, &request, Some(&key), Some(timeout))
+            .await?;
         Ok(response.jobs)
     }
 

@@ -192,6 +192,35 @@ impl Coordinator {
         }
     }
 
+    /// Why the state would refuse `command` now, judged on this leader
+    /// before anything is proposed: a refusal then costs no raft entry.
+    /// Only once this leader has applied an entry of its own term does its
+    /// state hold every write acknowledged before (a new leader may not
+    /// have applied its predecessor's last entries yet); until then, and
+    /// for commands no state can refuse, the answer is `None` and the
+    /// command goes through raft, where `decide` has the last word.
+    pub fn refusal(&self, command: &Command) -> Option<Rejection> {
+        let could_be_refused = match command {
+            Command::Enqueue { jobs } => jobs.iter().any(|job| job.idempotency_key.is_some()),
+            Command::CreateCluster { .. } | Command::ExpireLeases => false,
+            _ => true,
+        };
+        if !could_be_refused {
+            return None;
+        }
+        {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let applied_own_term = metrics
+                .last_applied
+                .is_some_and(|applied| applied.leader_id.term == metrics.current_term);
+            if metrics.state != ServerState::Leader || !applied_own_term {
+                return None;
+            }
+        }
+        self.read(|m| m.state.decide(command, m.state.clock(now_ms())).err())
+    }
+
     /// Reads the materialized state of one moment.
     pub fn read<T>(&self, f: impl FnOnce(&Materialized) -> T) -> T {
         f(&self.shared.read().expect("state lock"))

@@ -239,11 +239,9 @@ impl Runner {
                 if !self.offers("automaton") {
                     return refuse("this host does not offer the \"automaton\" capability".into());
                 }
-                let args = if args.is_empty() {
-                    vec!["--run".to_string()]
-                } else {
-                    args.clone()
-                };
+                // No `args` at all means "run"; an empty list means no
+                // arguments, as the enqueuer wrote it.
+                let args = args.clone().unwrap_or_else(|| vec!["--run".to_string()]);
                 (
                     self.automaton_command.clone(),
                     args,
@@ -783,7 +781,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runner = runner_with(|c| c.automaton_command = "echo".into());
         let payload = Payload::AutomatonRun {
-            args: Vec::new(),
+            args: None,
             automaton_dir: Some(dir.path().display().to_string()),
             env: BTreeMap::new(),
             timeout_ms: None,
@@ -791,8 +789,17 @@ mod tests {
         let outcome = runner.run(&payload, never_stopped()).await;
         assert_eq!(outcome.stdout, "--run\n");
 
+        let no_args = Payload::AutomatonRun {
+            args: Some(Vec::new()),
+            automaton_dir: None,
+            env: BTreeMap::new(),
+            timeout_ms: None,
+        };
+        let outcome = runner.run(&no_args, never_stopped()).await;
+        assert_eq!(outcome.stdout, "\n");
+
         let with_args = Payload::AutomatonRun {
-            args: vec!["--once".into(), "x y".into()],
+            args: Some(vec!["--once".into(), "x y".into()]),
             automaton_dir: None,
             env: BTreeMap::new(),
             timeout_ms: None,

@@ -23,11 +23,16 @@ pub enum Command {
     Enqueue {
         jobs: Vec<JobSpec>,
     },
-    /// Lease up to `max_jobs` matching queued jobs to the host.
+    /// Lease up to `max_jobs` matching queued jobs to the host. A claim
+    /// with a `claim_key` that already took jobs which the host still
+    /// holds answers with those again: a host whose answer was lost
+    /// retries without burning an attempt.
     Claim {
         host_id: String,
         max_jobs: u32,
         lease_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claim_key: Option<String>,
     },
     /// Extend the leases the host reports running that have passed half
     /// their life.

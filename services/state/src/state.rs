@@ -33,6 +33,8 @@ pub struct State {
     queue: BTreeSet<QueueKey>,
     /// Live leases by expiry time.
     leases: BTreeSet<(u64, String)>,
+    /// Live leases by holder: the jobs each host holds.
+    held: HashMap<String, BTreeSet<String>>,
     idempotency: HashMap<String, String>,
     next_order: u64,
     last_at: u64,
@@ -84,6 +86,32 @@ impl State {
         self.by_order
             .range(start..)
             .filter_map(|(_, id)| self.job(id))
+    }
+
+    /// The live leases `host_id` holds, as (job id, epoch).
+    pub fn leases_held_by(&self, host_id: &str) -> Vec<(String, u32)> {
+        self.held
+            .get(host_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| Some((id.clone(), self.jobs.get(id)?.lease.as_ref()?.epoch)))
+            .collect()
+    }
+
+    /// The jobs `host_id` still holds that a claim with `claim_key` took.
+    pub fn claimed_with(&self, host_id: &str, claim_key: &str) -> Vec<String> {
+        self.held
+            .get(host_id)
+            .into_iter()
+            .flatten()
+            .filter(|id| {
+                self.jobs[*id]
+                    .lease
+                    .as_ref()
+                    .is_some_and(|lease| lease.claim_key.as_deref() == Some(claim_key))
+            })
+            .cloned()
+            .collect()
     }
 
     /// The earliest lease expiry, if any lease is live.
@@ -156,6 +184,11 @@ impl State {
             .filter(|job| job.status == JobStatus::Leased)
             .filter_map(|job| Some((job.lease.as_ref()?.expires_at, job.id.clone())))
             .collect();
+        for job in jobs.iter().filter(|job| job.status == JobStatus::Leased) {
+            if let Some(lease) = &job.lease {
+                state.hold(&lease.host_id, &job.id);
+            }
+        }
         state.idempotency = jobs
             .iter()
             .filter_map(|job| Some((job.idempotency_key.clone()?, job.id.clone())))
@@ -171,6 +204,13 @@ impl State {
         self.last_at
     }
 
+    fn hold(&mut self, host_id: &str, job_id: &str) {
+        self.held
+            .entry(host_id.to_string())
+            .or_default()
+            .insert(job_id.to_string());
+    }
+
     fn index_job(&mut self, job: &JobView) {
         self.by_order.insert(job.order, job.id.clone());
         if let Some(key) = &job.idempotency_key {
@@ -183,6 +223,7 @@ impl State {
             JobStatus::Leased => {
                 if let Some(lease) = &job.lease {
                     self.leases.insert((lease.expires_at, job.id.clone()));
+                    self.hold(&lease.host_id, &job.id);
                 }
             }
             _ => {}
@@ -218,7 +259,8 @@ impl State {
                 host_id,
                 max_jobs,
                 lease_ms,
-            } => self.decide_claim(host_id, *max_jobs, at + lease_ms),
+                claim_key,
+            } => self.decide_claim(host_id, *max_jobs, at + lease_ms, claim_key.as_deref()),
             Command::Renew {
                 host_id,
                 running,
@@ -382,11 +424,21 @@ impl State {
         host_id: &str,
         max_jobs: u32,
         lease_expires_at: u64,
+        claim_key: Option<&str>,
     ) -> Result<Decision, Rejection> {
         let host = self
             .hosts
             .get(host_id)
             .ok_or_else(|| Rejection::NotFound(format!("host {host_id} is not registered")))?;
+        if let Some(key) = claim_key {
+            let again = self.claimed_with(host_id, key);
+            if !again.is_empty() {
+                return Ok(Decision {
+                    events: vec![],
+                    outcome: Outcome::Jobs(again),
+                });
+            }
+        }
         let free = host.max_parallel.saturating_sub(host.active_leases);
         let take = max_jobs.min(free) as usize;
         let mut ids = Vec::with_capacity(take);
@@ -403,6 +455,7 @@ impl State {
                     host_id: host_id.to_string(),
                     lease_epoch: job.attempts + 1,
                     lease_expires_at,
+                    claim_key: claim_key.map(str::to_string),
                 }
             })
             .collect();
@@ -452,17 +505,12 @@ impl State {
             }
         }
         let cancel = self
-            .leases
-            .iter()
-            .map(|(_, id)| &*self.jobs[id])
-            .filter(|job| {
-                job.cancel_requested
-                    && job
-                        .lease
-                        .as_ref()
-                        .is_some_and(|lease| lease.host_id == host_id)
-            })
-            .map(|job| job.id.clone())
+            .held
+            .get(host_id)
+            .into_iter()
+            .flatten()
+            .filter(|id| self.jobs[*id].cancel_requested)
+            .cloned()
             .collect();
         Ok(Decision {
             events,
@@ -588,7 +636,9 @@ impl State {
                 host_id,
                 lease_epoch,
                 lease_expires_at,
+                claim_key,
             } => {
+                self.hold(host_id, job_id);
                 let job = self.jobs.get_mut(job_id).expect("checked");
                 self.queue.remove(&queue_key(job));
                 self.leases.insert((*lease_expires_at, job_id.clone()));
@@ -599,6 +649,7 @@ impl State {
                     host_id: host_id.clone(),
                     epoch: *lease_epoch,
                     expires_at: *lease_expires_at,
+                    claim_key: claim_key.clone(),
                 });
                 job.updated_at = at;
                 self.hosts.get_mut(host_id).expect("checked").active_leases += 1;
@@ -681,6 +732,12 @@ impl State {
         let job = self.jobs.get_mut(job_id).expect("checked");
         let lease = job.lease.take().expect("checked");
         self.leases.remove(&(lease.expires_at, job_id.to_string()));
+        if let Some(held) = self.held.get_mut(&lease.host_id) {
+            held.remove(job_id);
+            if held.is_empty() {
+                self.held.remove(&lease.host_id);
+            }
+        }
         if let Some(host) = self.hosts.get_mut(&lease.host_id) {
             host.active_leases -= 1;
         }

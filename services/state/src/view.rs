@@ -78,6 +78,9 @@ pub struct Lease {
     pub host_id: String,
     pub epoch: u32,
     pub expires_at: u64,
+    /// The idempotency key of the claim that took it (see `Command::Claim`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_key: Option<String>,
 }
 
 /// What the lease holder reported when the job ended; output is in blobs.

@@ -263,6 +263,7 @@ impl Run {
                 host_id: host_id(*host),
                 max_jobs: *max_jobs,
                 lease_ms: LEASE_MS,
+                claim_key: None,
             },
             Op::Renew { host, held, jobs } => {
                 let host_id = host_id(*host);
@@ -470,6 +471,7 @@ impl Run {
                             host_id: host_id.clone(),
                             lease_epoch: epoch,
                             lease_expires_at: at + LEASE_MS,
+                            claim_key: None,
                         }
                     );
                 }

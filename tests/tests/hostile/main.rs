@@ -5,11 +5,20 @@
 //! One module per kind of attacker; add a case where it belongs:
 //!
 //! - `setup`: a fresh machine's build prerequisites are detected exactly.
+//! - `requests`: oversized and malformed fields, ids of nothing: refused by
+//!   name, no raft entry, no memory kept.
+//! - `mvp`: the MVP's host and scripts (encoded ids, heartbeats without
+//!   `running`, empty `args`) keep working.
+//! - `retries`: a host whose answer was lost retries without burning an
+//!   attempt.
 
 #[path = "../harness/mod.rs"]
-#[allow(dead_code)]
 mod harness;
 #[path = "../util/mod.rs"]
 mod util;
 
+mod http;
+mod mvp;
+mod requests;
+mod retries;
 mod setup;

@@ -192,6 +192,7 @@ pub fn generate<E>(
             host_id: host_id.clone(),
             max_jobs: 4,
             lease_ms: LEASE_MS,
+            claim_key: None,
         });
 
         // Hosts whose number ends in 3 or 7 go silent: what they hold
@@ -287,7 +288,7 @@ fn job_spec(number: u64, dice: &mut Dice) -> JobSpec {
         }
     } else {
         Payload::AutomatonRun {
-            args: vec!["--run".into()],
+            args: Some(vec!["--run".into()]),
             automaton_dir: None,
             env: BTreeMap::from([("TASK".into(), format!("t{number}"))]),
             timeout_ms: None,

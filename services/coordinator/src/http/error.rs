@@ -56,6 +56,16 @@ impl ApiError {
     }
 }
 
+impl From<skyclaw_api::limits::Invalid> for ApiError {
+    fn from(invalid: skyclaw_api::limits::Invalid) -> ApiError {
+        use skyclaw_api::limits::Invalid;
+        match invalid {
+            Invalid::Shape(message) => ApiError::bad_request(message),
+            Invalid::TooLarge(message) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message),
+        }
+    }
+}
+
 impl From<Rejection> for ApiError {
     fn from(rejection: Rejection) -> ApiError {
         match rejection {

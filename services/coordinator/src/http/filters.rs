@@ -18,6 +18,22 @@ use crate::raft::NodeId;
 
 pub type Node = Arc<Coordinator>;
 
+/// An id taken from a path segment, percent-decoded: the MVP's host encodes
+/// ids (`openclaw%3Abox-1`), and every route decodes alike, so an id means
+/// the same whichever way a client wrote it. A segment that does not decode
+/// to UTF-8 names nothing that could exist, so the route answers 404.
+#[derive(Clone, Debug)]
+pub struct PathId(pub String);
+
+impl std::str::FromStr for PathId {
+    type Err = std::str::Utf8Error;
+
+    fn from_str(segment: &str) -> Result<PathId, Self::Err> {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8()?;
+        Ok(PathId(decoded.into_owned()))
+    }
+}
+
 pub fn with_node(
     node: Node,
 ) -> impl Filter<Extract = (Node,), Error = std::convert::Infallible> + Clone {

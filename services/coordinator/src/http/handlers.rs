@@ -65,8 +65,12 @@ fn parse_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Api
     }
 }
 
-/// Runs a command through raft and unwraps the domain's answer.
+/// Runs a command through raft and unwraps the domain's answer. A command
+/// the leader's state already refuses is answered without an entry.
 async fn write(node: &Node, command: Command) -> Result<Answer, ApiError> {
+    if let Some(rejection) = node.refusal(&command) {
+        return Err(rejection.into());
+    }
     Ok(node.write(command).await??)
 }
 
@@ -170,7 +174,11 @@ pub async fn state(node: Node) -> Outcome {
 }
 
 pub async fn status(node: Node) -> Outcome {
-    let term = node.raft.metrics().borrow().current_term;
+    let (term, raft_index) = {
+        let metrics = node.raft.metrics();
+        let metrics = metrics.borrow();
+        (metrics.current_term, metrics.last_log_index.unwrap_or(0))
+    };
     let (head, queued, leased, hosts) = node.read(|m| {
         (
             log_head(&node, m),
@@ -187,6 +195,7 @@ pub async fn status(node: Node) -> Outcome {
         queued,
         leased,
         hosts,
+        raft_index,
     })
 }
 
@@ -194,6 +203,7 @@ pub async fn status(node: Node) -> Outcome {
 
 pub async fn register(node: Node, body: Bytes) -> Outcome {
     let request: api::RegisterHostRequest = parse(&body)?;
+    request.check()?;
     let host_id = request
         .host_id
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -206,11 +216,13 @@ pub async fn register(node: Node, body: Bytes) -> Outcome {
         max_parallel: request.max_parallel.unwrap_or(1),
     };
     let answer = write(&node, command).await?;
-    node.saw_host(&host_id, now_ms());
     match answer {
-        Answer::Host(host) => json(&api::HostResponse {
-            host: host_json(&node, &host),
-        }),
+        Answer::Host(host) => {
+            node.saw_host(&host.id, now_ms());
+            json(&api::HostResponse {
+                host: host_json(&node, &host),
+            })
+        }
         other => Err(unexpected(other)),
     }
 }
@@ -224,27 +236,33 @@ pub async fn hosts(node: Node) -> Outcome {
 
 /// Renews leases that passed half their life (through raft), and answers
 /// from local state when nothing needs writing: a heartbeat that changes
-/// nothing writes nothing.
+/// nothing writes nothing. A heartbeat without `running` (the MVP's host
+/// sends none) renews every lease the host holds, as the MVP did.
 pub async fn heartbeat(node: Node, host_id: String, body: Bytes) -> Outcome {
     let request: api::HeartbeatRequest = parse_or_default(&body)?;
+    request.check()?;
     let now = now_ms();
-    let command = Command::Renew {
-        host_id: host_id.clone(),
-        running: request
-            .running
-            .unwrap_or_default()
-            .into_iter()
+    let running: Option<Vec<(String, u32)>> = request.running.map(|list| {
+        list.into_iter()
             .map(|r| (r.job_id, r.lease_epoch))
-            .collect(),
-        lease_ms: node.config.lease_ms,
-    };
-    let dry_run = node.read(|m| {
+            .collect()
+    });
+    let (command, dry_run) = node.read(|m| {
+        let command = Command::Renew {
+            host_id: host_id.clone(),
+            running: running.unwrap_or_else(|| m.state.leases_held_by(&host_id)),
+            lease_ms: node.config.lease_ms,
+        };
         let at = m.state.clock(now);
-        m.state.decide(&command, at).map(|decision| {
+        let dry_run = m.state.decide(&command, at).map(|decision| {
             let host = m.state.host(&host_id).cloned();
             (decision, host)
-        })
-    })?;
+        });
+        (command, dry_run)
+    });
+    // Only a registered host gets here: nothing a refused heartbeat
+    // carries stays in memory.
+    let dry_run = dry_run?;
     node.saw_host(&host_id, now);
     let answer = match dry_run {
         (decision, Some(host)) if decision.events.is_empty() => match decision.outcome {
@@ -273,7 +291,11 @@ pub async fn heartbeat(node: Node, host_id: String, body: Bytes) -> Outcome {
 /// Leases matching work to the host, waiting up to `waitMs` for some to
 /// appear. Waiting costs nothing in the log: only a claim that finds work
 /// is proposed.
-pub async fn claim(node: Node, host_id: String, body: Bytes) -> Outcome {
+///
+/// With an `x-idempotency-key`, a retried claim whose answer was lost gets
+/// the same leases again instead of new ones (see `Command::Claim`).
+pub async fn claim(node: Node, host_id: String, claim_key: Option<String>, body: Bytes) -> Outcome {
+    api::limits::idempotency_key(claim_key.as_deref())?;
     let request: api::ClaimRequest = parse_or_default(&body)?;
     let max_jobs = request.max_jobs.unwrap_or(1);
     if !(1..=MAX_JOBS_PER_CLAIM).contains(&max_jobs) {
@@ -288,7 +310,6 @@ pub async fn claim(node: Node, host_id: String, body: Bytes) -> Outcome {
             .min(node.config.max_claim_wait_ms),
     );
     let deadline = Instant::now() + wait;
-    node.saw_host(&host_id, now_ms());
     let jobs = loop {
         let notified = node.work.notified();
         tokio::pin!(notified);
@@ -296,7 +317,10 @@ pub async fn claim(node: Node, host_id: String, body: Bytes) -> Outcome {
         let (known, has_work) = node.read(|m| {
             (
                 m.state.host(&host_id).is_some(),
-                m.state.has_work_for(&host_id),
+                m.state.has_work_for(&host_id)
+                    || claim_key
+                        .as_deref()
+                        .is_some_and(|key| !m.state.claimed_with(&host_id, key).is_empty()),
             )
         });
         if !known {
@@ -304,11 +328,13 @@ pub async fn claim(node: Node, host_id: String, body: Bytes) -> Outcome {
                 "host {host_id} is not registered"
             )));
         }
+        node.saw_host(&host_id, now_ms());
         if has_work {
             let command = Command::Claim {
                 host_id: host_id.clone(),
                 max_jobs,
                 lease_ms: node.config.lease_ms,
+                claim_key: claim_key.clone(),
             };
             match write(&node, command).await? {
                 Answer::Jobs(jobs) if !jobs.is_empty() => break jobs,
@@ -359,29 +385,19 @@ fn job_spec(request: api::EnqueueRequest, idempotency_key: Option<String>) -> Jo
     }
 }
 
-fn check_key(key: &Option<String>) -> Result<(), ApiError> {
-    match key {
-        Some(key) if key.is_empty() || key.len() > 200 => Err(ApiError::bad_request(
-            "x-idempotency-key must be 1 to 200 characters",
-        )),
-        _ => Ok(()),
-    }
-}
-
 pub async fn enqueue(node: Node, idempotency_key: Option<String>, body: Bytes) -> Outcome {
-    check_key(&idempotency_key)?;
+    api::limits::idempotency_key(idempotency_key.as_deref())?;
     let request: api::EnqueueRequest = parse(&body)?;
+    request.check()?;
     let spec = job_spec(request, idempotency_key);
     let answer = write(&node, Command::Enqueue { jobs: vec![spec] }).await?;
     one_job(&node, answer)
 }
 
 pub async fn enqueue_batch(node: Node, idempotency_key: Option<String>, body: Bytes) -> Outcome {
-    check_key(&idempotency_key)?;
+    api::limits::idempotency_key(idempotency_key.as_deref())?;
     let request: api::BatchEnqueueRequest = parse(&body)?;
-    if request.jobs.is_empty() {
-        return Err(ApiError::bad_request("jobs must not be empty"));
-    }
+    request.check()?;
     let jobs = request
         .jobs
         .into_iter()
@@ -463,7 +479,8 @@ pub async fn cancel(node: Node, job_id: String) -> Outcome {
 
 pub async fn complete(node: Node, job_id: String, body: Bytes) -> Outcome {
     let request: api::CompleteRequest = parse(&body)?;
-    node.saw_host(&request.host_id, now_ms());
+    request.check()?;
+    let host_id = request.host_id.clone();
     let command = Command::Complete {
         job_id,
         host_id: request.host_id,
@@ -476,6 +493,7 @@ pub async fn complete(node: Node, job_id: String, body: Bytes) -> Outcome {
         error: request.error,
     };
     let answer = write(&node, command).await?;
+    node.saw_host(&host_id, now_ms());
     one_job(&node, answer)
 }
 

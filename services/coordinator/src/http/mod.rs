@@ -17,6 +17,7 @@ use warp::Filter;
 
 pub use error::ApiError;
 pub use filters::Node;
+use filters::PathId;
 
 /// Every route of the API, with JSON errors and the leader header.
 pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
@@ -34,16 +35,17 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
         .boxed();
 
     let jobs = {
-        let claim = warp::path!("v1" / "hosts" / String / "claim")
+        let claim = warp::path!("v1" / "hosts" / PathId / "claim")
+            .and(warp::post())
+            .and(with.clone())
+            .and(key)
+            .and(body.clone())
+            .then(|id: PathId, node, key, body| handlers::claim(node, id.0, key, body));
+        let complete = warp::path!("v1" / "jobs" / PathId / "complete")
             .and(warp::post())
             .and(with.clone())
             .and(body.clone())
-            .then(|id, node, body| handlers::claim(node, id, body));
-        let complete = warp::path!("v1" / "jobs" / String / "complete")
-            .and(warp::post())
-            .and(with.clone())
-            .and(body.clone())
-            .then(|id, node, body| handlers::complete(node, id, body));
+            .then(|id: PathId, node, body| handlers::complete(node, id.0, body));
         let enqueue = warp::path!("v1" / "jobs")
             .and(warp::post())
             .and(with.clone())
@@ -56,20 +58,20 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
             .and(key)
             .and(body.clone())
             .then(handlers::enqueue_batch);
-        let get = warp::path!("v1" / "jobs" / String)
+        let get = warp::path!("v1" / "jobs" / PathId)
             .and(warp::get())
             .and(with.clone())
             .and(filters::query::<handlers::ReadQuery>())
-            .then(|id, node, query| handlers::job_read(node, id, query));
+            .then(|id: PathId, node, query| handlers::job_read(node, id.0, query));
         let list = warp::path!("v1" / "jobs")
             .and(warp::get())
             .and(with.clone())
             .and(filters::query::<handlers::ListQuery>())
             .then(handlers::list_jobs);
-        let cancel = warp::path!("v1" / "jobs" / String / "cancel")
+        let cancel = warp::path!("v1" / "jobs" / PathId / "cancel")
             .and(warp::post())
             .and(with.clone())
-            .then(|id, node| handlers::cancel(node, id));
+            .then(|id: PathId, node| handlers::cancel(node, id.0));
         claim
             .or(complete)
             .unify()
@@ -88,11 +90,11 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
     };
 
     let hosts = {
-        let heartbeat = warp::path!("v1" / "hosts" / String / "heartbeat")
+        let heartbeat = warp::path!("v1" / "hosts" / PathId / "heartbeat")
             .and(warp::post())
             .and(with.clone())
             .and(body.clone())
-            .then(|id, node, body| handlers::heartbeat(node, id, body));
+            .then(|id: PathId, node, body| handlers::heartbeat(node, id.0, body));
         let register = warp::path!("v1" / "hosts" / "register")
             .and(warp::post())
             .and(with.clone())

@@ -84,6 +84,7 @@ async fn a_restart_keeps_views_head_and_digest_and_applies_nothing_twice() {
             host_id: "h".into(),
             max_jobs: 2,
             lease_ms: LEASE_MS,
+            claim_key: None,
         },
     )
     .await;

@@ -83,6 +83,7 @@ fn claim(state: &mut State, host_id: &str, max_jobs: u32, at: u64) -> Vec<String
             host_id: host_id.into(),
             max_jobs,
             lease_ms: LEASE_MS,
+            claim_key: None,
         },
         at,
     )
@@ -286,7 +287,7 @@ fn enqueue_is_validated_field_by_field() {
         (
             with(|s| {
                 s.payload = Payload::AutomatonRun {
-                    args: vec![],
+                    args: None,
                     automaton_dir: None,
                     env: BTreeMap::new(),
                     timeout_ms: Some(0),
@@ -482,6 +483,7 @@ fn a_claim_leases_with_the_next_epoch_and_expiry() {
             host_id: "h".into(),
             epoch: 1,
             expires_at: 100 + LEASE_MS,
+            claim_key: None,
         })
     );
     assert_eq!(state.next_expiry(), Some(100 + LEASE_MS));
@@ -496,6 +498,7 @@ fn an_unknown_host_cannot_claim_or_renew() {
         host_id: "ghost".into(),
         max_jobs: 1,
         lease_ms: LEASE_MS,
+        claim_key: None,
     };
     assert!(matches!(
         state.decide(&claim, 1),
@@ -819,6 +822,7 @@ fn events_that_do_not_fit_the_state_are_refused_and_change_nothing() {
             host_id: "h".into(),
             lease_epoch: 2,
             lease_expires_at: 1,
+            claim_key: None,
         },
         Event::LeaseRenewed {
             job_id: "j".into(),
@@ -921,6 +925,7 @@ fn a_state_rebuilt_from_its_views_decides_alike() {
             host_id: "h".into(),
             max_jobs: 5,
             lease_ms: LEASE_MS,
+            claim_key: None,
         },
         Command::ExpireLeases,
     ];

@@ -48,6 +48,7 @@ fn second_attempt() -> (LogBuilder, Vec<Record>) {
         host_id: "h1".into(),
         max_jobs: 1,
         lease_ms: 1_000,
+        claim_key: None,
     };
     run(&mut log, claim(), T0 + 2);
     run(&mut log, Command::ExpireLeases, T0 + 5_000);
@@ -132,6 +133,7 @@ fn a_job_leased_to_a_second_host_is_a_violation() {
             host_id: "h2".into(),
             lease_epoch: 3,
             lease_expires_at: T0 + 9_000,
+            claim_key: None,
         },
         T0 + 5_600,
     );

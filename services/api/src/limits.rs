@@ -1,0 +1,418 @@
+//! What a request may carry: every size and character-set rule of the API,
+//! checked before anything is proposed, so a refused request costs no raft
+//! entry and leaves nothing behind. Each rule names the field it is about;
+//! a field that is too long is 413, any other bad shape 400.
+//!
+//! The limits are generous for real jobs and hosts (the host daemon's own
+//! output bound is 128,000 bytes per stream) and small enough that no single
+//! field can make an entry, an event or a view expensive to keep forever.
+
+use std::collections::BTreeMap;
+
+use skyclaw_state::{MAX_ATTEMPTS_LIMIT, MAX_PARALLEL_LIMIT};
+
+use crate::{
+    BatchEnqueueRequest, CompleteRequest, EnqueueRequest, HeartbeatRequest, Payload,
+    RegisterHostRequest,
+};
+
+/// Host and job ids: 1 to 128 bytes of `A-Z a-z 0-9 . _ - : @`, so every id
+/// is addressable as one path segment, whether or not a client encodes it.
+pub const MAX_ID_BYTES: usize = 128;
+/// A host's display name.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Capabilities a host offers or a job requires.
+pub const MAX_CAPABILITIES: usize = 64;
+/// One capability name (same characters as ids).
+pub const MAX_CAPABILITY_BYTES: usize = 64;
+/// A shell job's command (the program, not its arguments).
+pub const MAX_COMMAND_BYTES: usize = 4_096;
+/// Arguments of one job.
+pub const MAX_ARGS: usize = 1_024;
+/// All arguments of one job together.
+pub const MAX_ARGS_BYTES: usize = 256 * 1024;
+/// `cwd` and `automatonDir`.
+pub const MAX_PATH_BYTES: usize = 4_096;
+/// Environment variables of one job.
+pub const MAX_ENV_VARS: usize = 256;
+/// One environment variable's name.
+pub const MAX_ENV_NAME_BYTES: usize = 256;
+/// All environment names and values of one job together.
+pub const MAX_ENV_BYTES: usize = 256 * 1024;
+/// Jobs in one `POST /v1/jobs/batch`.
+pub const MAX_BATCH_JOBS: usize = 10_000;
+/// `stdout` and `stderr` of one completion, each.
+pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+/// A completion's `error` text (kept inline in the event).
+pub const MAX_ERROR_BYTES: usize = 4_096;
+/// Jobs one heartbeat reports running.
+pub const MAX_RUNNING: usize = 1_024;
+/// An `x-idempotency-key`.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
+
+/// Why a request is refused, naming the field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    /// 400: the field has a shape the API does not accept.
+    Shape(String),
+    /// 413: the field is larger than its limit.
+    TooLarge(String),
+}
+
+impl Invalid {
+    pub fn message(&self) -> &str {
+        match self {
+            Invalid::Shape(message) | Invalid::TooLarge(message) => message,
+        }
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+pub type Checked = Result<(), Invalid>;
+
+fn too_large(field: &str, limit: usize, unit: &str) -> Invalid {
+    Invalid::TooLarge(format!("{field} is too large: at most {limit} {unit}"))
+}
+
+fn at_most(field: &str, len: usize, limit: usize, unit: &str) -> Checked {
+    if len > limit {
+        Err(too_large(field, limit, unit))
+    } else {
+        Ok(())
+    }
+}
+
+fn no_nul(field: &str, text: &str) -> Checked {
+    if text.contains('\0') {
+        Err(Invalid::Shape(format!(
+            "{field} must not contain a NUL byte"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '@')
+}
+
+/// A host or job id: see [`MAX_ID_BYTES`].
+pub fn id(field: &str, id: &str) -> Checked {
+    at_most(field, id.len(), MAX_ID_BYTES, "bytes")?;
+    if id.is_empty() {
+        return Err(Invalid::Shape(format!("{field} must not be empty")));
+    }
+    match id.chars().find(|&c| !id_char(c)) {
+        Some(c) => Err(Invalid::Shape(format!(
+            "{field} contains {c:?}; ids use only letters, digits and . _ - : @"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn capabilities(field: &str, capabilities: &[String]) -> Checked {
+    at_most(field, capabilities.len(), MAX_CAPABILITIES, "entries")?;
+    for capability in capabilities {
+        at_most(
+            &format!("{field} entry"),
+            capability.len(),
+            MAX_CAPABILITY_BYTES,
+            "bytes",
+        )?;
+        if capability.is_empty() || !capability.chars().all(id_char) {
+            return Err(Invalid::Shape(format!(
+                "{field} contains an invalid entry {capability:?}: use letters, digits and . _ - : @"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn args(field: &str, args: &[String]) -> Checked {
+    at_most(field, args.len(), MAX_ARGS, "entries")?;
+    let total: usize = args.iter().map(String::len).sum();
+    at_most(field, total, MAX_ARGS_BYTES, "bytes in all")?;
+    args.iter().try_for_each(|arg| no_nul(field, arg))
+}
+
+fn env(field: &str, env: &BTreeMap<String, String>) -> Checked {
+    at_most(field, env.len(), MAX_ENV_VARS, "variables")?;
+    let total: usize = env
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
+    at_most(field, total, MAX_ENV_BYTES, "bytes in all")?;
+    for (name, value) in env {
+        at_most(
+            &format!("{field} name"),
+            name.len(),
+            MAX_ENV_NAME_BYTES,
+            "bytes",
+        )?;
+        if name.is_empty() || name.contains('=') || name.contains('\0') {
+            return Err(Invalid::Shape(format!(
+                "{field} has an invalid name {name:?}"
+            )));
+        }
+        no_nul(&format!("{field}.{name}"), value)?;
+    }
+    Ok(())
+}
+
+fn path(field: &str, path: &Option<String>) -> Checked {
+    match path {
+        Some(path) => {
+            at_most(field, path.len(), MAX_PATH_BYTES, "bytes")?;
+            no_nul(field, path)
+        }
+        None => Ok(()),
+    }
+}
+
+fn payload(prefix: &str, payload: &Payload) -> Checked {
+    let field = |name: &str| format!("{prefix}payload.{name}");
+    match payload {
+        Payload::Shell {
+            command,
+            args: shell_args,
+            cwd,
+            env: vars,
+            timeout_ms,
+        } => {
+            at_most(&field("command"), command.len(), MAX_COMMAND_BYTES, "bytes")?;
+            if command.trim().is_empty() {
+                return Err(Invalid::Shape(format!(
+                    "{} must not be empty",
+                    field("command")
+                )));
+            }
+            no_nul(&field("command"), command)?;
+            args(&field("args"), shell_args)?;
+            path(&field("cwd"), cwd)?;
+            env(&field("env"), vars)?;
+            timeout(&field("timeoutMs"), *timeout_ms)
+        }
+        Payload::AutomatonRun {
+            args: run_args,
+            automaton_dir,
+            env: vars,
+            timeout_ms,
+        } => {
+            args(&field("args"), run_args.as_deref().unwrap_or_default())?;
+            path(&field("automatonDir"), automaton_dir)?;
+            env(&field("env"), vars)?;
+            timeout(&field("timeoutMs"), *timeout_ms)
+        }
+    }
+}
+
+fn timeout(field: &str, timeout_ms: Option<u64>) -> Checked {
+    if timeout_ms == Some(0) {
+        Err(Invalid::Shape(format!("{field} must be positive")))
+    } else {
+        Ok(())
+    }
+}
+
+/// An `x-idempotency-key` header, if one was sent.
+pub fn idempotency_key(key: Option<&str>) -> Checked {
+    match key {
+        Some("") => Err(Invalid::Shape("x-idempotency-key must not be empty".into())),
+        Some(key) => at_most(
+            "x-idempotency-key",
+            key.len(),
+            MAX_IDEMPOTENCY_KEY_BYTES,
+            "bytes",
+        ),
+        None => Ok(()),
+    }
+}
+
+impl RegisterHostRequest {
+    pub fn check(&self) -> Checked {
+        if let Some(host_id) = &self.host_id {
+            id("hostId", host_id)?;
+        }
+        at_most("name", self.name.len(), MAX_NAME_BYTES, "bytes")?;
+        if self.name.trim().is_empty() {
+            return Err(Invalid::Shape("name must not be empty".into()));
+        }
+        no_nul("name", &self.name)?;
+        if let Some(list) = &self.capabilities {
+            capabilities("capabilities", list)?;
+        }
+        if self
+            .max_parallel
+            .is_some_and(|max| !(1..=MAX_PARALLEL_LIMIT).contains(&max))
+        {
+            return Err(Invalid::Shape(format!(
+                "maxParallel must be between 1 and {MAX_PARALLEL_LIMIT}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl HeartbeatRequest {
+    pub fn check(&self) -> Checked {
+        let running = self.running.as_deref().unwrap_or_default();
+        at_most("running", running.len(), MAX_RUNNING, "entries")?;
+        running
+            .iter()
+            .try_for_each(|job| id("running[].jobId", &job.job_id))
+    }
+}
+
+impl EnqueueRequest {
+    pub fn check(&self) -> Checked {
+        self.check_as("")
+    }
+
+    fn check_as(&self, prefix: &str) -> Checked {
+        payload(prefix, &self.payload)?;
+        if self
+            .max_attempts
+            .is_some_and(|max| !(1..=MAX_ATTEMPTS_LIMIT).contains(&max))
+        {
+            return Err(Invalid::Shape(format!(
+                "{prefix}maxAttempts must be between 1 and {MAX_ATTEMPTS_LIMIT}"
+            )));
+        }
+        if let Some(requirement) = &self.requirement {
+            capabilities(
+                &format!("{prefix}requirement.requiredCapabilities"),
+                &requirement.required_capabilities,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl BatchEnqueueRequest {
+    pub fn check(&self) -> Checked {
+        if self.jobs.is_empty() {
+            return Err(Invalid::Shape("jobs must not be empty".into()));
+        }
+        at_most("jobs", self.jobs.len(), MAX_BATCH_JOBS, "jobs")?;
+        self.jobs
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, job)| job.check_as(&format!("jobs[{i}].")))
+    }
+}
+
+impl CompleteRequest {
+    pub fn check(&self) -> Checked {
+        id("hostId", &self.host_id)?;
+        at_most("stdout", self.stdout.len(), MAX_OUTPUT_BYTES, "bytes")?;
+        at_most("stderr", self.stderr.len(), MAX_OUTPUT_BYTES, "bytes")?;
+        if let Some(error) = &self.error {
+            at_most("error", error.len(), MAX_ERROR_BYTES, "bytes")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(command: &str) -> EnqueueRequest {
+        EnqueueRequest::shell(command, vec![])
+    }
+
+    #[test]
+    fn ids_are_one_path_segment_of_plain_characters() {
+        assert_eq!(id("hostId", "openclaw:box-1.a_b@c"), Ok(()));
+        for bad in ["", "a/b", "a b", "a%3Ab", "é", "a?b", "a#b"] {
+            assert!(
+                matches!(id("hostId", bad), Err(Invalid::Shape(m)) if m.contains("hostId")),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            id("hostId", &"x".repeat(MAX_ID_BYTES + 1)),
+            Err(Invalid::TooLarge(m)) if m.contains("hostId")
+        ));
+    }
+
+    fn with(args: Vec<String>, env: BTreeMap<String, String>) -> EnqueueRequest {
+        let mut request = shell("echo");
+        if let Payload::Shell {
+            args: a, env: e, ..
+        } = &mut request.payload
+        {
+            *a = args;
+            *e = env;
+        }
+        request
+    }
+
+    fn too_large(request: &EnqueueRequest, field: &str) -> bool {
+        matches!(request.check(), Err(Invalid::TooLarge(m)) if m.starts_with(field))
+    }
+
+    #[test]
+    fn each_payload_field_is_bounded_and_named() {
+        let big = |n| "x".repeat(n);
+        assert!(too_large(
+            &shell(&big(MAX_COMMAND_BYTES + 1)),
+            "payload.command"
+        ));
+        let many = with(vec![String::new(); MAX_ARGS + 1], BTreeMap::new());
+        assert!(too_large(&many, "payload.args"));
+        let long = with(
+            vec![big(MAX_ARGS_BYTES / 2 + 1), big(MAX_ARGS_BYTES / 2)],
+            BTreeMap::new(),
+        );
+        assert!(too_large(&long, "payload.args"));
+        let vars = (0..=MAX_ENV_VARS)
+            .map(|i| (format!("V{i}"), String::new()))
+            .collect();
+        assert!(too_large(&with(vec![], vars), "payload.env"));
+        let bad_name = with(vec![], BTreeMap::from([("A=B".into(), String::new())]));
+        assert!(matches!(bad_name.check(), Err(Invalid::Shape(m)) if m.contains("payload.env")));
+        assert!(matches!(shell(" ").check(), Err(Invalid::Shape(_))));
+        assert!(matches!(shell("a\0b").check(), Err(Invalid::Shape(_))));
+        assert_eq!(shell("echo").check(), Ok(()));
+    }
+
+    #[test]
+    fn a_batch_names_the_job_at_fault() {
+        let batch = BatchEnqueueRequest {
+            jobs: vec![shell("echo"), shell("")],
+        };
+        assert!(
+            matches!(batch.check(), Err(Invalid::Shape(m)) if m.starts_with("jobs[1].payload.command"))
+        );
+        assert!(matches!(
+            BatchEnqueueRequest { jobs: vec![] }.check(),
+            Err(Invalid::Shape(_))
+        ));
+    }
+
+    #[test]
+    fn registrations_and_completions_are_bounded() {
+        let register = RegisterHostRequest {
+            name: "x".repeat(MAX_NAME_BYTES + 1),
+            ..RegisterHostRequest::default()
+        };
+        assert!(matches!(register.check(), Err(Invalid::TooLarge(m)) if m.starts_with("name")));
+        let complete = CompleteRequest {
+            host_id: "h".into(),
+            success: false,
+            duration_ms: 1,
+            exit_code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            error: Some("e".repeat(MAX_ERROR_BYTES + 1)),
+            lease_epoch: None,
+        };
+        assert!(matches!(complete.check(), Err(Invalid::TooLarge(m)) if m.starts_with("error")));
+    }
+}
