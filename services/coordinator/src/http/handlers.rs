@@ -14,7 +14,6 @@ use warp::reply::{Reply, Response};
 
 use super::error::ApiError;
 use super::filters::Node;
-use crate::node::now_ms;
 use crate::raft::Answer;
 use crate::store::{self, BLOBS, EVENTS};
 
@@ -206,7 +205,7 @@ pub async fn register(node: Node, body: Bytes) -> Outcome {
         max_parallel: request.max_parallel.unwrap_or(1),
     };
     let answer = write(&node, command).await?;
-    node.saw_host(&host_id, now_ms());
+    node.saw_host(&host_id, node.clock.now_ms());
     match answer {
         Answer::Host(host) => json(&api::HostResponse {
             host: host_json(&node, &host),
@@ -227,7 +226,7 @@ pub async fn hosts(node: Node) -> Outcome {
 /// nothing writes nothing.
 pub async fn heartbeat(node: Node, host_id: String, body: Bytes) -> Outcome {
     let request: api::HeartbeatRequest = parse_or_default(&body)?;
-    let now = now_ms();
+    let now = node.clock.now_ms();
     let command = Command::Renew {
         host_id: host_id.clone(),
         running: request
@@ -288,7 +287,7 @@ pub async fn claim(node: Node, host_id: String, body: Bytes) -> Outcome {
             .min(node.config.max_claim_wait_ms),
     );
     let deadline = Instant::now() + wait;
-    node.saw_host(&host_id, now_ms());
+    node.saw_host(&host_id, node.clock.now_ms());
     let jobs = loop {
         let notified = node.work.notified();
         tokio::pin!(notified);
@@ -463,7 +462,7 @@ pub async fn cancel(node: Node, job_id: String) -> Outcome {
 
 pub async fn complete(node: Node, job_id: String, body: Bytes) -> Outcome {
     let request: api::CompleteRequest = parse(&body)?;
-    node.saw_host(&request.host_id, now_ms());
+    node.saw_host(&request.host_id, node.clock.now_ms());
     let command = Command::Complete {
         job_id,
         host_id: request.host_id,
