@@ -5,6 +5,7 @@
 //! One module per kind of attacker; add a case where it belongs:
 //!
 //! - `setup`: a fresh machine's build prerequisites are detected exactly.
+//! - `clock`: a coordinator's wall clock moved an hour either way.
 
 #[path = "../harness/mod.rs"]
 #[allow(dead_code)]
@@ -12,4 +13,5 @@ mod harness;
 #[path = "../util/mod.rs"]
 mod util;
 
+mod clock;
 mod setup;
