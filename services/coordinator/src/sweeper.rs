@@ -135,9 +135,9 @@ pub async fn run(node: Arc<Coordinator>) {
         };
         match node.write(command).await {
             Ok(Ok(_)) => {
-                // None expired: the log's clock read later than it will be
-                // when the next proposal applies. Look again after a nap
-                // rather than proposing the same names back to back.
+                // None expired: the proposal got an earlier time than
+                // predicted, so none was due by the log's time yet. Look
+                // again after a nap rather than name them back to back.
                 let now = Instant::now();
                 let stuck = node.read(|m| {
                     due.iter()
