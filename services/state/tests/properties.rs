@@ -772,7 +772,8 @@ proptest! {
             let at = run.state.clock(run.now);
             let live = run.step(&command);
             if let Some(restored) = &mut restored {
-                let decided = restored.decide(&command, restored.tick(run.now));
+                let restored_at = restored.tick(run.now);
+                let decided = restored.decide(&command, restored_at);
                 prop_assert_eq!(&decided, &live, "a restored state decided {:?} otherwise", command);
                 for event in decided.iter().flat_map(|d| &d.events) {
                     restored.apply(event, at).unwrap();
