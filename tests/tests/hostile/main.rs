@@ -8,7 +8,6 @@
 //! - `clock`: a coordinator's wall clock moved an hour either way.
 
 #[path = "../harness/mod.rs"]
-#[allow(dead_code)]
 mod harness;
 #[path = "../util/mod.rs"]
 mod util;
