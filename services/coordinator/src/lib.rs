@@ -80,6 +80,8 @@ pub async fn run(
         _ = grace => tracing::info!("requests still open after the shutdown grace were cut off"),
     }
     sweeper.abort();
+    // Its handle on the store is gone once the aborted task has ended.
+    let _ = sweeper.await;
     node.shutdown().await;
     Ok(())
 }

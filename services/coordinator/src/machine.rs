@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::io::Cursor;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
@@ -14,13 +15,14 @@ use serde::{Deserialize, Serialize};
 use skyclaw_log_format::event::Hash32;
 use skyclaw_log_format::{ChainHead, Origin, Record};
 use skyclaw_state::state::encode_view;
-use skyclaw_state::{Command, Event, HostView, JobView, Outcome, Rejection, State};
+use skyclaw_state::{Command, Event, HostView, JobView, LogClock, Outcome, Rejection, State};
 use tokio::sync::Notify;
 
 use crate::raft::{
     Answer, Entry, LogId, Reply, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 use crate::store::{self, cf, BLOBS, EVENTS, META, VIEWS};
+use crate::sweeper::LeaseTimers;
 use crate::{Error, Result};
 
 /// Everything applied so far, in memory; the views mirror the `views`
@@ -34,6 +36,8 @@ pub struct Materialized {
     /// Where this node's event log starts when it was restored from a
     /// snapshot: the records up to and including it are not here.
     pub anchor: Option<ChainHead>,
+    /// When each live lease runs out by this node's monotonic clock.
+    pub lease_timers: LeaseTimers,
 }
 
 pub type Shared = Arc<RwLock<Materialized>>;
@@ -49,6 +53,9 @@ const MEMBERSHIP: &[u8] = b"membership";
 const HEAD: &[u8] = b"head";
 const ANCHOR: &[u8] = b"anchor";
 const LAST_AT: &[u8] = b"last_at";
+/// The stamp the log's clock follows; absent in stores written before it
+/// was kept, which resume as `LogClock::resumed(last_at)`.
+const LAST_STAMP: &[u8] = b"last_stamp";
 const CLUSTER_ID: &[u8] = b"cluster_id";
 const SNAPSHOT: &[u8] = b"snapshot";
 
@@ -81,8 +88,14 @@ impl Materialized {
         })?;
         let cluster_id = store::get::<String>(db, META, CLUSTER_ID)?;
         let last_at = store::get::<u64>(db, META, LAST_AT)?.unwrap_or(0);
+        let clock = LogClock {
+            stamp: store::get::<u64>(db, META, LAST_STAMP)?.unwrap_or(last_at),
+            ..LogClock::resumed(last_at)
+        };
+        let state = State::from_views(cluster_id, clock, hosts, jobs.into_iter().flatten());
         Ok(Materialized {
-            state: State::from_views(cluster_id, last_at, hosts, jobs.into_iter().flatten()),
+            lease_timers: LeaseTimers::start(&state, Instant::now()),
+            state,
             applied: store::get(db, META, APPLIED)?,
             membership: store::get(db, META, MEMBERSHIP)?.unwrap_or_default(),
             head: store::get(db, META, HEAD)?.unwrap_or(NO_HEAD),
@@ -108,12 +121,15 @@ fn read_views<T: serde::de::DeserializeOwned>(db: &DB, from: &[u8], to: &[u8]) -
 
 /// A snapshot's content: every view plus the blobs they reference and the
 /// chain head they correspond to.
-// Format: MessagePack map { clusterId, lastAt, head, hosts, jobs, blobs }
+// Format: MessagePack map { clusterId, lastAt, lastStamp?, head, hosts, jobs, blobs }
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SnapshotData {
     cluster_id: Option<String>,
     last_at: u64,
+    /// Absent in snapshots made before the log's clock kept its stamp.
+    #[serde(default)]
+    last_stamp: Option<u64>,
     head: ChainHead,
     hosts: Vec<HostView>,
     jobs: Vec<JobView>,
@@ -168,6 +184,7 @@ fn execute(
         Ok(decision) => decision,
         Err(rejection) => return Ok(Err(rejection)),
     };
+    let now = Instant::now();
     for event in &decision.events {
         m.state
             .apply(event, at)
@@ -191,7 +208,29 @@ fn execute(
                 touched.hosts.insert(host_id.clone());
                 touched.wake = true;
             }
-            Event::JobEnqueued(_) | Event::LeaseExpired { .. } | Event::JobCompleted(_) => {
+            Event::JobEnqueued(_) => touched.wake = true,
+            Event::JobLeased {
+                job_id,
+                lease_epoch,
+                lease_expires_at,
+                ..
+            }
+            | Event::LeaseRenewed {
+                job_id,
+                lease_epoch,
+                lease_expires_at,
+            } => {
+                // The term the lease was given, timed from now on this
+                // node's monotonic clock.
+                let term = Duration::from_millis(lease_expires_at.saturating_sub(at));
+                m.lease_timers.granted(job_id, *lease_epoch, now + term);
+            }
+            Event::LeaseExpired { job_id, .. } => {
+                m.lease_timers.ended(job_id);
+                touched.wake = true;
+            }
+            Event::JobCompleted(done) => {
+                m.lease_timers.ended(&done.job_id);
                 touched.wake = true;
             }
             _ => {}
@@ -265,7 +304,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     m.membership = StoredMembership::new(Some(entry.log_id), membership);
                 }
                 EntryPayload::Normal(proposal) => {
-                    let at = m.state.clock(proposal.at);
+                    let at = m.state.tick(proposal.at);
                     for command in &proposal.commands {
                         let result =
                             execute(&mut m, &mut batch, db, command, at, origin, &mut touched)?;
@@ -290,7 +329,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         batch.put_cf(meta, APPLIED, store::encode(&m.applied));
         batch.put_cf(meta, MEMBERSHIP, store::encode(&m.membership));
         batch.put_cf(meta, HEAD, store::encode(&m.head));
-        batch.put_cf(meta, LAST_AT, store::encode(&m.state.last_at()));
+        let clock = m.state.log_clock();
+        batch.put_cf(meta, LAST_AT, store::encode(&clock.at));
+        batch.put_cf(meta, LAST_STAMP, store::encode(&clock.stamp));
         // Not synced: the entries are durable in the raft log, and a lost
         // tail of applies is re-applied from it at start-up, since the
         // applied id travels in this same batch.
@@ -340,7 +381,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         batch.put_cf(meta_cf, MEMBERSHIP, store::encode(&membership));
         batch.put_cf(meta_cf, HEAD, store::encode(&data.head));
         batch.put_cf(meta_cf, ANCHOR, store::encode(&data.head));
-        batch.put_cf(meta_cf, LAST_AT, store::encode(&data.last_at));
+        let clock = LogClock {
+            stamp: data.last_stamp.unwrap_or(data.last_at),
+            ..LogClock::resumed(data.last_at)
+        };
+        batch.put_cf(meta_cf, LAST_AT, store::encode(&clock.at));
+        batch.put_cf(meta_cf, LAST_STAMP, store::encode(&clock.stamp));
         if let Some(cluster_id) = &data.cluster_id {
             batch.put_cf(meta_cf, CLUSTER_ID, store::encode(cluster_id));
         }
@@ -355,8 +401,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
 
         let mut m = self.shared.write().expect("state lock");
+        let state = State::from_views(data.cluster_id, clock, data.hosts, data.jobs);
         *m = Materialized {
-            state: State::from_views(data.cluster_id, data.last_at, data.hosts, data.jobs),
+            lease_timers: LeaseTimers::start(&state, Instant::now()),
+            state,
             applied: meta.last_log_id,
             membership,
             head: data.head,
@@ -395,6 +443,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             let data = SnapshotData {
                 cluster_id: m.state.cluster_id().map(str::to_string),
                 last_at: m.state.last_at(),
+                last_stamp: Some(m.state.log_clock().stamp),
                 head: m.head,
                 hosts,
                 jobs,

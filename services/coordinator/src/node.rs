@@ -3,6 +3,7 @@
 //! one raft entry (one fsync for many requests).
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -58,13 +59,69 @@ pub struct Coordinator {
     liveness: Mutex<HashMap<String, u64>>,
     /// When this node last became leader (for the lease grace period).
     leader_since: Mutex<Option<Instant>>,
+    /// What proposals are stamped with and host liveness is timed by.
+    pub clock: NodeClock,
 }
 
-/// Milliseconds since the Unix epoch, the unit of every time in the log.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// This node's clock, in milliseconds since the Unix epoch (the unit of
+/// every time in the log): the wall clock read when the clock is anchored,
+/// advanced since by the monotonic clock.
+///
+/// It is anchored at start and whenever this node becomes leader, never
+/// below the log's time then. So a step of the wall clock (an operator, a
+/// resumed VM, NTP fixing a bad clock) changes no stamp of a sitting
+/// leader: it counts from the next leadership on. Stamps of one node
+/// therefore never go back, and a new leader whose wall clock is behind
+/// goes on from the log's time instead of below it.
+///
+/// Tests move the wall clock with the hidden `SKYCLAW_CLOCK_OFFSET_FILE`:
+/// a file holding a signed number of milliseconds added to every reading
+/// of the wall clock (none when the file is absent or empty).
+#[derive(Clone)]
+pub struct NodeClock {
+    /// Wall-clock milliseconds at the anchor, and the anchor's instant.
+    anchor: Arc<Mutex<(u64, Instant)>>,
+    offset_file: Option<Arc<PathBuf>>,
+}
+
+impl NodeClock {
+    /// A clock anchored now, at `floor` if the wall clock reads earlier.
+    pub fn new(floor: u64) -> NodeClock {
+        let clock = NodeClock {
+            anchor: Arc::new(Mutex::new((0, Instant::now()))),
+            offset_file: std::env::var_os("SKYCLAW_CLOCK_OFFSET_FILE")
+                .map(|path| Arc::new(PathBuf::from(path))),
+        };
+        clock.anchor(floor);
+        clock
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        let (wall, since) = *self.anchor.lock().expect("clock lock");
+        wall + since.elapsed().as_millis() as u64
+    }
+
+    /// Reads the wall clock again, never going below `floor`.
+    pub fn anchor(&self, floor: u64) {
+        let wall = self.wall_ms().max(floor);
+        *self.anchor.lock().expect("clock lock") = (wall, Instant::now());
+    }
+
+    fn wall_ms(&self) -> u64 {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let offset = self.offset_file.as_ref().map_or(0, |path| {
+            let text = std::fs::read_to_string(path.as_path()).unwrap_or_default();
+            text.trim().parse::<i64>().unwrap_or_else(|_| {
+                if !text.trim().is_empty() {
+                    tracing::warn!("{}: not a number of milliseconds", path.display());
+                }
+                0
+            })
+        });
+        wall.saturating_add_signed(offset)
+    }
 }
 
 const NODE_NAME: &[u8] = b"node_id";
@@ -110,6 +167,7 @@ impl Coordinator {
             materialized.state.hosts().count(),
             loading.elapsed()
         );
+        let clock = NodeClock::new(materialized.state.last_at());
         let shared: Shared = Arc::new(std::sync::RwLock::new(materialized));
         let work = Arc::new(Notify::new());
         let raft_config = openraft::Config {
@@ -136,7 +194,7 @@ impl Coordinator {
         .map_err(|e| Error::Raft(e.to_string()))?;
 
         let (proposer, proposals) = mpsc::channel(MAX_BATCH * MAX_IN_FLIGHT);
-        tokio::spawn(propose_loop(raft.clone(), proposals));
+        tokio::spawn(propose_loop(raft.clone(), clock.clone(), proposals));
         let me = Member {
             name: config.node_id.clone(),
             url: advertise_url,
@@ -165,6 +223,7 @@ impl Coordinator {
             proposer,
             liveness: Mutex::new(HashMap::new()),
             leader_since: Mutex::new(None),
+            clock,
         });
         tokio::spawn(watch_leadership(coordinator.clone()));
         if !coordinator.config.peer_urls.is_empty() {
@@ -202,7 +261,7 @@ impl Coordinator {
     pub fn refusal(&self, command: &Command) -> Option<Rejection> {
         let could_be_refused = match command {
             Command::Enqueue { jobs } => jobs.iter().any(|job| job.idempotency_key.is_some()),
-            Command::CreateCluster { .. } | Command::ExpireLeases => false,
+            Command::CreateCluster { .. } | Command::ExpireLeases | Command::Expire { .. } => false,
             _ => true,
         };
         if !could_be_refused {
@@ -218,7 +277,8 @@ impl Coordinator {
                 return None;
             }
         }
-        self.read(|m| m.state.decide(command, m.state.clock(now_ms())).err())
+        let now = self.clock.now_ms();
+        self.read(|m| m.state.decide(command, m.state.clock(now)).err())
     }
 
     /// Reads the materialized state of one moment.
@@ -273,7 +333,7 @@ impl Coordinator {
 
 /// Groups whatever commands are waiting into one entry. While all in-flight
 /// slots are busy, requests queue up and go out together in the next entry.
-async fn propose_loop(raft: Raft, mut proposals: mpsc::Receiver<Pending>) {
+async fn propose_loop(raft: Raft, clock: NodeClock, mut proposals: mpsc::Receiver<Pending>) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(first) = proposals.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -287,11 +347,12 @@ async fn propose_loop(raft: Raft, mut proposals: mpsc::Receiver<Pending>) {
             }
         }
         let raft = raft.clone();
+        let clock = clock.clone();
         tokio::spawn(async move {
             let (commands, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|p| (p.command, p.reply)).unzip();
             let proposal = Proposal {
-                at: now_ms(),
+                at: clock.now_ms(),
                 commands,
             };
             match raft.client_write(proposal).await {
@@ -323,10 +384,14 @@ async fn watch_leadership(coordinator: Arc<Coordinator>) {
     let mut metrics = coordinator.raft.metrics();
     loop {
         let leading = metrics.borrow().state == ServerState::Leader;
+        let log_time = coordinator.read(|m| m.state.last_at());
         {
             let mut since = coordinator.leader_since.lock().expect("leader lock");
             match (leading, *since) {
-                (true, None) => *since = Some(Instant::now()),
+                (true, None) => {
+                    coordinator.clock.anchor(log_time);
+                    *since = Some(Instant::now());
+                }
                 (false, Some(_)) => *since = None,
                 _ => {}
             }

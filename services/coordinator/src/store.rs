@@ -8,7 +8,7 @@
 //! - `views`: `h/<host id>` and `j/<job id>` → MessagePack view
 //! - `blobs`: BLAKE3 hash → content (job output)
 //! - `meta`: `node_id`, `applied`, `membership`, `head`, `anchor`, `last_at`,
-//!   `snapshot`
+//!   `last_stamp`, `snapshot`
 
 use std::path::Path;
 use std::sync::Arc;

@@ -56,8 +56,17 @@ pub enum Command {
     Cancel {
         job_id: String,
     },
-    /// Expire every lease whose time has come.
+    /// Expire every lease whose time has come by the log's clock. No longer
+    /// proposed: a stamp far ahead would expire every lease at once. Kept so
+    /// that logs written before `Expire` replay as they were decided.
     ExpireLeases,
+    /// Expire these leases (job id, epoch): the leader names those that ran
+    /// out by its own monotonic clock. A lease renewed, ended or granted
+    /// again since it was named, or not yet due by the log's clock either,
+    /// is left alone.
+    Expire {
+        leases: Vec<(String, u32)>,
+    },
 }
 
 /// What a command leads to: the events to append and what to answer with.

@@ -7,14 +7,17 @@
 //! views and the same [`State::digest`].
 //!
 //! Layout:
+//! - [`clock`]: the log's clock, advanced by the stamps on proposals
 //! - [`command`]: commands, decisions, rejections
 //! - [`view`]: the host and job records the state keeps
 //! - [`state`]: `State` with `decide`, `apply`, queries and the digest
 
+pub mod clock;
 pub mod command;
 pub mod state;
 pub mod view;
 
+pub use clock::LogClock;
 pub use command::{Command, Decision, Outcome, Rejection};
 pub use skyclaw_log_format::event::{BlobRef, Event, Hash32, JobSpec, Payload};
 pub use state::{State, Violation};

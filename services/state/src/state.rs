@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use rustc_hash::FxHashMap;
 use skyclaw_log_format::event::{BlobRef, Completion, Event, Hash32, JobSpec, Payload};
 
+use crate::clock::LogClock;
 use crate::command::{Command, Decision, Outcome, Rejection};
 use crate::view::{HostView, JobOutcome, JobStatus, JobView, Lease};
 use crate::{MAX_ATTEMPTS_LIMIT, MAX_PARALLEL_LIMIT};
@@ -37,7 +38,7 @@ pub struct State {
     held: HashMap<String, BTreeSet<String>>,
     idempotency: HashMap<String, String>,
     next_order: u64,
-    last_at: u64,
+    clock: LogClock,
 }
 
 impl State {
@@ -49,9 +50,16 @@ impl State {
         self.cluster_id.as_deref()
     }
 
-    /// The time to decide and apply at: never earlier than what came before.
-    pub fn clock(&self, at: u64) -> u64 {
-        at.max(self.last_at)
+    /// The time a proposal stamped `stamp` would be decided and applied at,
+    /// were it next (see [`LogClock`]): never earlier than what came before.
+    pub fn clock(&self, stamp: u64) -> u64 {
+        self.clock.time_of(stamp)
+    }
+
+    /// Moves the log's clock on for the next proposal, stamped `stamp`, and
+    /// returns the time to decide and apply its commands at.
+    pub fn tick(&mut self, stamp: u64) -> u64 {
+        self.clock.advance(stamp)
     }
 
     pub fn host(&self, id: &str) -> Option<&HostView> {
@@ -119,6 +127,11 @@ impl State {
         self.leases.first().map(|(at, _)| *at)
     }
 
+    /// Every leased job, the earliest expiry first.
+    pub fn leased_jobs(&self) -> impl Iterator<Item = &JobView> {
+        self.leases.iter().map(|(_, id)| &*self.jobs[id])
+    }
+
     /// Whether a queued job exists that `host_id` could take now.
     pub fn has_work_for(&self, host_id: &str) -> bool {
         let Some(host) = self.hosts.get(host_id) else {
@@ -155,13 +168,13 @@ impl State {
     /// snapshot install), without replaying history.
     pub fn from_views<J: Into<Box<JobView>>>(
         cluster_id: Option<String>,
-        last_at: u64,
+        clock: LogClock,
         hosts: impl IntoIterator<Item = HostView>,
         jobs: impl IntoIterator<Item = J>,
     ) -> State {
         let mut state = State {
             cluster_id,
-            last_at,
+            clock,
             ..State::default()
         };
         for host in hosts {
@@ -201,7 +214,12 @@ impl State {
     }
 
     pub fn last_at(&self) -> u64 {
-        self.last_at
+        self.clock.at
+    }
+
+    /// Where the log's clock stands, to persist beside the views.
+    pub fn log_clock(&self) -> LogClock {
+        self.clock
     }
 
     fn hold(&mut self, host_id: &str, job_id: &str) {
@@ -320,6 +338,10 @@ impl State {
                     outcome: Outcome::Job(job_id),
                 })
             }
+            Command::Expire { leases } => Ok(Decision {
+                events: self.expirable(leases, at),
+                outcome: Outcome::Done,
+            }),
             Command::ExpireLeases => Ok(Decision {
                 events: self
                     .leases
@@ -333,6 +355,27 @@ impl State {
                 outcome: Outcome::Done,
             }),
         }
+    }
+
+    /// The named leases that are still live under the epoch named and whose
+    /// time has come by the log's clock too; the others were renewed, ended
+    /// or replaced since they were named, or are not due yet.
+    fn expirable(&self, leases: &[(String, u32)], at: u64) -> Vec<Event> {
+        let mut named = BTreeSet::new();
+        leases
+            .iter()
+            .filter(|(job_id, epoch)| named.insert((job_id.as_str(), *epoch)))
+            .filter(|(job_id, epoch)| {
+                self.jobs
+                    .get(job_id)
+                    .and_then(|job| job.lease.as_ref())
+                    .is_some_and(|lease| lease.epoch == *epoch && lease.expires_at <= at)
+            })
+            .map(|(job_id, epoch)| Event::LeaseExpired {
+                job_id: job_id.clone(),
+                lease_epoch: *epoch,
+            })
+            .collect()
     }
 
     fn decide_register(
@@ -581,7 +624,11 @@ impl State {
     /// against the state first, so a `Violation` leaves the state unchanged.
     pub fn apply(&mut self, event: &Event, at: u64) -> Result<(), Violation> {
         self.check(event, at)?;
-        self.last_at = self.last_at.max(at);
+        // A coordinator ticks before it applies, so this moves nothing; a
+        // replay of events alone has no stamps, only the times they carry.
+        if at > self.clock.at {
+            self.clock = LogClock::resumed(at);
+        }
         match event {
             Event::ClusterCreated { cluster_id } => self.cluster_id = Some(cluster_id.clone()),
             Event::HostRegistered {

@@ -11,12 +11,14 @@
 //!   `running`, empty `args`) keep working.
 //! - `retries`: a host whose answer was lost retries without burning an
 //!   attempt.
+//! - `clock`: a coordinator's wall clock moved an hour either way.
 
 #[path = "../harness/mod.rs"]
 mod harness;
 #[path = "../util/mod.rs"]
 mod util;
 
+mod clock;
 mod http;
 mod mvp;
 mod requests;

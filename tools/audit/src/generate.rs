@@ -51,7 +51,7 @@ impl LogBuilder {
 
     /// Decides `command` at `at`, applies its events and seals them.
     pub fn run(&mut self, command: &Command, at: u64) -> Result<Vec<Record>, Rejection> {
-        let at = self.state.clock(at);
+        let at = self.state.tick(at);
         let decision = self.state.decide(command, at)?;
         self.index += 1;
         let origin = Origin {

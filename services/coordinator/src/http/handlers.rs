@@ -14,7 +14,6 @@ use warp::reply::{Reply, Response};
 
 use super::error::ApiError;
 use super::filters::Node;
-use crate::node::now_ms;
 use crate::raft::Answer;
 use crate::store::{self, BLOBS, EVENTS};
 
@@ -218,7 +217,7 @@ pub async fn register(node: Node, body: Bytes) -> Outcome {
     let answer = write(&node, command).await?;
     match answer {
         Answer::Host(host) => {
-            node.saw_host(&host.id, now_ms());
+            node.saw_host(&host.id, node.clock.now_ms());
             json(&api::HostResponse {
                 host: host_json(&node, &host),
             })
@@ -241,7 +240,7 @@ pub async fn hosts(node: Node) -> Outcome {
 pub async fn heartbeat(node: Node, host_id: String, body: Bytes) -> Outcome {
     let request: api::HeartbeatRequest = parse_or_default(&body)?;
     request.check()?;
-    let now = now_ms();
+    let now = node.clock.now_ms();
     let running: Option<Vec<(String, u32)>> = request.running.map(|list| {
         list.into_iter()
             .map(|r| (r.job_id, r.lease_epoch))
@@ -328,7 +327,7 @@ pub async fn claim(node: Node, host_id: String, claim_key: Option<String>, body:
                 "host {host_id} is not registered"
             )));
         }
-        node.saw_host(&host_id, now_ms());
+        node.saw_host(&host_id, node.clock.now_ms());
         if has_work {
             let command = Command::Claim {
                 host_id: host_id.clone(),
@@ -493,7 +492,7 @@ pub async fn complete(node: Node, job_id: String, body: Bytes) -> Outcome {
         error: request.error,
     };
     let answer = write(&node, command).await?;
-    node.saw_host(&host_id, now_ms());
+    node.saw_host(&host_id, node.clock.now_ms());
     one_job(&node, answer)
 }
 

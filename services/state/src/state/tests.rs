@@ -37,7 +37,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 /// Decides `command` at `at` and applies what follows; the state changes
 /// only when the command is accepted.
 fn run(state: &mut State, command: Command, at: u64) -> Result<Decision, Rejection> {
-    let at = state.clock(at);
+    let at = state.tick(at);
     let decision = state.decide(&command, at)?;
     for event in &decision.events {
         state.apply(event, at).expect("decided events apply");
@@ -181,6 +181,52 @@ fn the_clock_never_goes_back() {
     assert_eq!(state.clock(900), 900);
     enqueue(&mut state, spec("b"), 100);
     assert_eq!(state.job("b").unwrap().created_at, 500);
+}
+
+#[test]
+fn a_proposal_stamped_an_hour_ahead_neither_freezes_time_nor_expires_leases() {
+    const HOUR: u64 = 3_600_000;
+    let mut state = leased();
+    enqueue(&mut state, spec("ahead"), 200 + HOUR);
+    assert_eq!(state.job("ahead").unwrap().created_at, 200 + HOUR);
+    // Stamps as time really goes on: time advances from the jump at their
+    // pace, rather than standing still for an hour.
+    enqueue(&mut state, spec("b"), 300);
+    enqueue(&mut state, spec("c"), 1_300);
+    enqueue(&mut state, spec("d"), 1_800);
+    let created = |id: &str| state.job(id).unwrap().created_at;
+    assert_eq!(created("b"), 200 + HOUR);
+    assert_eq!(created("c"), 200 + HOUR + 1_000);
+    assert_eq!(created("d"), 200 + HOUR + 1_500);
+    // By the log's clock the lease of `j` ran out an hour ago, yet nothing
+    // expires it but the leader naming it.
+    assert!(state.next_expiry().unwrap() < state.last_at());
+    let unnamed = run(&mut state, Command::Expire { leases: vec![] }, 1_900).unwrap();
+    assert!(unnamed.events.is_empty());
+    assert_eq!(status(&state, "j"), JobStatus::Leased);
+    let named = Command::Expire {
+        leases: vec![("j".into(), 1)],
+    };
+    let expired = run(&mut state, named, 2_000).unwrap();
+    assert_eq!(
+        expired.events,
+        [Event::LeaseExpired {
+            job_id: "j".into(),
+            lease_epoch: 1,
+        }]
+    );
+}
+
+#[test]
+fn a_stamp_an_hour_behind_stops_time_for_one_proposal_only() {
+    const HOUR: u64 = 3_600_000;
+    let mut state = cluster();
+    enqueue(&mut state, spec("a"), HOUR + 500);
+    enqueue(&mut state, spec("b"), 600);
+    enqueue(&mut state, spec("c"), 1_600);
+    let created = |id: &str| state.job(id).unwrap().created_at;
+    assert_eq!(created("b"), HOUR + 500);
+    assert_eq!(created("c"), HOUR + 1_500);
 }
 
 // ----- hosts ------------------------------------------------------------------
@@ -806,6 +852,46 @@ fn a_late_renewal_keeps_a_lease_that_was_not_yet_swept() {
     assert_eq!(status(&state, "j"), JobStatus::Leased);
 }
 
+#[test]
+fn a_named_lease_expires_only_if_still_live_under_that_epoch_and_due() {
+    let mut state = leased();
+    let expire = |leases: &[(&str, u32)]| Command::Expire {
+        leases: leases.iter().map(|(id, e)| (id.to_string(), *e)).collect(),
+    };
+    let early = run(&mut state, expire(&[("j", 1)]), 100 + LEASE_MS - 1).unwrap();
+    assert!(early.events.is_empty(), "not due by the log's clock yet");
+    let at = 100 + LEASE_MS;
+    for stale in [expire(&[("j", 2)]), expire(&[("unknown", 1)])] {
+        assert!(run(&mut state, stale, at).unwrap().events.is_empty());
+    }
+    let twice = run(&mut state, expire(&[("j", 1), ("j", 1)]), at).unwrap();
+    assert_eq!(
+        twice.events,
+        [Event::LeaseExpired {
+            job_id: "j".into(),
+            lease_epoch: 1,
+        }]
+    );
+    assert_eq!(status(&state, "j"), JobStatus::Queued);
+    // Claimed again, the job's new lease is not the one named before.
+    assert_eq!(claim(&mut state, "h", 1, at + 1), ["j"]);
+    let again = run(&mut state, expire(&[("j", 1)]), at + 2 * LEASE_MS).unwrap();
+    assert!(again.events.is_empty());
+    assert_eq!(status(&state, "j"), JobStatus::Leased);
+}
+
+#[test]
+fn a_renewal_after_a_lease_was_named_keeps_it() {
+    let mut state = leased();
+    let at = 100 + LEASE_MS + 5;
+    run(&mut state, renew("h", &[("j", 1)]), at).unwrap();
+    let expire = Command::Expire {
+        leases: vec![("j".into(), 1)],
+    };
+    assert!(run(&mut state, expire, at + 1).unwrap().events.is_empty());
+    assert_eq!(status(&state, "j"), JobStatus::Leased);
+}
+
 // ----- apply checks -----------------------------------------------------------
 
 #[test]
@@ -905,7 +991,7 @@ fn a_state_rebuilt_from_its_views_decides_alike() {
 
     let mut restored = State::from_views(
         state.cluster_id().map(str::to_string),
-        state.last_at(),
+        state.log_clock(),
         state.hosts().cloned(),
         state.jobs_after(None).cloned(),
     );

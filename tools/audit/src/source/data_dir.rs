@@ -10,7 +10,7 @@ use std::path::Path;
 use rocksdb::{IteratorMode, Options, DB};
 use serde::de::DeserializeOwned;
 use skyclaw_log_format::{ChainHead, ChainVerifier, Record};
-use skyclaw_state::{HostView, JobView, State};
+use skyclaw_state::{HostView, JobView, LogClock, State};
 
 use crate::finding::{classify, Finding, FindingKind, Stop};
 use crate::verify::{check_output, Pass, Unit};
@@ -144,7 +144,12 @@ fn compare_views(
         }
     }
     let difference = first_difference(replayed, &hosts, &jobs);
-    let stored = State::from_views(Some(cluster_id.to_owned()), 0, hosts, jobs);
+    let stored = State::from_views(
+        Some(cluster_id.to_owned()),
+        LogClock::default(),
+        hosts,
+        jobs,
+    );
     pass.compare(
         "the data directory's views".into(),
         seq,

@@ -347,7 +347,19 @@ fn forge_completion(db_path: &Path, job_a: &str) {
     use skyclaw_log_format::{ChainHead, Event, Record};
 
     let families = DB::list_cf(&Options::default(), db_path).unwrap();
-    let db = DB::open_cf(&Options::default(), db_path, &families).unwrap();
+    // The stopped coordinator's last tasks may hold the database's lock a
+    // moment longer than `run` takes to return.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let db = loop {
+        match DB::open_cf(&Options::default(), db_path, &families) {
+            Ok(db) => break db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("the stopped coordinator's database stays locked: {e}"),
+        }
+    };
     let events = db.cf_handle("events").unwrap();
     let meta = db.cf_handle("meta").unwrap();
     let cluster_id: String =
