@@ -30,11 +30,11 @@ use crate::raft::{encoded_size, Entry, Member, NodeId, TypeConfig};
 pub const MSGPACK: &str = "application/msgpack";
 
 /// The encoded entries one AppendEntries carries at most, unless a single
-/// entry is larger (it never is by more than the request's own framing).
+/// entry is larger (it never is by more than its framing).
 pub const APPEND_BUDGET: usize = MAX_ENTRY_BYTES;
-/// The largest AppendEntries a coordinator accepts: twice the largest entry,
-/// so that any request a peer builds fits, whatever its framing.
-pub const MAX_APPEND_BYTES: u64 = 2 * MAX_ENTRY_BYTES as u64;
+/// The largest AppendEntries a coordinator accepts, well above any a peer
+/// sends, so that a leader whose budget differs still gets its entries in.
+pub const MAX_APPEND_BYTES: u64 = 8 * MAX_ENTRY_BYTES as u64;
 /// The snapshot bytes one InstallSnapshot carries.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 3 << 20;
 /// The largest InstallSnapshot a coordinator accepts. Chunks are bytes that
@@ -168,7 +168,11 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        let fit = entries_within(&rpc.entries, APPEND_BUDGET);
+        // Counting costs an encoding: only worth it when there is a choice.
+        let fit = match rpc.entries.len() {
+            0 | 1 => rpc.entries.len(),
+            _ => entries_within(&rpc.entries, APPEND_BUDGET),
+        };
         if fit < rpc.entries.len() {
             return Err(RPCError::PayloadTooLarge(
                 PayloadTooLarge::new_entries_hint(fit as u64),

@@ -75,33 +75,21 @@ fn large_batches_at_once_are_split_into_entries_followers_take() {
         let leader = cluster.wait_ready().await;
         let term = cluster.status(leader).await.unwrap().term;
         let api = Api::new(Duration::from_secs(60));
-        // Each 1.5 MB: one fits an entry, and one is well within the body
-        // limit; all eight in one entry would be more than a follower takes.
-        let requests = (0..8).map(|i| {
+        // Each a quarter of a mebibyte, far within the body limit; sixteen
+        // at once in one entry would be more than an entry may hold.
+        let mut requests = tokio::task::JoinSet::new();
+        for i in 0..16 {
             let api = api.clone();
             let url = cluster.nodes[leader].url.clone();
-            let body = batch(&format!("large{i}"), 1_500, 1_000);
-            async move { api.post(&url, "/v1/jobs/batch", &body, None).await }
-        });
-        for reply in futures_join_all(requests).await {
-            let reply = reply.expect("an answer to the batch");
+            let body = batch(&format!("large{i}"), 200, 1_000);
+            requests.spawn(async move { api.post(&url, "/v1/jobs/batch", &body, None).await });
+        }
+        while let Some(reply) = requests.join_next().await {
+            let reply = reply
+                .expect("the request task")
+                .expect("an answer to the batch");
             assert_eq!(reply.status, 200, "{}", reply.text());
         }
         replicated_without_election(&cluster, leader, term).await;
     });
-}
-
-/// Runs `futures` at once and collects their outputs in order.
-async fn futures_join_all<F: std::future::Future + Send + 'static>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut outputs = Vec::new();
-    for handle in handles {
-        outputs.push(handle.await.expect("the request task"));
-    }
-    outputs
 }
