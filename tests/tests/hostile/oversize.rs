@@ -75,13 +75,13 @@ fn large_batches_at_once_are_split_into_entries_followers_take() {
         let leader = cluster.wait_ready().await;
         let term = cluster.status(leader).await.unwrap().term;
         let api = Api::new(Duration::from_secs(60));
-        // Each a quarter of a mebibyte, far within the body limit; sixteen
-        // at once in one entry would be more than an entry may hold.
+        // Each just under what one entry may hold, and far within the body
+        // limit; grouped, sixteen would be more than any follower takes.
         let mut requests = tokio::task::JoinSet::new();
         for i in 0..16 {
             let api = api.clone();
             let url = cluster.nodes[leader].url.clone();
-            let body = batch(&format!("large{i}"), 200, 1_000);
+            let body = batch(&format!("large{i}"), 800, 1_000);
             requests.spawn(async move { api.post(&url, "/v1/jobs/batch", &body, None).await });
         }
         while let Some(reply) = requests.join_next().await {
