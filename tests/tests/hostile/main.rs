@@ -11,7 +11,6 @@
 //!   and cost no election.
 
 #[path = "../harness/mod.rs"]
-#[allow(dead_code)]
 mod harness;
 #[path = "../util/mod.rs"]
 mod util;
