@@ -201,3 +201,101 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         self.call("vote", &rpc, &option, None).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload, LogId, Vote};
+    use skyclaw_state::Command;
+    use warp::Filter;
+
+    use super::*;
+    use crate::raft::Proposal;
+
+    /// An entry of one command with `output_bytes` of output.
+    fn entry(index: u64, output_bytes: usize) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), index),
+            payload: EntryPayload::Normal(Proposal {
+                at: 1,
+                commands: vec![Command::Complete {
+                    job_id: "job".into(),
+                    host_id: "host".into(),
+                    lease_epoch: Some(1),
+                    success: true,
+                    duration_ms: 1,
+                    exit_code: Some(0),
+                    stdout: "x".repeat(output_bytes),
+                    stderr: String::new(),
+                    error: None,
+                }],
+            }),
+        }
+    }
+
+    fn append(entries: Vec<Entry>) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 0),
+            prev_log_id: None,
+            leader_commit: None,
+            entries,
+        }
+    }
+
+    async fn client(url: String) -> PeerClient {
+        Network::new(None)
+            .new_client(
+                1,
+                &Member {
+                    name: "peer".into(),
+                    url,
+                },
+            )
+            .await
+    }
+
+    /// A peer that answers every request 413.
+    async fn refusing_peer() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let refuse = warp::any().map(|| {
+            warp::reply::with_status("too large", warp::http::StatusCode::PAYLOAD_TOO_LARGE)
+        });
+        tokio::spawn(warp::serve(refuse).incoming(listener).run());
+        url
+    }
+
+    fn option() -> RPCOption {
+        RPCOption::new(Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn entries_past_the_budget_are_left_for_the_next_request_unsent() {
+        // Nothing listens there: had the request gone out, it would fail
+        // as unreachable.
+        let mut peer = client("http://127.0.0.1:9".into()).await;
+        let third = APPEND_BUDGET / 3;
+        let entries = (1..=5).map(|index| entry(index, third)).collect();
+        match peer.append_entries(append(entries), option()).await {
+            Err(RPCError::PayloadTooLarge(too_large)) => assert_eq!(too_large.entries_hint(), 2),
+            other => panic!("expected payload too large, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peers_413_asks_openraft_for_fewer_entries() {
+        let mut peer = client(refusing_peer().await).await;
+        let entries = (1..=4).map(|index| entry(index, 10)).collect();
+        match peer.append_entries(append(entries), option()).await {
+            Err(RPCError::PayloadTooLarge(too_large)) => assert_eq!(too_large.entries_hint(), 2),
+            other => panic!("expected payload too large, got {other:?}"),
+        }
+        // One entry cannot be split: retrying it at once would only spin.
+        match peer
+            .append_entries(append(vec![entry(1, 10)]), option())
+            .await
+        {
+            Err(RPCError::Network(_)) => {}
+            other => panic!("expected a network error, got {other:?}"),
+        }
+    }
+}
