@@ -24,17 +24,15 @@ async fn impostor(name: &str, raft_id: u64) -> String {
         "raftId": raft_id,
         "initialized": false,
     });
-    let hello = warp::path!("v1" / "cluster" / "hello").map(move || warp::reply::json(&hello));
+    let hello = warp::path!("v1" / "cluster" / "hello")
+        .map(move || warp::reply::with_status(warp::reply::json(&hello), StatusCode::OK));
     let refuse = warp::any().map(|| {
         warp::reply::with_status(
             warp::reply::json(&json!({ "error": "unavailable" })),
             StatusCode::SERVICE_UNAVAILABLE,
         )
     });
-    let routes = hello
-        .map(|reply| warp::reply::Reply::into_response(reply))
-        .or(refuse.map(|reply| warp::reply::Reply::into_response(reply)))
-        .unify();
+    let routes = hello.or(refuse).unify();
     tokio::spawn(warp::serve(routes).incoming(listener).run());
     url
 }
