@@ -290,6 +290,9 @@ pub struct ClusterHello {
     pub raft_id: u64,
     /// Whether this node belongs to a cluster (holds a raft log or vote).
     pub initialized: bool,
+    /// The cluster whose log this node holds, once it holds its first entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
 }
 
 /// `POST /v1/cluster/join`: a node asks to become a voter, replacing any

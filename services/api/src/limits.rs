@@ -5,7 +5,8 @@
 //!
 //! The limits are generous for real jobs and hosts (the host daemon's own
 //! output bound is 128,000 bytes per stream) and small enough that no single
-//! field can make an entry, an event or a view expensive to keep forever.
+//! field can make an entry, an event or a view expensive to keep forever;
+//! one job or one completion at its limits still fits a raft entry.
 
 use std::collections::BTreeMap;
 
@@ -39,10 +40,12 @@ pub const MAX_ENV_VARS: usize = 256;
 pub const MAX_ENV_NAME_BYTES: usize = 256;
 /// All environment names and values of one job together.
 pub const MAX_ENV_BYTES: usize = 256 * 1024;
-/// Jobs in one `POST /v1/jobs/batch`.
+/// Jobs in one `POST /v1/jobs/batch` (whose raft entry must also fit
+/// 1 MiB: about 5,000 small jobs).
 pub const MAX_BATCH_JOBS: usize = 10_000;
-/// `stdout` and `stderr` of one completion, each.
-pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+/// `stdout` and `stderr` of one completion, each: both together, with the
+/// rest of the completion, fit one raft entry (1 MiB).
+pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
 /// A completion's `error` text (kept inline in the event).
 pub const MAX_ERROR_BYTES: usize = 4_096;
 /// Jobs one heartbeat reports running.

@@ -9,15 +9,21 @@
 //! configuration. Once a cluster exists, its membership (in the raft log) is
 //! the truth; the configured peer list only serves to find it.
 //!
-//! Joining: the leader adds the node as a learner, waits until it caught up,
-//! then makes it a voter in place of any member with the same name (an
-//! earlier incarnation whose disk was lost).
+//! Joining: the leader asks the joiner's URL who it is, and takes it only
+//! if the answer is the name and raft id the request gave. It adds the node
+//! as a learner, waits until it holds the whole log, then makes it a voter,
+//! in place of a member of the same name only if that member's own URL now
+//! answers as the joiner (an earlier incarnation whose disk was lost). A
+//! join never evicts a member that still answers as itself, and removing
+//! the last voter is refused: either would leave a cluster that cannot
+//! write.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::ChangeMembers;
+use openraft::metrics::WaitError;
+use openraft::{ChangeMembers, ServerState};
 use skyclaw_api::routes::TOKEN_HEADER;
 use skyclaw_api::{ClusterHello, JoinRequest};
 
@@ -34,6 +40,7 @@ impl Coordinator {
             url: self.me.url.clone(),
             raft_id: self.id,
             initialized: self.raft.is_initialized().await.unwrap_or(false),
+            cluster_id: self.cluster_id(),
         }
     }
 
@@ -84,33 +91,65 @@ impl Coordinator {
         self.get_json(url, "/v1/cluster/hello").await
     }
 
-    /// Adds the node as a learner, waits for it to catch up, then makes it
-    /// a voter in place of any member of the same name. Leader only.
-    pub async fn admit(&self, join: &JoinRequest) -> Result<(), WriteError> {
-        let voters: BTreeSet<NodeId> = self
-            .members()
-            .into_iter()
-            .filter(|(_, _, voter)| *voter)
-            .map(|(id, _, _)| id)
-            .collect();
-        if voters.contains(&join.raft_id) {
+    fn cluster_id(&self) -> Option<String> {
+        self.read(|m| m.state.cluster_id().map(str::to_string))
+    }
+
+    /// Makes the node at `join.url` a voter, once it proved to be the node
+    /// the request names and caught up with the log; an earlier incarnation
+    /// of it (one whose URL now answers as the joiner) is replaced. Leader
+    /// only. A request for a node that already votes changes nothing.
+    pub async fn admit(&self, join: &JoinRequest) -> Result<(), MembershipError> {
+        let hello = self.prove(&join.url, &join.name).await?;
+        if hello.raft_id != join.raft_id {
+            return Err(MembershipError::Invalid(format!(
+                "the coordinator at {} is member {}, not {}",
+                join.url, hello.raft_id, join.raft_id
+            )));
+        }
+        if let (Some(theirs), Some(ours)) = (&hello.cluster_id, self.cluster_id()) {
+            if *theirs != ours {
+                return Err(MembershipError::Refused(format!(
+                    "the coordinator at {} belongs to another cluster ({theirs})",
+                    join.url
+                )));
+            }
+        }
+        let members = self.members();
+        if members
+            .iter()
+            .any(|(id, _, voter)| *id == join.raft_id && *voter)
+        {
             return Ok(());
         }
+        let replaced = self.earlier_incarnations(join, &members).await?;
         let member = Member {
             name: join.name.clone(),
             url: join.url.clone(),
         };
         self.raft
-            .add_learner(join.raft_id, member, true)
+            .add_learner(join.raft_id, member, false)
             .await
             .map_err(raft_write_error)?;
-        let replaced: BTreeSet<NodeId> = self
+        if let Err(e) = self.wait_caught_up(join).await {
+            // A learner that cannot keep up is not kept either: the leader
+            // would replicate to it for ever, and each rogue join would add one.
+            let learner = BTreeSet::from([join.raft_id]);
+            if let Err(removing) = self
+                .raft
+                .change_membership(ChangeMembers::RemoveNodes(learner), false)
+                .await
+            {
+                tracing::warn!("removing the learner {}: {removing}", join.name);
+            }
+            return Err(e);
+        }
+        let mut next: BTreeSet<NodeId> = self
             .members()
             .into_iter()
-            .filter(|(id, member, _)| member.name == join.name && *id != join.raft_id)
+            .filter(|(id, _, voter)| *voter && !replaced.contains(id))
             .map(|(id, _, _)| id)
             .collect();
-        let mut next: BTreeSet<NodeId> = voters.difference(&replaced).copied().collect();
         next.insert(join.raft_id);
         self.raft
             .change_membership(ChangeMembers::ReplaceAllVoters(next), false)
@@ -122,8 +161,88 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Asks `url` who it is, and requires the answer to be `name`.
+    pub async fn prove(&self, url: &str, name: &str) -> Result<ClusterHello, MembershipError> {
+        let hello = self
+            .hello_of(url)
+            .await
+            .ok_or_else(|| MembershipError::Invalid(format!("no coordinator answered at {url}")))?;
+        if hello.name != name {
+            return Err(MembershipError::Invalid(format!(
+                "the coordinator at {url} is named {:?}, not {name:?}",
+                hello.name
+            )));
+        }
+        Ok(hello)
+    }
+
+    /// The members the joiner replaces: those of its name whose URL now
+    /// answers as the joiner (a node that lost its disk and came back).
+    /// A member of that name that still answers as itself, or not at all,
+    /// is live or may be: the join is refused rather than evict it.
+    async fn earlier_incarnations(
+        &self,
+        join: &JoinRequest,
+        members: &[(NodeId, Member, bool)],
+    ) -> Result<BTreeSet<NodeId>, MembershipError> {
+        let mut replaced = BTreeSet::new();
+        for (id, member, _) in members {
+            if member.name != join.name || *id == join.raft_id {
+                continue;
+            }
+            let now = self.hello_of(&member.url).await;
+            if !now.is_some_and(|h| h.name == join.name && h.raft_id == join.raft_id) {
+                return Err(MembershipError::Refused(format!(
+                    "a member named {:?} (member {id} at {}) does not answer as the joiner; \
+                     remove it first if it is gone",
+                    join.name, member.url
+                )));
+            }
+            replaced.insert(*id);
+        }
+        Ok(replaced)
+    }
+
+    /// Waits until the learner holds every entry the leader had once it was
+    /// added. openraft's own wait (`add_learner` blocking) returns at once
+    /// while the log is shorter than its lag threshold, reachable or not.
+    async fn wait_caught_up(&self, join: &JoinRequest) -> Result<(), MembershipError> {
+        let target = self.raft.metrics().borrow().last_log_index;
+        let limit = Duration::from_millis(self.config.catch_up_ms);
+        let caught_up = self
+            .raft
+            .wait(Some(limit))
+            .metrics(
+                |m| {
+                    m.state != ServerState::Leader
+                        || m.replication
+                            .as_ref()
+                            .and_then(|r| r.get(&join.raft_id).cloned().flatten())
+                            .is_some_and(|matched| Some(matched.index) >= target)
+                },
+                "the new learner to catch up",
+            )
+            .await;
+        match caught_up {
+            Ok(m) if m.state == ServerState::Leader => Ok(()),
+            Ok(_) => Err(MembershipError::Write(WriteError::NotLeader {
+                leader: self.leader(),
+            })),
+            Err(WaitError::Timeout(..)) => {
+                Err(MembershipError::Write(WriteError::Unavailable(format!(
+                    "{} at {} did not catch up with the log within {limit:?}, so it was not \
+                     made a member; check that the members can reach it at that URL",
+                    join.name, join.url
+                ))))
+            }
+            Err(WaitError::ShuttingDown) => Err(MembershipError::Write(WriteError::Unavailable(
+                "the coordinator is shutting down".into(),
+            ))),
+        }
+    }
+
     /// Removes every incarnation named `name` from the cluster. Leader only.
-    pub async fn remove(&self, name: &str) -> Result<bool, WriteError> {
+    pub async fn remove(&self, name: &str) -> Result<bool, MembershipError> {
         let members = self.members();
         let removed: BTreeSet<NodeId> = members
             .iter()
@@ -139,9 +258,10 @@ impl Coordinator {
             .map(|(id, _, _)| *id)
             .collect();
         if voters.is_empty() {
-            return Err(WriteError::Unavailable(
-                "refusing to remove the last voter".into(),
-            ));
+            return Err(MembershipError::Refused(format!(
+                "{name:?} is the last voter: a cluster without voters could never \
+                 write again; add another member first"
+            )));
         }
         self.raft
             .change_membership(ChangeMembers::ReplaceAllVoters(voters), false)
@@ -164,16 +284,36 @@ impl Coordinator {
     }
 }
 
-fn raft_write_error<E>(e: openraft::error::RaftError<NodeId, E>) -> WriteError
+/// Why a membership change did not happen.
+#[derive(Clone, Debug)]
+pub enum MembershipError {
+    /// The request does not hold: its URL does not answer as the node it
+    /// names.
+    Invalid(String),
+    /// The change would harm the cluster (evict a live member, leave no
+    /// voter, take in another cluster's node); asking again will not help.
+    Refused(String),
+    /// Raft could not make the change now; asking again may.
+    Write(WriteError),
+}
+
+impl From<WriteError> for MembershipError {
+    fn from(error: WriteError) -> MembershipError {
+        MembershipError::Write(error)
+    }
+}
+
+fn raft_write_error<E>(e: openraft::error::RaftError<NodeId, E>) -> MembershipError
 where
     E: std::error::Error + openraft::TryAsRef<openraft::error::ForwardToLeader<NodeId, Member>>,
 {
-    match e.forward_to_leader() {
+    let error = match e.forward_to_leader() {
         Some(forward) => WriteError::NotLeader {
             leader: forward.leader_node.clone(),
         },
         None => WriteError::Unavailable(e.to_string()),
-    }
+    };
+    MembershipError::Write(error)
 }
 
 /// Forms or joins the cluster from the configured peers; see the module

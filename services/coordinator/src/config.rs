@@ -31,6 +31,10 @@ pub struct Config {
     /// purged, and a follower that fell behind it gets the snapshot.
     /// Default: 10000.
     pub snapshot_every: u64,
+    /// How long a joining node may take to hold the whole log before its
+    /// join is refused (and it is dropped as a learner). Default: 60000,
+    /// within the time a member's join request waits for its answer.
+    pub catch_up_ms: u64,
 }
 
 impl Default for Config {
@@ -45,6 +49,7 @@ impl Default for Config {
             max_body_bytes: 8 << 20,
             max_claim_wait_ms: 60_000,
             snapshot_every: 10_000,
+            catch_up_ms: 60_000,
         }
     }
 }
@@ -63,6 +68,9 @@ impl Config {
         }
         if self.snapshot_every < 10 {
             return fail("snapshots must be at least 10 entries apart");
+        }
+        if self.catch_up_ms == 0 || self.catch_up_ms >= 110_000 {
+            return fail("catch-up time must be more than 0 and less than 110000 ms");
         }
         if self.token.as_deref() == Some("") {
             return fail("token must not be empty when set");

@@ -1,11 +1,19 @@
 //! Raft RPCs between coordinators: MessagePack over HTTP, under
 //! `/v1/replicate/…`, authenticated with the cluster token. AppendEntries is
 //! the incremental log shipping; InstallSnapshot the full-state fallback.
+//!
+//! Sizes: an AppendEntries carries as many entries as fit in
+//! [`APPEND_BUDGET`] (at least one), so each one arrives within openraft's
+//! heartbeat-long deadline; the receiver takes up to [`MAX_APPEND_BYTES`],
+//! well above any single entry. Should a peer still answer 413, openraft is
+//! told the payload was too large and sends fewer entries, where a network
+//! error would have it send the same again.
 
 use std::time::Duration;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -16,9 +24,22 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use skyclaw_api::routes::TOKEN_HEADER;
 
-use crate::raft::{Member, NodeId, TypeConfig};
+use crate::node::MAX_ENTRY_BYTES;
+use crate::raft::{encoded_size, Entry, Member, NodeId, TypeConfig};
 
 pub const MSGPACK: &str = "application/msgpack";
+
+/// The encoded entries one AppendEntries carries at most, unless a single
+/// entry is larger (it never is by more than its framing).
+pub const APPEND_BUDGET: usize = MAX_ENTRY_BYTES;
+/// The largest AppendEntries a coordinator accepts, well above any a peer
+/// sends, so that a leader whose budget differs still gets its entries in.
+pub const MAX_APPEND_BYTES: u64 = 8 * MAX_ENTRY_BYTES as u64;
+/// The snapshot bytes one InstallSnapshot carries.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 3 << 20;
+/// The largest InstallSnapshot a coordinator accepts. Chunks are bytes that
+/// MessagePack writes as a list of small integers, up to two bytes each.
+pub const MAX_SNAPSHOT_BYTES: u64 = 2 * SNAPSHOT_CHUNK_BYTES as u64 + (1 << 20);
 
 /// The raft id an RPC is meant for. Raft reaches a member by its URL, and
 /// after a disk is lost that URL answers as a new incarnation: the receiver
@@ -60,12 +81,30 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
+/// How many of `entries`, from the first, fit in `budget` encoded bytes;
+/// at least one.
+fn entries_within(entries: &[Entry], budget: usize) -> usize {
+    let mut bytes = 0;
+    for (i, entry) in entries.iter().enumerate() {
+        bytes += encoded_size(entry);
+        if bytes > budget {
+            return i.max(1);
+        }
+    }
+    entries.len()
+}
+
 impl PeerClient {
+    /// Sends `request` to `route`. `entries` is how many log entries it
+    /// carries, for AppendEntries: a 413 then asks openraft to send half
+    /// as many (a single entry too large is a network error, retried later
+    /// rather than at once).
     async fn call<Req, Resp, E>(
         &self,
         route: &str,
         request: &Req,
         option: &RPCOption,
+        entries: Option<usize>,
     ) -> Result<Resp, RPCError<NodeId, Member, RaftError<NodeId, E>>>
     where
         Req: Serialize,
@@ -109,6 +148,12 @@ impl PeerClient {
             if status == reqwest::StatusCode::MISDIRECTED_REQUEST {
                 return Err(RPCError::Unreachable(Unreachable::new(&error)));
             }
+            if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
+                if let Some(entries @ 2..) = entries {
+                    let fewer = PayloadTooLarge::new_entries_hint(entries as u64 / 2);
+                    return Err(RPCError::PayloadTooLarge(fewer.with_source_error(&error)));
+                }
+            }
             return Err(RPCError::Network(NetworkError::new(&error)));
         }
         let result: Result<Resp, RaftError<NodeId, E>> =
@@ -123,7 +168,18 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        self.call("append", &rpc, &option).await
+        // Counting costs an encoding: only worth it when there is a choice.
+        let fit = match rpc.entries.len() {
+            0 | 1 => rpc.entries.len(),
+            _ => entries_within(&rpc.entries, APPEND_BUDGET),
+        };
+        if fit < rpc.entries.len() {
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(fit as u64),
+            ));
+        }
+        self.call("append", &rpc, &option, Some(rpc.entries.len()))
+            .await
     }
 
     async fn install_snapshot(
@@ -134,7 +190,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.call("snapshot", &rpc, &option).await
+        self.call("snapshot", &rpc, &option, None).await
     }
 
     async fn vote(
@@ -142,6 +198,104 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        self.call("vote", &rpc, &option).await
+        self.call("vote", &rpc, &option, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload, LogId, Vote};
+    use skyclaw_state::Command;
+    use warp::Filter;
+
+    use super::*;
+    use crate::raft::Proposal;
+
+    /// An entry of one command with `output_bytes` of output.
+    fn entry(index: u64, output_bytes: usize) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), index),
+            payload: EntryPayload::Normal(Proposal {
+                at: 1,
+                commands: vec![Command::Complete {
+                    job_id: "job".into(),
+                    host_id: "host".into(),
+                    lease_epoch: Some(1),
+                    success: true,
+                    duration_ms: 1,
+                    exit_code: Some(0),
+                    stdout: "x".repeat(output_bytes),
+                    stderr: String::new(),
+                    error: None,
+                }],
+            }),
+        }
+    }
+
+    fn append(entries: Vec<Entry>) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 0),
+            prev_log_id: None,
+            leader_commit: None,
+            entries,
+        }
+    }
+
+    async fn client(url: String) -> PeerClient {
+        Network::new(None)
+            .new_client(
+                1,
+                &Member {
+                    name: "peer".into(),
+                    url,
+                },
+            )
+            .await
+    }
+
+    /// A peer that answers every request 413.
+    async fn refusing_peer() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let refuse = warp::any().map(|| {
+            warp::reply::with_status("too large", warp::http::StatusCode::PAYLOAD_TOO_LARGE)
+        });
+        tokio::spawn(warp::serve(refuse).incoming(listener).run());
+        url
+    }
+
+    fn option() -> RPCOption {
+        RPCOption::new(Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn entries_past_the_budget_are_left_for_the_next_request_unsent() {
+        // Nothing listens there: had the request gone out, it would fail
+        // as unreachable.
+        let mut peer = client("http://127.0.0.1:9".into()).await;
+        let third = APPEND_BUDGET / 3;
+        let entries = (1..=5).map(|index| entry(index, third)).collect();
+        match peer.append_entries(append(entries), option()).await {
+            Err(RPCError::PayloadTooLarge(too_large)) => assert_eq!(too_large.entries_hint(), 2),
+            other => panic!("expected payload too large, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peers_413_asks_openraft_for_fewer_entries() {
+        let mut peer = client(refusing_peer().await).await;
+        let entries = (1..=4).map(|index| entry(index, 10)).collect();
+        match peer.append_entries(append(entries), option()).await {
+            Err(RPCError::PayloadTooLarge(too_large)) => assert_eq!(too_large.entries_hint(), 2),
+            other => panic!("expected payload too large, got {other:?}"),
+        }
+        // One entry cannot be split: retrying it at once would only spin.
+        match peer
+            .append_entries(append(vec![entry(1, 10)]), option())
+            .await
+        {
+            Err(RPCError::Network(_)) => {}
+            other => panic!("expected a network error, got {other:?}"),
+        }
     }
 }

@@ -16,12 +16,23 @@ use crate::config::Config;
 use crate::log_store::LogStore;
 use crate::machine::{Materialized, Shared, StateMachine};
 use crate::network::Network;
-use crate::raft::{node_id_of, Answer, Member, NodeId, Proposal, Raft};
+use crate::raft::{encoded_size, node_id_of, Answer, Member, NodeId, Proposal, Raft};
 use crate::store::{self, META};
 use crate::{Error, Result};
 
 /// Commands taken into one raft entry at most.
 const MAX_BATCH: usize = 512;
+/// The largest raft entry a proposal may encode to. Group commit stops
+/// adding commands before an entry would pass it, and a command that alone
+/// would is refused before it reaches raft. A follower must take any entry
+/// in one AppendEntries within openraft's deadline of one heartbeat
+/// (100 ms, the follower's decode and fsync included), or the entry never
+/// commits and followers stop hearing from their leader. Decoding costs
+/// by field more than by byte: a mebibyte of the smallest jobs takes a
+/// release build about 10 ms each way, a debug build ten times that.
+pub const MAX_ENTRY_BYTES: usize = 1 << 20;
+/// Room in an entry for what is not a command: log id, time stamp, framing.
+const ENTRY_OVERHEAD: usize = 1 << 10;
 /// How long a write may wait to be committed before the caller is told.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Raft entries proposed but not yet answered, at most.
@@ -34,12 +45,17 @@ pub enum WriteError {
     NotLeader { leader: Option<Member> },
     /// Raft could not take the write (shutting down, storage failure).
     Unavailable(String),
+    /// The command alone would make a raft entry of `size` bytes, more than
+    /// [`MAX_ENTRY_BYTES`].
+    TooLarge { size: usize },
 }
 
 pub type WriteResult = std::result::Result<std::result::Result<Answer, Rejection>, WriteError>;
 
 struct Pending {
     command: Command,
+    /// The command's encoded size: its share of the entry.
+    size: usize,
     reply: oneshot::Sender<WriteResult>,
 }
 
@@ -176,6 +192,7 @@ impl Coordinator {
             election_timeout_min: 400,
             election_timeout_max: 800,
             install_snapshot_timeout: 10_000,
+            snapshot_max_chunk_size: crate::network::SNAPSHOT_CHUNK_BYTES as u64,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: config.snapshot_every / 10,
             ..Default::default()
@@ -234,10 +251,20 @@ impl Coordinator {
 
     /// Proposes `command` and waits until it is committed and applied.
     pub async fn write(&self, command: Command) -> WriteResult {
+        let size = encoded_size(&command);
+        if size + ENTRY_OVERHEAD > MAX_ENTRY_BYTES {
+            return Err(WriteError::TooLarge {
+                size: size + ENTRY_OVERHEAD,
+            });
+        }
         let (reply, answer) = oneshot::channel();
         let closed = || WriteError::Unavailable("the coordinator is shutting down".into());
         self.proposer
-            .send(Pending { command, reply })
+            .send(Pending {
+                command,
+                size,
+                reply,
+            })
             .await
             .map_err(|_| closed())?;
         // A leader cut off from its quorum would hold the request forever.
@@ -335,17 +362,20 @@ impl Coordinator {
 /// slots are busy, requests queue up and go out together in the next entry.
 async fn propose_loop(raft: Raft, clock: NodeClock, mut proposals: mpsc::Receiver<Pending>) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    while let Some(first) = proposals.recv().await {
+    let mut carried = None;
+    loop {
+        let first = match carried.take() {
+            Some(first) => first,
+            None => match proposals.recv().await {
+                Some(first) => first,
+                None => return,
+            },
+        };
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match proposals.try_recv() {
-                Ok(pending) => batch.push(pending),
-                Err(_) => break,
-            }
-        }
+        let batch;
+        (batch, carried) = group(first, &mut proposals);
         let raft = raft.clone();
         let clock = clock.clone();
         tokio::spawn(async move {
@@ -376,6 +406,28 @@ async fn propose_loop(raft: Raft, clock: NodeClock, mut proposals: mpsc::Receive
             drop(slot);
         });
     }
+}
+
+/// One entry's commands: `first`, then whatever waits, up to [`MAX_BATCH`]
+/// commands and [`MAX_ENTRY_BYTES`]. The first command that does not fit
+/// is handed back to open the next entry.
+fn group(
+    first: Pending,
+    proposals: &mut mpsc::Receiver<Pending>,
+) -> (Vec<Pending>, Option<Pending>) {
+    let mut bytes = ENTRY_OVERHEAD + first.size;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match proposals.try_recv() {
+            Ok(pending) if bytes + pending.size <= MAX_ENTRY_BYTES => {
+                bytes += pending.size;
+                batch.push(pending);
+            }
+            Ok(pending) => return (batch, Some(pending)),
+            Err(_) => break,
+        }
+    }
+    (batch, None)
 }
 
 /// Tracks when this node became leader, and creates the cluster (its first
@@ -415,6 +467,95 @@ async fn watch_leadership(coordinator: Arc<Coordinator>) {
         }
         if metrics.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::Entry;
+
+    fn completion(output_bytes: usize) -> Command {
+        Command::Complete {
+            job_id: "job".into(),
+            host_id: "host".into(),
+            lease_epoch: Some(1),
+            success: true,
+            duration_ms: 1,
+            exit_code: Some(0),
+            stdout: "x".repeat(output_bytes),
+            stderr: String::new(),
+            error: None,
+        }
+    }
+
+    fn pending(command: Command) -> Pending {
+        Pending {
+            size: encoded_size(&command),
+            command,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    /// Groups everything queued on `proposals` into entries, as the
+    /// proposer would.
+    fn entries(proposals: &mut mpsc::Receiver<Pending>) -> Vec<Vec<Pending>> {
+        let mut entries = Vec::new();
+        let mut carried = None;
+        while let Some(first) = carried.take().or_else(|| proposals.try_recv().ok()) {
+            let batch;
+            (batch, carried) = group(first, proposals);
+            entries.push(batch);
+        }
+        entries
+    }
+
+    #[test]
+    fn an_entry_takes_commands_only_while_its_encoding_stays_within_the_bound() {
+        let (sender, mut proposals) = mpsc::channel(64);
+        for _ in 0..7 {
+            sender
+                .try_send(pending(completion(MAX_ENTRY_BYTES / 3)))
+                .unwrap();
+        }
+        let sizes: Vec<usize> = entries(&mut proposals).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 2, 2, 1]);
+    }
+
+    #[test]
+    fn small_commands_share_an_entry_up_to_the_batch_limit() {
+        let (sender, mut proposals) = mpsc::channel(1024);
+        for _ in 0..MAX_BATCH + 10 {
+            sender.try_send(pending(completion(10))).unwrap();
+        }
+        let sizes: Vec<usize> = entries(&mut proposals).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [MAX_BATCH, 10]);
+    }
+
+    /// The bound holds for the bytes that travel: the entry as encoded in
+    /// AppendEntries (and the log store) is no larger than the commands'
+    /// counted sizes plus the overhead allowed for.
+    #[test]
+    fn counted_sizes_bound_the_encoded_entry() {
+        for (count, output) in [(1, 0), (2, MAX_ENTRY_BYTES / 3), (MAX_BATCH, 100)] {
+            let commands: Vec<Command> = (0..count).map(|_| completion(output)).collect();
+            let counted: usize = commands.iter().map(encoded_size).sum();
+            let entry = Entry {
+                log_id: openraft::LogId::new(
+                    openraft::CommittedLeaderId::new(u64::MAX, 0),
+                    u64::MAX,
+                ),
+                payload: openraft::EntryPayload::Normal(Proposal {
+                    at: u64::MAX,
+                    commands,
+                }),
+            };
+            let encoded = rmp_serde::to_vec_named(&entry).unwrap().len();
+            assert!(
+                encoded <= counted + ENTRY_OVERHEAD,
+                "{count} commands: entry of {encoded} bytes, counted {counted}"
+            );
         }
     }
 }

@@ -76,3 +76,21 @@ pub fn node_id_of(name: &str) -> NodeId {
     bytes.copy_from_slice(&hash.as_bytes()[..8]);
     u64::from_be_bytes(bytes)
 }
+
+/// The bytes `value` takes in MessagePack as raft messages and the log
+/// store write it; counted, not kept.
+pub fn encoded_size<T: Serialize>(value: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    rmp_serde::encode::write_named(&mut counter, value).expect("raft payloads encode");
+    counter.0
+}

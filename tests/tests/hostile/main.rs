@@ -12,6 +12,10 @@
 //! - `retries`: a host whose answer was lost retries without burning an
 //!   attempt.
 //! - `clock`: a coordinator's wall clock moved an hour either way.
+//! - `membership`: joins that do not prove the joiner or would evict a live
+//!   member, and removing the last voter, are refused and change nothing.
+//! - `oversize`: requests whose raft entries are large get a clean answer
+//!   and cost no election.
 
 #[path = "../harness/mod.rs"]
 mod harness;
@@ -20,7 +24,9 @@ mod util;
 
 mod clock;
 mod http;
+mod membership;
 mod mvp;
+mod oversize;
 mod requests;
 mod retries;
 mod setup;

@@ -221,7 +221,7 @@ async fn refused_requests_leave_nothing_in_memory() {
     let http = Http::ready(&cluster).await;
     let pid = cluster.coordinator.pid();
     // Each round: completions for an unknown job from hosts nobody
-    // registered, 1 MiB of id or output each. The old coordinator kept
+    // registered, with 1 MiB of id or 200 KiB of output each. The old coordinator kept
     // every such host id (~70 MB a round).
     let round = |round: usize| {
         let http = &http;
@@ -233,7 +233,7 @@ async fn refused_requests_leave_nothing_in_memory() {
                 let answer = http.post("/v1/jobs/unknown/complete", &body).await;
                 assert_eq!(answer.status, 413, "{answer:?}");
                 let body = json!({"hostId": format!("host-{round}-{i}"), "success": true,
-                    "durationMs": 1, "exitCode": 0, "stdout": "o".repeat(MIB / 2), "stderr": ""});
+                    "durationMs": 1, "exitCode": 0, "stdout": "o".repeat(200 * 1024), "stderr": ""});
                 let answer = http.post("/v1/jobs/unknown/complete", &body).await;
                 assert_eq!(answer.status, 404, "{answer:?}");
                 let ghost = format!("/v1/hosts/ghost-{round}-{i}/heartbeat");

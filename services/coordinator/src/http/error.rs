@@ -92,6 +92,14 @@ impl From<WriteError> for ApiError {
                 ApiError::unavailable("no leader is known right now; retry shortly")
             }
             WriteError::Unavailable(message) => ApiError::unavailable(message),
+            WriteError::TooLarge { size } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request would make a raft log entry of {size} bytes, more than the \
+                     limit of {} bytes; send it in smaller parts",
+                    crate::node::MAX_ENTRY_BYTES
+                ),
+            ),
         }
     }
 }

@@ -14,6 +14,7 @@ use warp::reply::{Reply, Response};
 
 use super::error::ApiError;
 use super::filters::Node;
+use crate::cluster::MembershipError;
 use crate::raft::Answer;
 use crate::store::{self, BLOBS, EVENTS};
 
@@ -697,6 +698,16 @@ pub async fn hello(node: Node) -> Outcome {
     json(&node.hello().await)
 }
 
+impl From<MembershipError> for ApiError {
+    fn from(error: MembershipError) -> ApiError {
+        match error {
+            MembershipError::Invalid(message) => ApiError::bad_request(message),
+            MembershipError::Refused(message) => ApiError::new(StatusCode::CONFLICT, message),
+            MembershipError::Write(error) => error.into(),
+        }
+    }
+}
+
 pub async fn join(node: Node, body: Bytes) -> Outcome {
     let request: api::JoinRequest = parse(&body)?;
     node.admit(&request).await?;
@@ -705,15 +716,7 @@ pub async fn join(node: Node, body: Bytes) -> Outcome {
 
 pub async fn add_member(node: Node, body: Bytes) -> Outcome {
     let request: api::AddMemberRequest = parse(&body)?;
-    let hello = node.hello_of(&request.url).await.ok_or_else(|| {
-        ApiError::bad_request(format!("no coordinator answered at {}", request.url))
-    })?;
-    if hello.name != request.name {
-        return Err(ApiError::bad_request(format!(
-            "the coordinator at {} is named {:?}, not {:?}",
-            request.url, hello.name, request.name
-        )));
-    }
+    let hello = node.prove(&request.url, &request.name).await?;
     node.admit(&api::JoinRequest {
         name: hello.name,
         url: request.url,

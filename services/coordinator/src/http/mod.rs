@@ -150,12 +150,14 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
     };
 
     let replication = {
+        // Raft's own limits, not the client's: a follower must take every
+        // entry its leader committed to.
         let addressed = filters::raft_target(node.id);
         let append = warp::path!("v1" / "replicate" / "append")
             .and(warp::post())
             .and(addressed.clone())
             .and(with.clone())
-            .and(body.clone())
+            .and(filters::body(crate::network::MAX_APPEND_BYTES))
             .then(replicate::append);
         let vote = warp::path!("v1" / "replicate" / "vote")
             .and(warp::post())
@@ -167,7 +169,7 @@ pub fn routes(node: Node) -> BoxedFilter<(Response,)> {
             .and(warp::post())
             .and(addressed)
             .and(with.clone())
-            .and(body.clone())
+            .and(filters::body(crate::network::MAX_SNAPSHOT_BYTES))
             .then(replicate::snapshot);
         append
             .or(vote)

@@ -8,13 +8,17 @@
 //! - [`jobs`]: enqueue, idempotency, batch, get, list and pages, cancel,
 //!   complete
 //! - [`log`]: head, events as a segment and as JSON, digest, state
+//! - [`entries`]: a request too large for one raft entry gets 413
+//! - [`membership`]: joins that do not hold, removing the last voter
 //! - [`restart`]: stop and start on the same directory
 //! - [`util`]: starting a node, requests, waiting with a deadline
 
 mod basics;
 mod claims;
+mod entries;
 mod hosts;
 mod jobs;
 mod log;
+mod membership;
 mod restart;
 mod util;
