@@ -5,6 +5,8 @@
 //! One module per kind of attacker; add a case where it belongs:
 //!
 //! - `setup`: a fresh machine's build prerequisites are detected exactly.
+//! - `job`: a job cannot reach the daemon, the host's files or past its
+//!   limits, nor outlive itself or its lease.
 
 #[path = "../harness/mod.rs"]
 #[allow(dead_code)]
@@ -12,4 +14,5 @@ mod harness;
 #[path = "../util/mod.rs"]
 mod util;
 
+mod job;
 mod setup;
