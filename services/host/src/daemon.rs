@@ -416,7 +416,7 @@ impl Daemon {
                     self.stop(job_id, StopReason::LeaseLost);
                 }
                 let held = lock(&self.running);
-                for reported in &running {
+                for reported in request.running.iter().flatten() {
                     if reply.lost.contains(&reported.job_id) {
                         continue;
                     }

@@ -1036,7 +1036,7 @@ mod tests {
         let dir = Path::new(lines[0]);
         assert_eq!(lines[1], "kept");
         assert_eq!(Path::new(lines[2]), dir, "HOME is the job's directory");
-        assert_eq!(lines[3].trim(), "1", "the directory starts empty");
+        assert_eq!(lines[3].trim(), "1", "nothing in it but what the job made");
         assert!(!dir.exists(), "{} was left behind", dir.display());
     }
 

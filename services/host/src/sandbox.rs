@@ -102,8 +102,8 @@ pub struct Sandbox {
     landlock: bool,
     /// The user and group jobs run as, if not the daemon's.
     user: Option<(u32, u32)>,
-    /// Limits as `(resource, value)`, each at most the daemon's own hard limit.
-    limits: Vec<(Resource, u64)>,
+    /// Each at most the daemon's own hard limit.
+    limits: Vec<Limit>,
     read_paths: Vec<PathBuf>,
     level: SandboxLevel,
 }
@@ -239,7 +239,7 @@ pub struct Confinement {
 #[derive(Debug)]
 pub struct ChildSetup {
     ruleset: Option<RulesetCreated>,
-    limits: Vec<(Resource, u64)>,
+    limits: Vec<Limit>,
 }
 
 impl Confinement {
@@ -291,14 +291,13 @@ impl ChildSetup {
     /// Applies the limits and the Landlock rules to the calling process.
     /// Runs in the child between fork and exec: it allocates nothing.
     pub fn apply(&mut self) -> io::Result<()> {
-        for &(resource, value) in &self.limits {
-            let hard = if resource == Resource::RLIMIT_CPU {
-                // SIGXCPU at the limit, SIGKILL a second later if ignored.
-                value.saturating_add(1)
-            } else {
-                value
-            };
-            setrlimit(resource, value, hard).map_err(io::Error::from)?;
+        for &Limit {
+            resource,
+            soft,
+            hard,
+        } in &self.limits
+        {
+            setrlimit(resource, soft, hard).map_err(io::Error::from)?;
         }
         match self.ruleset.take() {
             Some(ruleset) => match ruleset.restrict_self() {
@@ -310,9 +309,19 @@ impl ChildSetup {
     }
 }
 
+/// One resource limit as the job's processes get it.
+#[derive(Clone, Copy, Debug)]
+struct Limit {
+    resource: Resource,
+    soft: u64,
+    hard: u64,
+}
+
 /// The configured limits, each lowered to what the daemon may grant; a
-/// zero setting means no limit.
-fn effective_limits(config: &SandboxConfig) -> Result<Vec<(Resource, u64)>> {
+/// zero setting means no limit. The hard limit is the soft one (a job may
+/// not raise it), except for CPU time: SIGXCPU at the limit, then SIGKILL a
+/// second later if that was ignored.
+fn effective_limits(config: &SandboxConfig) -> Result<Vec<Limit>> {
     const MIB: u64 = 1024 * 1024;
     let wanted = [
         (Resource::RLIMIT_CPU, config.cpu_seconds),
@@ -328,9 +337,19 @@ fn effective_limits(config: &SandboxConfig) -> Result<Vec<(Resource, u64)>> {
         .into_iter()
         .filter(|&(_, value)| value > 0)
         .map(|(resource, value)| {
-            let (_, hard) = getrlimit(resource)
+            let (_, most) = getrlimit(resource)
                 .map_err(|e| Error::Config(format!("cannot read the limit {resource:?}: {e}")))?;
-            Ok((resource, value.min(hard)))
+            let soft = value.min(most);
+            let hard = if resource == Resource::RLIMIT_CPU {
+                soft.saturating_add(1).min(most)
+            } else {
+                soft
+            };
+            Ok(Limit {
+                resource,
+                soft,
+                hard,
+            })
         })
         .collect()
 }
@@ -352,4 +371,80 @@ fn resolve_user(name: &str) -> Result<(u32, u32)> {
         )));
     }
     Ok((user.uid.as_raw(), user.gid.as_raw()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_level_names_each_part_and_why_one_is_missing() {
+        let mut level = SandboxLevel {
+            landlock: true,
+            no_new_privs: true,
+            rlimits: true,
+            user: Some("skyjob".into()),
+            note: None,
+        };
+        assert_eq!(
+            level.to_string(),
+            "landlock+no_new_privs+rlimits+user:skyjob"
+        );
+        level.landlock = false;
+        level.user = None;
+        level.note = Some("kernel lacks Landlock".into());
+        assert_eq!(
+            level.to_string(),
+            "no_new_privs+rlimits (kernel lacks Landlock)"
+        );
+    }
+
+    #[test]
+    fn an_owner_can_turn_it_off() {
+        let sandbox = Sandbox::new(&SandboxConfig {
+            enabled: false,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        assert!(!sandbox.enabled());
+        assert_eq!(
+            sandbox.level().to_string(),
+            "none (turned off by the host's owner)"
+        );
+    }
+
+    #[test]
+    fn limits_stay_within_the_daemons_own_and_zero_means_none() {
+        let (_, most_files) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        let limits = effective_limits(&SandboxConfig {
+            cpu_seconds: 7,
+            memory_mb: 0,
+            open_files: u64::MAX,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let find = |resource| limits.iter().find(|l| l.resource == resource).copied();
+        let cpu = find(Resource::RLIMIT_CPU).unwrap();
+        assert_eq!(cpu.soft, 7);
+        assert!(
+            (7..=8).contains(&cpu.hard),
+            "SIGKILL a second after SIGXCPU"
+        );
+        assert!(find(Resource::RLIMIT_AS).is_none(), "0 sets no limit");
+        let files = find(Resource::RLIMIT_NOFILE).unwrap();
+        assert_eq!((files.soft, files.hard), (most_files, most_files));
+    }
+
+    #[test]
+    fn a_missing_or_root_sandbox_user_is_refused_by_name() {
+        for (user, named) in [("no-such-user-4b2e", "does not exist"), ("root", "is root")] {
+            let error = Sandbox::new(&SandboxConfig {
+                user: Some(user.into()),
+                ..SandboxConfig::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains(user) && error.contains(named), "{error}");
+        }
+    }
 }
