@@ -30,7 +30,11 @@ const LANDLOCK_ABI: ABI = ABI::V6;
 /// What a job may read and execute, where it exists: the system, not the
 /// owner's files. `/etc` is whole because programs need much of it; run
 /// jobs under a dedicated user to keep root-only files there unreadable.
-const SYSTEM_READ_PATHS: [&str; 11] = [
+///
+/// `/proc` is left out: a job running as root could otherwise read the
+/// daemon's environment there, which neither the daemon being undumpable
+/// nor Landlock's ptrace rule stops on every kernel.
+const SYSTEM_READ_PATHS: [&str; 10] = [
     "/bin",
     "/sbin",
     "/usr",
@@ -40,7 +44,6 @@ const SYSTEM_READ_PATHS: [&str; 11] = [
     "/libx32",
     "/etc",
     "/opt",
-    "/proc",
     // Where `/etc/resolv.conf` points on systemd machines.
     "/run/systemd/resolve",
 ];
