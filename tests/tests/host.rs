@@ -1,6 +1,8 @@
 //! The host daemon against a real coordinator: what it refuses to run, how
 //! it stops jobs (timeouts, cancels, shutdown), what jobs can see, how it
-//! shares work, and what happens when it dies.
+//! shares work, and what happens when it dies. Tests that watch a job
+//! through files outside its directory turn the sandbox off; the sandbox
+//! itself is tested in `hostile/job.rs`.
 //!
 //! - `a_command_off_the_allowlist_never_runs`
 //! - `a_timeout_kills_the_job_and_its_grandchild_after_the_grace_period`
@@ -67,7 +69,13 @@ fn a_command_off_the_allowlist_never_runs() {
 #[test]
 fn a_timeout_kills_the_job_and_its_grandchild_after_the_grace_period() {
     let cluster = Cluster::start(60_000);
-    let _host = cluster.start_host("host-a", &[("SKYCLAW_KILL_GRACE_MS", "1000")]);
+    let _host = cluster.start_host(
+        "host-a",
+        &[
+            ("SKYCLAW_KILL_GRACE_MS", "1000"),
+            ("SKYCLAW_SANDBOX", "off"),
+        ],
+    );
     let child_pid = cluster.path().join("child.pid");
     let grandchild_pid = cluster.path().join("grandchild.pid");
     // The grandchild ignores SIGTERM: only the SIGKILL after the grace ends it.
@@ -117,7 +125,7 @@ fn long_output_is_cut_on_a_character_boundary_and_marked() {
 #[test]
 fn cancelling_a_running_job_kills_it_and_records_cancelled() {
     let cluster = Cluster::start(60_000);
-    let _host = cluster.start_host("host-a", &[]);
+    let _host = cluster.start_host("host-a", &[("SKYCLAW_SANDBOX", "off")]);
     let pid_file = cluster.path().join("job.pid");
     let script = format!(
         "echo $$ > '{}'; sleep 30; echo not cancelled",
@@ -164,7 +172,8 @@ fn the_token_is_not_visible_to_a_job() {
 fn two_hosts_run_200_jobs_exactly_once_within_their_slots() {
     const JOBS: usize = 200;
     let cluster = Cluster::start(60_000);
-    let slots = [("SKYCLAW_MAX_PARALLEL", "4")];
+    // Jobs share their host's HOME below, which the sandbox would replace.
+    let slots = [("SKYCLAW_MAX_PARALLEL", "4"), ("SKYCLAW_SANDBOX", "off")];
     let _hosts = [
         cluster.start_host("host-a", &slots),
         cluster.start_host("host-b", &slots),
@@ -231,7 +240,8 @@ ls "$d" | wc -l >> "$HOME/peaks"; sleep 0.05; rm "$d/$$"; echo "$1" >> "$HOME/do
 #[test]
 fn a_killed_hosts_job_runs_again_elsewhere_after_its_lease_expires() {
     let cluster = Cluster::start(2_000);
-    let host_a = cluster.start_host("host-a", &[]);
+    let unsandboxed = [("SKYCLAW_SANDBOX", "off")];
+    let host_a = cluster.start_host("host-a", &unsandboxed);
     let starts = cluster.path().join("starts");
     let script = r#"echo "$HOME" >> "$0"; sleep 2; echo finished"#;
     let job_id = cluster.enqueue(&[
@@ -250,7 +260,7 @@ fn a_killed_hosts_job_runs_again_elsewhere_after_its_lease_expires() {
     });
     host_a.signal(libc::SIGKILL);
     drop(host_a);
-    let _host_b = cluster.start_host("host-b", &[]);
+    let _host_b = cluster.start_host("host-b", &unsandboxed);
 
     let job = cluster.wait_final(&job_id, MINUTE);
     assert_eq!(job.status, JobStatus::Completed, "{job:?}");
@@ -277,6 +287,7 @@ fn on_sigterm_the_host_stops_claiming_finishes_what_it_can_and_exits_0() {
             ("SKYCLAW_MAX_PARALLEL", "3"),
             ("SKYCLAW_SHUTDOWN_GRACE_MS", "3000"),
             ("SKYCLAW_KILL_GRACE_MS", "500"),
+            ("SKYCLAW_SANDBOX", "off"),
         ],
     );
     let short_pid = cluster.path().join("short.pid");

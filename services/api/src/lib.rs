@@ -102,6 +102,10 @@ pub struct RegisterHostRequest {
     pub capabilities: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel: Option<u32>,
+    /// How the host confines jobs, e.g. `landlock+no_new_privs+rlimits`
+    /// or `none (turned off by the host's owner)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

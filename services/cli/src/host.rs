@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use skyclaw_host::HostConfig;
+use skyclaw_host::{HostConfig, SandboxConfig};
 
 use crate::connect::ClientArgs;
 use crate::signals::Shutdown;
@@ -60,6 +60,39 @@ pub struct HostArgs {
     /// On shutdown, how long running jobs may finish, in ms [default: 30000].
     #[arg(long, env = "SKYCLAW_SHUTDOWN_GRACE_MS")]
     pub shutdown_grace_ms: Option<u64>,
+    /// Sandbox jobs: own directory, Landlock, no_new_privs, limits [default: on].
+    #[arg(long, env = "SKYCLAW_SANDBOX", value_parser = on_off)]
+    pub sandbox: Option<bool>,
+    /// Run jobs as this unprivileged user; the host must run as root [default: the host's user].
+    #[arg(long, env = "SKYCLAW_SANDBOX_USER")]
+    pub sandbox_user: Option<String>,
+    /// Paths jobs may read and execute besides the system's, comma-separated.
+    #[arg(long, env = "SKYCLAW_SANDBOX_READ_PATHS", value_delimiter = ',')]
+    pub sandbox_read_paths: Option<Vec<PathBuf>>,
+    /// CPU seconds per job process; 0 for none [default: 300].
+    #[arg(long, env = "SKYCLAW_LIMIT_CPU_SECONDS")]
+    pub limit_cpu_seconds: Option<u64>,
+    /// Address space per job process, in MiB; 0 for none [default: 4096].
+    #[arg(long, env = "SKYCLAW_LIMIT_MEMORY_MB")]
+    pub limit_memory_mb: Option<u64>,
+    /// Processes of the user jobs run as; 0 for none [default: 1024].
+    #[arg(long, env = "SKYCLAW_LIMIT_PROCESSES")]
+    pub limit_processes: Option<u64>,
+    /// Largest file a job may write, in MiB; 0 for none [default: 1024].
+    #[arg(long, env = "SKYCLAW_LIMIT_FILE_SIZE_MB")]
+    pub limit_file_size_mb: Option<u64>,
+    /// Open files per job process; 0 for none [default: 1024].
+    #[arg(long, env = "SKYCLAW_LIMIT_OPEN_FILES")]
+    pub limit_open_files: Option<u64>,
+}
+
+/// `on` or `off` (also `true`/`false`, `1`/`0`).
+fn on_off(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("expected on or off, not {value:?}")),
+    }
 }
 
 impl HostArgs {
@@ -96,6 +129,34 @@ impl HostArgs {
                 .unwrap_or(base.automaton_command),
             kill_grace_ms: self.kill_grace_ms.unwrap_or(base.kill_grace_ms),
             shutdown_grace_ms: self.shutdown_grace_ms.unwrap_or(base.shutdown_grace_ms),
+            sandbox: self.sandbox_config(base.sandbox),
+        }
+    }
+
+    fn sandbox_config(&self, base: SandboxConfig) -> SandboxConfig {
+        SandboxConfig {
+            enabled: self.sandbox.unwrap_or(base.enabled),
+            user: self
+                .sandbox_user
+                .clone()
+                .filter(|user| !user.trim().is_empty())
+                .or(base.user),
+            read_paths: self
+                .sandbox_read_paths
+                .as_ref()
+                .map(|paths| {
+                    paths
+                        .iter()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or(base.read_paths),
+            cpu_seconds: self.limit_cpu_seconds.unwrap_or(base.cpu_seconds),
+            memory_mb: self.limit_memory_mb.unwrap_or(base.memory_mb),
+            processes: self.limit_processes.unwrap_or(base.processes),
+            file_size_mb: self.limit_file_size_mb.unwrap_or(base.file_size_mb),
+            open_files: self.limit_open_files.unwrap_or(base.open_files),
         }
     }
 }

@@ -61,6 +61,61 @@ pub struct HostConfig {
     /// and reported failed, in ms (`SKYCLAW_SHUTDOWN_GRACE_MS`).
     /// Default: 30000.
     pub shutdown_grace_ms: u64,
+    /// How jobs are confined.
+    pub sandbox: SandboxConfig,
+}
+
+/// The sandbox strangers' jobs run in (see [`crate::sandbox`]). Each limit
+/// applies to every process of a job; 0 means no limit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SandboxConfig {
+    /// Confine jobs: a fresh directory each, Landlock where the kernel has
+    /// it, `no_new_privs`, the limits below (`SKYCLAW_SANDBOX`, `on` or
+    /// `off`). Off, a job runs with the daemon's rights, in the daemon's
+    /// directory or the `cwd` it names.
+    /// Default: on.
+    pub enabled: bool,
+    /// Run jobs as this unprivileged user; the daemon must run as root
+    /// (`SKYCLAW_SANDBOX_USER`).
+    /// Default: none, jobs run as the daemon's user.
+    pub user: Option<String>,
+    /// Paths jobs may read and execute besides the system ones, such as
+    /// where the automaton command lives (`SKYCLAW_SANDBOX_READ_PATHS`).
+    /// Default: none.
+    pub read_paths: Vec<PathBuf>,
+    /// CPU time, in seconds; SIGXCPU at the limit, SIGKILL a second later
+    /// (`SKYCLAW_LIMIT_CPU_SECONDS`).
+    /// Default: 300, the default job timeout.
+    pub cpu_seconds: u64,
+    /// Address space, in MiB (`SKYCLAW_LIMIT_MEMORY_MB`).
+    /// Default: 4096.
+    pub memory_mb: u64,
+    /// Processes of the user the job runs as, all of them counted: give
+    /// jobs a dedicated user for this to be a per-job limit; root ignores
+    /// it (`SKYCLAW_LIMIT_PROCESSES`).
+    /// Default: 1024.
+    pub processes: u64,
+    /// Largest file a job may write, in MiB (`SKYCLAW_LIMIT_FILE_SIZE_MB`).
+    /// Default: 1024.
+    pub file_size_mb: u64,
+    /// Open files (`SKYCLAW_LIMIT_OPEN_FILES`).
+    /// Default: 1024.
+    pub open_files: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> SandboxConfig {
+        SandboxConfig {
+            enabled: true,
+            user: None,
+            read_paths: Vec::new(),
+            cpu_seconds: 300,
+            memory_mb: 4096,
+            processes: 1024,
+            file_size_mb: 1024,
+            open_files: 1024,
+        }
+    }
 }
 
 impl Default for HostConfig {
@@ -81,6 +136,7 @@ impl Default for HostConfig {
             automaton_command: "automaton".into(),
             kill_grace_ms: 10_000,
             shutdown_grace_ms: 30_000,
+            sandbox: SandboxConfig::default(),
         }
     }
 }
@@ -134,6 +190,20 @@ impl HostConfig {
         if self.max_output_bytes == 0 {
             return invalid("max output bytes must be above 0".into());
         }
+        if self
+            .sandbox
+            .user
+            .as_deref()
+            .is_some_and(|u| u.trim().is_empty())
+        {
+            return invalid("the sandbox user is empty".into());
+        }
+        if let Some(bad) = self.sandbox.read_paths.iter().find(|p| !p.is_absolute()) {
+            return invalid(format!(
+                "sandbox read path {} is not absolute",
+                bad.display()
+            ));
+        }
         Ok(())
     }
 
@@ -180,18 +250,24 @@ mod tests {
         assert_eq!(config.timeout_ms, 300_000);
         assert_eq!(config.kill_grace_ms, 10_000);
         assert!(!config.name.is_empty());
+        assert!(
+            config.sandbox.enabled,
+            "strangers' jobs are sandboxed by default"
+        );
+        assert_eq!(config.sandbox.cpu_seconds, 300);
     }
 
     #[test]
     fn bad_values_are_named() {
         type Breakage = fn(&mut HostConfig);
-        let cases: [(Breakage, &str); 6] = [
+        let cases: [(Breakage, &str); 7] = [
             (|c| c.max_parallel = 0, "max parallel"),
             (|c| c.heartbeat_ms = 0, "heartbeat"),
             (|c| c.allowed_commands = vec!["sh -c".into()], "sh -c"),
             (|c| c.name = " ".into(), "name"),
             (|c| c.host_id = Some("a/b".into()), "a/b"),
             (|c| c.max_output_bytes = 0, "output"),
+            (|c| c.sandbox.read_paths = vec!["lib".into()], "lib"),
         ];
         for (breaks, named) in cases {
             let mut config = HostConfig::default();

@@ -7,6 +7,13 @@
 //! A claim that is in flight when shutdown begins is abandoned: if the
 //! coordinator leased a job in it, that lease expires and the job is queued
 //! again, which costs a lease period but never runs the job twice at once.
+//!
+//! A host cut off from every coordinator stops each job before its lease
+//! can run out, for the coordinator then leases it again elsewhere. The
+//! coordinator renews a lease only once half of it is gone, so a heartbeat
+//! it answered leaves at least half a lease from the moment it was sent;
+//! a claim's answer likewise starts the count when it arrives. Past that
+//! point without a newer answer, the job is stopped and not reported.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,7 +27,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::runner::{Outcome, Runner, StopReason};
-use crate::{identity, HostConfig, Result};
+use crate::{identity, reaper, Error, HostConfig, Result};
 
 /// After the shutdown deadline and the kill grace, how long results may
 /// still take to reach a coordinator before the host gives up on them.
@@ -36,6 +43,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     config.validate()?;
+    protect_the_daemon()?;
+    let runner = Runner::new(&config)?;
+    let sandbox = runner.sandbox_level().to_string();
+    tracing::info!("sandbox: {sandbox}");
     let host_id = identity::load_or_create(&config)?;
     let (stopping_tx, mut stopping) = watch::channel(false);
     tokio::spawn(async move {
@@ -43,7 +54,8 @@ pub async fn run(
         let _ = stopping_tx.send(true);
     });
     let daemon = Arc::new(Daemon {
-        runner: Runner::new(&config),
+        runner,
+        sandbox,
         slots: Arc::new(Semaphore::new(config.max_parallel as usize)),
         host_id: Mutex::new(host_id),
         running: Mutex::new(HashMap::new()),
@@ -71,6 +83,7 @@ pub async fn run(
         name = %daemon.config.name,
         capabilities = %daemon.config.capabilities.join(","),
         max_parallel = daemon.config.max_parallel,
+        sandbox = %daemon.sandbox,
         "host registered"
     );
 
@@ -88,6 +101,8 @@ struct Daemon {
     client: Client,
     config: HostConfig,
     runner: Runner,
+    /// The sandbox level, as reported when registering.
+    sandbox: String,
     /// One permit per job slot; a job holds its permit until its result is
     /// acknowledged, so the host never holds more leases than slots.
     slots: Arc<Semaphore>,
@@ -101,6 +116,47 @@ struct Daemon {
 struct Running {
     lease_epoch: u32,
     stop: watch::Sender<Option<StopReason>>,
+    /// Unknown when the coordinator did not say how long leases last.
+    lease: Option<LeaseClock>,
+}
+
+/// Until when a job's lease surely holds, as far as this host can know.
+struct LeaseClock {
+    /// What an answered heartbeat leaves of the lease at least.
+    half_lease: Duration,
+    holds_until: watch::Sender<Instant>,
+}
+
+impl LeaseClock {
+    /// For a job just claimed, from the lease its claim gave; the count
+    /// starts when the claim's answer arrived.
+    fn for_claimed(job: &Job) -> Option<(LeaseClock, watch::Receiver<Instant>)> {
+        let lease_ms = job.lease_expires_at?.checked_sub(job.updated_at)?;
+        let half_lease = Duration::from_millis(lease_ms / 2);
+        if half_lease.is_zero() {
+            return None;
+        }
+        let (holds_until, receiver) = watch::channel(Instant::now() + half_lease);
+        Some((
+            LeaseClock {
+                half_lease,
+                holds_until,
+            },
+            receiver,
+        ))
+    }
+
+    /// A heartbeat sent at `sent_at` was answered without losing the job.
+    fn renewed(&self, sent_at: Instant) {
+        let holds_until = sent_at + self.half_lease;
+        self.holds_until.send_if_modified(|current| {
+            let later = holds_until > *current;
+            if later {
+                *current = holds_until;
+            }
+            later
+        });
+    }
 }
 
 impl Daemon {
@@ -116,6 +172,7 @@ impl Daemon {
             name: self.config.name.clone(),
             capabilities: Some(self.config.capabilities.clone()),
             max_parallel: Some(self.config.max_parallel),
+            sandbox: Some(self.sandbox.clone()),
         };
         let host = self.client.register_host(&request).await?;
         if host.id != requested {
@@ -198,12 +255,31 @@ impl Daemon {
     fn start(self: &Arc<Self>, job: Job, permit: OwnedSemaphorePermit, jobs: &mut JoinSet<()>) {
         let lease_epoch = job.lease_epoch.unwrap_or(job.attempts);
         let (stop, stop_rx) = watch::channel(None);
-        let previous = lock(&self.running).insert(job.id.clone(), Running { lease_epoch, stop });
+        let (lease, lease_rx) = LeaseClock::for_claimed(&job).unzip();
+        let running = Running {
+            lease_epoch,
+            stop: stop.clone(),
+            lease,
+        };
+        let previous = lock(&self.running).insert(job.id.clone(), running);
         if let Some(previous) = previous {
             // Leased to us again under a new epoch: the old run's lease is gone.
             previous.stop.send_replace(Some(StopReason::LeaseLost));
         }
-        jobs.spawn(self.clone().run_job(job, lease_epoch, stop_rx, permit));
+        let lease_runs_out = async move {
+            match lease_rx {
+                Some(holds_until) => lease_runs_out(holds_until).await,
+                None => std::future::pending().await,
+            }
+        };
+        let watchdog = async move {
+            lease_runs_out.await;
+            first_stop(&stop, StopReason::LeaseExpired)
+        };
+        jobs.spawn(
+            self.clone()
+                .run_job(job, lease_epoch, stop_rx, watchdog, permit),
+        );
     }
 
     async fn run_job(
@@ -211,10 +287,21 @@ impl Daemon {
         job: Job,
         lease_epoch: u32,
         stop: watch::Receiver<Option<StopReason>>,
+        lease_watchdog: impl Future<Output = bool>,
         _slot: OwnedSemaphorePermit,
     ) {
         tracing::info!(job = %job.id, lease_epoch, "job started");
-        let outcome = self.runner.run(&job.payload, stop).await;
+        let run = self.runner.run(&job.payload, stop);
+        tokio::pin!(run);
+        let outcome = tokio::select! {
+            outcome = &mut run => outcome,
+            stopped = lease_watchdog => {
+                if stopped {
+                    tracing::warn!(job = %job.id, lease_epoch, "no coordinator renewed the lease in time; stopping the job");
+                }
+                run.await
+            }
+        };
         {
             let mut running = lock(&self.running);
             if running.get(&job.id).map(|r| r.lease_epoch) == Some(lease_epoch) {
@@ -229,7 +316,10 @@ impl Daemon {
             duration_ms = outcome.duration.as_millis() as u64,
             "job ended"
         );
-        if outcome.stopped == Some(StopReason::LeaseLost) {
+        if matches!(
+            outcome.stopped,
+            Some(StopReason::LeaseLost | StopReason::LeaseExpired)
+        ) {
             tracing::warn!(job = %job.id, lease_epoch, "lease lost: result not reported");
             return;
         }
@@ -302,6 +392,7 @@ impl Daemon {
     }
 
     async fn heartbeat(&self) {
+        let sent_at = Instant::now();
         let running: Vec<RunningJob> = lock(&self.running)
             .iter()
             .map(|(job_id, running)| RunningJob {
@@ -320,9 +411,23 @@ impl Daemon {
                     tracing::info!(job = %job_id, "cancel requested");
                     self.stop(&job_id, StopReason::Cancelled);
                 }
-                for job_id in reply.lost {
+                for job_id in &reply.lost {
                     tracing::warn!(job = %job_id, "lease lost");
-                    self.stop(&job_id, StopReason::LeaseLost);
+                    self.stop(job_id, StopReason::LeaseLost);
+                }
+                let held = lock(&self.running);
+                for reported in request.running.iter().flatten() {
+                    if reply.lost.contains(&reported.job_id) {
+                        continue;
+                    }
+                    match held.get(&reported.job_id) {
+                        Some(job) if job.lease_epoch == reported.lease_epoch => {
+                            if let Some(lease) = &job.lease {
+                                lease.renewed(sent_at);
+                            }
+                        }
+                        _ => {}
+                    }
                 }
             }
             Err(error) if error.is_not_found() => {
@@ -338,13 +443,7 @@ impl Daemon {
     /// Asks a running job to stop; the first reason given wins.
     fn stop(&self, job_id: &str, reason: StopReason) {
         if let Some(running) = lock(&self.running).get(job_id) {
-            running.stop.send_if_modified(|current| {
-                let unset = current.is_none();
-                if unset {
-                    *current = Some(reason);
-                }
-                unset
-            });
+            first_stop(&running.stop, reason);
         }
     }
 
@@ -376,6 +475,45 @@ impl Daemon {
         }
         while jobs.join_next().await.is_some() {}
     }
+}
+
+/// Sets the stop reason unless one is set already; says whether it did.
+fn first_stop(stop: &watch::Sender<Option<StopReason>>, reason: StopReason) -> bool {
+    stop.send_if_modified(|current| {
+        let unset = current.is_none();
+        if unset {
+            *current = Some(reason);
+        }
+        unset
+    })
+}
+
+/// Completes once the lease may have run out: its last known renewal is
+/// past and no newer one came. A dropped clock means the run is over.
+async fn lease_runs_out(mut holds_until: watch::Receiver<Instant>) {
+    loop {
+        let deadline = *holds_until.borrow_and_update();
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {
+                if *holds_until.borrow() <= Instant::now() {
+                    return;
+                }
+            }
+            changed = holds_until.changed() => {
+                if changed.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+}
+
+/// Keeps jobs from reading the daemon's memory and environment (its token
+/// among them) through `/proc` or ptrace, and makes the daemon adopt what
+/// its jobs leave behind so it can kill it (see [`crate::reaper`]).
+fn protect_the_daemon() -> Result<()> {
+    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::Protect(e.into()))?;
+    reaper::adopt_orphans().map_err(Error::Protect)
 }
 
 fn unreachable_backoff() -> Backoff {

@@ -1,28 +1,34 @@
 //! The Skyclaw host daemon: what an OpenClaw owner runs to lend their
 //! machine. It registers under a stable id, claims jobs with long polls up
 //! to its number of slots, runs each one as a process it fully controls
-//! (allow-listed command, minimal environment, own process group, time
-//! limit, bounded output), renews leases with heartbeats, acts on
+//! (allow-listed command, an environment it builds, a sandbox, every
+//! descendant tracked, time limit, bounded output), renews leases with
+//! heartbeats and stops a job whose lease it cannot renew, acts on
 //! cancellations, reports results until they are acknowledged, and shuts
-//! down without losing track of what it holds. `skyclaw host` and
-//! `skyclaw dev` call [`run`].
+//! down without losing track of what it holds. Its own memory is closed to
+//! its jobs (the process is not dumpable). `skyclaw host` and `skyclaw dev`
+//! call [`run`].
 //!
 //! Layout:
 //! - [`config`]: [`HostConfig`], every setting with its default
 //! - [`identity`]: the host id kept on disk
 //! - [`daemon`]: registration, claims, heartbeats, reports, shutdown
 //! - [`runner`]: one job's process, from checks to exit status
+//! - [`sandbox`]: the directory, Landlock rules and limits a job runs under
+//! - [`reaper`]: every process a job starts, found and killed when it ends
 //! - [`output`]: bounded capture of stdout and stderr
 
 pub mod config;
 pub mod daemon;
 pub mod identity;
 pub mod output;
+pub mod reaper;
 pub mod runner;
+pub mod sandbox;
 
 use std::path::PathBuf;
 
-pub use config::HostConfig;
+pub use config::{HostConfig, SandboxConfig};
 pub use daemon::run;
 pub use runner::{Outcome, Runner, StopReason};
 
@@ -32,6 +38,10 @@ pub enum Error {
     /// A setting is out of range or malformed.
     #[error("invalid host configuration: {0}")]
     Config(String),
+    /// The daemon could not take the process-wide measures that keep jobs
+    /// from reaching it.
+    #[error("cannot protect the daemon from its jobs: {0}")]
+    Protect(std::io::Error),
     /// The host id file could not be read or written.
     #[error("host id file {}: {source}", path.display())]
     Identity {

@@ -1,23 +1,28 @@
 //! Runs one job as a child process, safely: no shell, only allow-listed
-//! commands (compared as whole strings), a minimal environment without the
-//! host's secrets, its own process group so that stopping it stops every
-//! process it started, bounded output, and a time limit.
+//! commands (compared as whole strings), an environment the runner builds
+//! (never the daemon's, and never one that makes the dynamic loader or a
+//! shell run code the command did not ask for), the host's sandbox, its
+//! own process group so that stopping it stops every process it started,
+//! bounded output, and a time limit.
 //!
-//! A job is over when its command exits. Whatever it left running in its
-//! process group is then killed: a job does not get to outlive itself on
-//! someone else's machine.
+//! A job is over when its command exits. Whatever it left running, in its
+//! process group or out of it (see [`crate::reaper`]), is then killed: a
+//! job does not get to outlive itself on someone else's machine.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use skyclaw_api::Payload;
 use tokio::sync::watch;
 
 use crate::output::Captured;
-use crate::HostConfig;
+use crate::reaper::{self, Leader};
+use crate::sandbox::{Confinement, Sandbox, SandboxLevel};
+use crate::{HostConfig, Result};
 
 /// Exit code reported for a job the host refused to start, as a shell does
 /// for a command it cannot execute.
@@ -29,8 +34,36 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 const INHERITED_VARIABLES: [&str; 3] = ["PATH", "HOME", "LANG"];
 /// Used when the host itself has no PATH.
 const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-/// The host's own variables, which a job never sees.
+/// The host's own variables, which a job never sees, in any letter case.
 const HOST_VARIABLE_PREFIX: &str = "SKYCLAW_";
+/// Variables that make the dynamic loader, a shell or a language runtime
+/// load code the job names into whatever program runs, allow-listed or
+/// not: a job that sets one is refused. Prefixes end with `_`.
+const CODE_LOADING_VARIABLES: [&str; 20] = [
+    // The dynamic loader (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, …) and glibc.
+    "LD_",
+    "GCONV_PATH",
+    "GLIBC_TUNABLES",
+    "HOSTALIASES",
+    "LOCPATH",
+    "NLSPATH",
+    "MALLOC_TRACE",
+    // Shell start-up files, exported functions and traced prompts.
+    "BASH_ENV",
+    "ENV",
+    "BASH_FUNC_",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "PROMPT_COMMAND",
+    // Language runtimes that an allow-listed program may be written in.
+    "NODE_OPTIONS",
+    "PYTHONSTARTUP",
+    "PYTHONPATH",
+    "PERL5OPT",
+    "PERL5LIB",
+    "RUBYOPT",
+];
 /// After the group is killed, how long the output pipes may take to close.
 /// Only a process that left the group (`setsid`) can hold them longer.
 const OUTPUT_DRAIN_LIMIT: Duration = Duration::from_secs(2);
@@ -44,6 +77,10 @@ pub enum StopReason {
     Cancelled,
     /// The host no longer holds its lease; its result will not be reported.
     LeaseLost,
+    /// No coordinator renewed the lease in time, so it may have run out
+    /// and the job been leased again elsewhere; its result will not be
+    /// reported.
+    LeaseExpired,
     /// The host is shutting down and the job ran past the deadline.
     Shutdown,
 }
@@ -85,7 +122,8 @@ struct Launch {
     command: String,
     program: PathBuf,
     args: Vec<String>,
-    cwd: Option<PathBuf>,
+    /// As the job named it; resolved once its sandbox exists.
+    cwd: Option<String>,
     env: Vec<(String, String)>,
     timeout: Duration,
 }
@@ -101,10 +139,13 @@ pub struct Runner {
     kill_grace: Duration,
     /// PATH, HOME and LANG as the host had them when the runner was made.
     inherited_env: Vec<(String, String)>,
+    sandbox: Arc<Sandbox>,
 }
 
 impl Runner {
-    pub fn new(config: &HostConfig) -> Runner {
+    /// Fails when the sandbox settings do not fit this machine (a sandbox
+    /// user that does not exist, say).
+    pub fn new(config: &HostConfig) -> Result<Runner> {
         let inherited_env = INHERITED_VARIABLES
             .iter()
             .filter_map(|name| {
@@ -114,7 +155,7 @@ impl Runner {
                 Some((name.to_string(), value))
             })
             .collect();
-        Runner {
+        Ok(Runner {
             allowed_commands: config.allowed_commands.clone(),
             capabilities: config.capabilities.clone(),
             automaton_command: config.automaton_command.clone(),
@@ -122,7 +163,13 @@ impl Runner {
             max_output_bytes: config.max_output_bytes,
             kill_grace: config.kill_grace(),
             inherited_env,
-        }
+            sandbox: Arc::new(Sandbox::new(&config.sandbox)?),
+        })
+    }
+
+    /// How much of the sandbox this host's jobs get.
+    pub fn sandbox_level(&self) -> &SandboxLevel {
+        self.sandbox.level()
     }
 
     /// Runs `payload` to its end, or until its time limit or until `stop`
@@ -143,17 +190,22 @@ impl Runner {
                 ..Outcome::refused(None, stop_message(reason, launch.timeout))
             };
         }
-        let started = Instant::now();
-        let mut child = match self.spawn(&launch) {
-            Ok(child) => child,
-            Err(error) => {
-                let code = (error.kind() == std::io::ErrorKind::NotFound).then_some(EXIT_NOT_FOUND);
+        let mut confinement = match self.sandbox.enabled().then(|| self.sandbox.confine()) {
+            None => None,
+            Some(Ok(confinement)) => Some(confinement),
+            Some(Err(error)) => {
                 return Outcome::refused(
-                    code,
-                    format!("could not start {:?}: {error}", launch.command),
-                );
+                    None,
+                    format!("could not set up the job's sandbox: {error}"),
+                )
             }
         };
+        let started = Instant::now();
+        let mut leader = match self.spawn(&launch, confinement.as_mut()) {
+            Ok(leader) => leader,
+            Err(refusal) => return refusal,
+        };
+        let child = &mut leader.child;
         // With `process_group(0)` the child leads a new group whose id is its pid.
         let group = child.id().map(|pid| pid as i32);
         let limit = self.max_output_bytes;
@@ -171,19 +223,24 @@ impl Runner {
             status = child.wait() => status,
             () = tokio::time::sleep(launch.timeout) => {
                 stopped = Some(StopReason::Timeout);
-                self.terminate(group, &mut child).await
+                self.terminate(group, child).await
             }
             reason = stop_requested(&mut stop) => {
                 stopped = Some(reason);
-                self.terminate(group, &mut child).await
+                self.terminate(group, child).await
             }
         };
         if let Some(group) = group {
             signal_group(group, libc::SIGKILL);
         }
+        // The leader is reaped: what it left (out of its group too) is now
+        // the daemon's to kill, which also closes the output pipes it held.
+        drop(leader);
+        let _ = tokio::task::spawn_blocking(reaper::sweep).await;
         let stdout = drain(stdout).await;
         let stderr = drain(stderr).await;
         let duration = started.elapsed();
+        drop(confinement);
 
         let (exit_code, signal, mut error) = match status {
             Ok(status) => describe_exit(status),
@@ -205,7 +262,7 @@ impl Runner {
     }
 
     /// Checks the payload against the host's rules and resolves what to run.
-    fn prepare(&self, payload: &Payload) -> Result<Launch, Outcome> {
+    fn prepare(&self, payload: &Payload) -> std::result::Result<Launch, Outcome> {
         let refuse = |message: String| Err(Outcome::refused(Some(EXIT_REFUSED), message));
         let (command, args, cwd, env, timeout_ms) = match payload {
             Payload::Shell {
@@ -251,12 +308,7 @@ impl Runner {
                 )
             }
         };
-        let cwd = match cwd {
-            Some(dir) if !Path::new(dir).is_dir() => {
-                return refuse(format!("working directory {dir:?} does not exist"));
-            }
-            other => other.as_ref().map(PathBuf::from),
-        };
+        let cwd = cwd.clone();
         let env = self
             .job_env(env)
             .map_err(|message| Outcome::refused(Some(EXIT_REFUSED), message))?;
@@ -285,14 +337,28 @@ impl Runner {
     }
 
     /// The host's PATH, HOME and LANG, then the job's own variables, less
-    /// any that would pass for the host's own (`SKYCLAW_*`).
-    fn job_env(&self, job_env: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, String> {
+    /// any that would pass for the host's own (`SKYCLAW_*`, any case).
+    /// Refuses variables that load code into the program (see
+    /// [`CODE_LOADING_VARIABLES`]).
+    fn job_env(
+        &self,
+        job_env: &BTreeMap<String, String>,
+    ) -> std::result::Result<Vec<(String, String)>, String> {
         let mut env: BTreeMap<String, String> = self.inherited_env.iter().cloned().collect();
         for (name, value) in job_env {
             if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
                 return Err(format!("environment variable {name:?} is malformed"));
             }
-            if name.starts_with(HOST_VARIABLE_PREFIX) {
+            if let Some(rule) = loads_code(name) {
+                return Err(format!(
+                    "environment variable {name:?} is refused: it makes the loader, a shell or \
+                     a runtime run code of the job's choosing ({rule})"
+                ));
+            }
+            if name
+                .get(..HOST_VARIABLE_PREFIX.len())
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(HOST_VARIABLE_PREFIX))
+            {
                 tracing::warn!(variable = %name, "dropping a SKYCLAW_* variable from a job's environment");
                 continue;
             }
@@ -318,21 +384,70 @@ impl Runner {
             .find(|candidate| is_executable(candidate))
     }
 
-    fn spawn(&self, launch: &Launch) -> std::io::Result<tokio::process::Child> {
+    /// Starts the job's first process: in its sandbox when there is one,
+    /// adopting its own orphans either way.
+    fn spawn(
+        &self,
+        launch: &Launch,
+        confinement: Option<&mut Confinement>,
+    ) -> std::result::Result<Leader, Outcome> {
+        let refuse = |message: String| Outcome::refused(Some(EXIT_REFUSED), message);
         let mut command = tokio::process::Command::new(&launch.program);
         command
             .args(&launch.args)
             .env_clear()
-            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        if let Some(cwd) = &launch.cwd {
-            command.current_dir(cwd);
+        let mut child_setup = None;
+        match confinement {
+            Some(confinement) => {
+                let dir = confinement.dir().display().to_string();
+                // The owner's home and temporary files are out of reach:
+                // the job's own directory stands in for both.
+                command.envs(launch.env.iter().map(|(k, v)| (k, v)));
+                command.envs([("HOME", &dir), ("TMPDIR", &dir)]);
+                command.current_dir(
+                    confinement
+                        .working_dir(launch.cwd.as_deref())
+                        .map_err(refuse)?,
+                );
+                if let Some((uid, gid)) = confinement.user() {
+                    command.uid(uid).gid(gid);
+                }
+                child_setup = confinement.take_child_setup();
+            }
+            None => {
+                command.envs(launch.env.iter().map(|(k, v)| (k, v)));
+                if let Some(dir) = &launch.cwd {
+                    if !Path::new(dir).is_dir() {
+                        return Err(refuse(format!("working directory {dir:?} does not exist")));
+                    }
+                    command.current_dir(dir);
+                }
+            }
         }
-        command.spawn()
+        // SAFETY: between fork and exec the closure makes system calls only
+        // (prctl, setrlimit, landlock_restrict_self); it allocates nothing
+        // and touches no lock another thread could hold.
+        unsafe {
+            command.pre_exec(move || {
+                reaper::adopt_orphans()?;
+                match &mut child_setup {
+                    Some(setup) => setup.apply(),
+                    None => Ok(()),
+                }
+            });
+        }
+        reaper::spawn_leader(&mut command).map_err(|error| {
+            let code = (error.kind() == std::io::ErrorKind::NotFound).then_some(EXIT_NOT_FOUND);
+            Outcome::refused(
+                code,
+                format!("could not start {:?}: {error}", launch.command),
+            )
+        })
     }
 
     /// SIGTERM to the whole group; SIGKILL once the grace period is over,
@@ -409,6 +524,9 @@ fn stop_message(reason: StopReason, timeout: Duration) -> String {
         StopReason::Timeout => format!("timed out after {} ms", timeout.as_millis()),
         StopReason::Cancelled => "cancelled".into(),
         StopReason::LeaseLost => "stopped: this host no longer holds the lease".into(),
+        StopReason::LeaseExpired => {
+            "stopped: no coordinator renewed the lease before it could run out".into()
+        }
         StopReason::Shutdown => "the host shut down before the job finished".into(),
     }
 }
@@ -423,6 +541,8 @@ fn signal_name(signal: i32) -> &'static str {
         libc::SIGSEGV => "SIGSEGV",
         libc::SIGPIPE => "SIGPIPE",
         libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU, the CPU time limit",
+        libc::SIGXFSZ => "SIGXFSZ, the file size limit",
         _ => "signal",
     }
 }
@@ -470,6 +590,17 @@ fn group_alive(group: i32) -> bool {
     })
 }
 
+/// The entry of [`CODE_LOADING_VARIABLES`] that `name` falls under.
+fn loads_code(name: &str) -> Option<&'static str> {
+    CODE_LOADING_VARIABLES.into_iter().find(|rule| {
+        if rule.ends_with('_') {
+            name.starts_with(rule)
+        } else {
+            name == *rule
+        }
+    })
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
@@ -481,13 +612,30 @@ fn is_executable(path: &Path) -> bool {
 mod tests {
     use super::*;
 
+    /// A runner without the sandbox: these tests are about process
+    /// control and use files outside a job's directory to watch it.
     fn runner_with(change: impl FnOnce(&mut HostConfig)) -> Runner {
         let mut config = HostConfig {
             kill_grace_ms: 500,
             ..HostConfig::default()
         };
+        config.sandbox.enabled = false;
         change(&mut config);
-        Runner::new(&config)
+        Runner::new(&config).unwrap()
+    }
+
+    fn sandboxed_runner(change: impl FnOnce(&mut HostConfig)) -> Runner {
+        runner_with(|config| {
+            config.sandbox.enabled = true;
+            change(config);
+        })
+    }
+
+    fn with_env(mut payload: Payload, name: &str, value: &str) -> Payload {
+        if let Payload::Shell { env, .. } = &mut payload {
+            env.insert(name.into(), value.into());
+        }
+        payload
     }
 
     fn shell(command: &str, args: &[&str]) -> Payload {
@@ -820,5 +968,143 @@ mod tests {
             .await;
         assert_eq!(outcome.exit_code, Some(EXIT_NOT_FOUND));
         assert!(outcome.error.unwrap().contains("no-such-program-xyz"));
+    }
+
+    #[tokio::test]
+    async fn loader_and_shell_start_up_variables_are_refused_by_name() {
+        let runner = runner_with(|c| c.allowed_commands = vec!["echo".into()]);
+        for name in [
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            "BASH_ENV",
+            "ENV",
+            "BASH_FUNC_echo%%",
+            "NODE_OPTIONS",
+        ] {
+            let payload = with_env(shell("echo", &["hi"]), name, "/tmp/x");
+            let outcome = runner.run(&payload, never_stopped()).await;
+            assert_eq!(outcome.exit_code, Some(EXIT_REFUSED), "{name}");
+            assert_eq!(outcome.stdout, "", "{name} must not run the command");
+            let error = outcome.error.unwrap();
+            assert!(
+                error.contains(&format!("{name:?}")) && error.contains("refused"),
+                "{error}"
+            );
+        }
+        // Names that merely resemble them are the job's business.
+        let payload = with_env(shell("echo", &["hi"]), "MY_LD_PRELOAD", "x");
+        assert!(runner.run(&payload, never_stopped()).await.success);
+    }
+
+    #[tokio::test]
+    async fn host_variables_are_dropped_in_any_letter_case() {
+        let runner = runner_with(|_| {});
+        let payload = with_env(shell("sh", &["-c", "env"]), "skyclaw_Token", "smuggled");
+        let outcome = runner.run(&payload, never_stopped()).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert!(!outcome.stdout.contains("smuggled"), "{}", outcome.stdout);
+    }
+
+    #[tokio::test]
+    async fn a_process_that_left_the_session_dies_with_its_job_and_keeps_no_output() {
+        reaper::adopt_orphans().unwrap();
+        let runner = runner_with(|_| {});
+        // `setsid` leaves the job's group and session, holding stdout open.
+        let outcome = runner
+            .run(
+                &shell("sh", &["-c", "setsid sleep 1013 & echo $!; echo done"]),
+                never_stopped(),
+            )
+            .await;
+        assert!(outcome.success, "{outcome:?}");
+        let mut lines = outcome.stdout.lines();
+        let escaped: i32 = lines.next().unwrap().parse().unwrap();
+        assert_eq!(lines.next(), Some("done"), "{:?}", outcome.stdout);
+        assert!(gone_soon(escaped).await, "{escaped} outlived its job");
+    }
+
+    #[tokio::test]
+    async fn a_sandboxed_job_runs_in_a_fresh_directory_that_is_removed_after() {
+        let runner = sandboxed_runner(|_| {});
+        let outcome = runner
+            .run(
+                &shell(
+                    "sh",
+                    &[
+                        "-c",
+                        "pwd; echo kept > mine; cat mine; echo $HOME; ls -A | wc -l",
+                    ],
+                ),
+                never_stopped(),
+            )
+            .await;
+        assert!(outcome.success, "{outcome:?}");
+        let lines: Vec<&str> = outcome.stdout.lines().collect();
+        let dir = Path::new(lines[0]);
+        assert_eq!(lines[1], "kept");
+        assert_eq!(Path::new(lines[2]), dir, "HOME is the job's directory");
+        assert_eq!(lines[3].trim(), "1", "nothing in it but what the job made");
+        assert!(!dir.exists(), "{} was left behind", dir.display());
+    }
+
+    #[tokio::test]
+    async fn a_sandboxed_job_cannot_leave_its_directory_by_cwd() {
+        let runner = sandboxed_runner(|_| {});
+        for cwd in ["/tmp", "../x", "a/../../b"] {
+            let mut payload = shell("sh", &["-c", "pwd"]);
+            if let Payload::Shell { cwd: dir, .. } = &mut payload {
+                *dir = Some(cwd.into());
+            }
+            let outcome = runner.run(&payload, never_stopped()).await;
+            assert_eq!(outcome.exit_code, Some(EXIT_REFUSED), "{cwd}");
+            assert!(outcome.error.unwrap().contains(cwd));
+        }
+        let mut payload = shell("sh", &["-c", "pwd"]);
+        if let Payload::Shell { cwd, .. } = &mut payload {
+            *cwd = Some("work/here".into());
+        }
+        let outcome = runner.run(&payload, never_stopped()).await;
+        assert!(outcome.stdout.trim().ends_with("/work/here"), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn a_sandboxed_job_reads_and_writes_nothing_of_the_owners() {
+        let runner = sandboxed_runner(|_| {});
+        if !runner.sandbox_level().landlock {
+            eprintln!("skipped: this kernel lacks Landlock");
+            return;
+        }
+        let owner = tempfile::tempdir().unwrap();
+        let secret = owner.path().join("secret");
+        std::fs::write(&secret, "owner's secret").unwrap();
+        let script = format!(
+            "cat '{secret}'; echo x > '{dir}/planted'; echo x > /tmp/skyclaw-planted-$$; echo end",
+            secret = secret.display(),
+            dir = owner.path().display(),
+        );
+        let outcome = runner
+            .run(&shell("sh", &["-c", &script]), never_stopped())
+            .await;
+        assert!(!outcome.stdout.contains("owner's secret"), "{outcome:?}");
+        assert!(outcome.stdout.contains("end"), "{outcome:?}");
+        assert!(!owner.path().join("planted").exists());
+        assert!(outcome.stderr.contains("Permission denied"), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn a_sandboxed_job_is_killed_at_its_cpu_limit() {
+        let runner = sandboxed_runner(|c| c.sandbox.cpu_seconds = 1);
+        let outcome = runner
+            .run(
+                &shell("sh", &["-c", "while :; do :; done"]),
+                never_stopped(),
+            )
+            .await;
+        assert!(!outcome.success);
+        assert!(
+            matches!(outcome.signal, Some(libc::SIGXCPU | libc::SIGKILL)),
+            "{outcome:?}"
+        );
+        assert!(outcome.duration < Duration::from_secs(30), "{outcome:?}");
     }
 }

@@ -93,6 +93,7 @@ impl Coordinator {
                 name: name.into(),
                 capabilities: None,
                 max_parallel: Some(16),
+                ..RegisterHostRequest::default()
             };
             harness::wait_until(
                 "the coordinator to register a host",

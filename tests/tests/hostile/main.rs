@@ -16,6 +16,8 @@
 //!   member, and removing the last voter, are refused and change nothing.
 //! - `oversize`: requests whose raft entries are large get a clean answer
 //!   and cost no election.
+//! - `job`: a job cannot reach the daemon, the host's files or past its
+//!   limits, nor outlive itself or its lease.
 
 #[path = "../harness/mod.rs"]
 mod harness;
@@ -24,6 +26,7 @@ mod util;
 
 mod clock;
 mod http;
+mod job;
 mod membership;
 mod mvp;
 mod oversize;

@@ -144,6 +144,7 @@ impl Api {
             name: host_id.into(),
             capabilities: None,
             max_parallel: Some(max_parallel),
+            ..RegisterHostRequest::default()
         };
         let _: serde_json::Value = self.post("/v1/hosts/register", &request).await?;
         Ok(())
