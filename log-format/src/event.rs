@@ -30,6 +30,9 @@ pub enum Event {
         name: String,
         capabilities: Vec<String>,
         max_parallel: u32,
+        /// The sandbox level the host reported (`landlock+no_new_privs+rlimits`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sandbox: Option<String>,
     },
     /// A job entered the queue.
     JobEnqueued(Box<JobSpec>),
@@ -555,6 +558,7 @@ mod tests {
                         name,
                         capabilities,
                         max_parallel,
+                        sandbox: None,
                     }
                 }),
             job_spec,

@@ -44,6 +44,11 @@ pub struct Host {
     /// Last time the host was heard from (ms since the Unix epoch).
     pub last_seen_at: u64,
     pub registered_at: u64,
+    /// How the host confines its jobs, as it reported at registration
+    /// (`landlock+no_new_privs+rlimits`, `none (…)`); absent for hosts that
+    /// do not say (the MVP's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

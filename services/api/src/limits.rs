@@ -249,6 +249,10 @@ impl RegisterHostRequest {
         if let Some(list) = &self.capabilities {
             capabilities("capabilities", list)?;
         }
+        if let Some(sandbox) = &self.sandbox {
+            at_most("sandbox", sandbox.len(), MAX_NAME_BYTES, "bytes")?;
+            no_nul("sandbox", sandbox)?;
+        }
         if self
             .max_parallel
             .is_some_and(|max| !(1..=MAX_PARALLEL_LIMIT).contains(&max))

@@ -35,6 +35,8 @@ pub const MAX_ENTRY_BYTES: usize = 1 << 20;
 const ENTRY_OVERHEAD: usize = 1 << 10;
 /// How long a write may wait to be committed before the caller is told.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a refusal waits for a quorum to confirm this node leads.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 /// Raft entries proposed but not yet answered, at most.
 const MAX_IN_FLIGHT: usize = 4;
 
@@ -280,32 +282,33 @@ impl Coordinator {
 
     /// Why the state would refuse `command` now, judged on this leader
     /// before anything is proposed: a refusal then costs no raft entry.
-    /// Only once this leader has applied an entry of its own term does its
-    /// state hold every write acknowledged before (a new leader may not
-    /// have applied its predecessor's last entries yet); until then, and
-    /// for commands no state can refuse, the answer is `None` and the
-    /// command goes through raft, where `decide` has the last word.
-    pub fn refusal(&self, command: &Command) -> Option<Rejection> {
+    /// A refusal is trusted only once a quorum has confirmed this node
+    /// still leads and it has applied everything committed until then
+    /// (`ensure_linearizable`): a node restarted as the leader of a term
+    /// the cluster has left behind, or a new leader that has not applied
+    /// its predecessor's last entries, would refuse what exists. Only a
+    /// request its state refuses pays that round trip; for commands no
+    /// state can refuse, for what the state accepts, and when leadership
+    /// cannot be confirmed in time, the answer is `None` and the command
+    /// goes through raft, where `decide` has the last word.
+    pub async fn refusal(&self, command: &Command) -> Option<Rejection> {
         let could_be_refused = match command {
             Command::Enqueue { jobs } => jobs.iter().any(|job| job.idempotency_key.is_some()),
             Command::CreateCluster { .. } | Command::ExpireLeases | Command::Expire { .. } => false,
             _ => true,
         };
-        if !could_be_refused {
+        if !could_be_refused || !self.is_leader() {
             return None;
         }
-        {
-            let metrics = self.raft.metrics();
-            let metrics = metrics.borrow();
-            let applied_own_term = metrics
-                .last_applied
-                .is_some_and(|applied| applied.leader_id.term == metrics.current_term);
-            if metrics.state != ServerState::Leader || !applied_own_term {
-                return None;
-            }
+        let judge = || {
+            let now = self.clock.now_ms();
+            self.read(|m| m.state.decide(command, m.state.clock(now)).err())
+        };
+        judge()?;
+        match tokio::time::timeout(CONFIRM_TIMEOUT, self.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => judge(),
+            _ => None,
         }
-        let now = self.clock.now_ms();
-        self.read(|m| m.state.decide(command, m.state.clock(now)).err())
     }
 
     /// Reads the materialized state of one moment.

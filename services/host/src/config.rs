@@ -187,8 +187,11 @@ impl HostConfig {
         if self.timeout_ms == 0 {
             return invalid("the default job timeout must be above 0".into());
         }
-        if self.max_output_bytes == 0 {
-            return invalid("max output bytes must be above 0".into());
+        let most = skyclaw_api::limits::MAX_OUTPUT_BYTES;
+        if !(1..=most).contains(&self.max_output_bytes) {
+            return invalid(format!(
+                "max output bytes must be 1 to {most} (what a coordinator accepts per stream)"
+            ));
         }
         if self
             .sandbox
@@ -260,13 +263,14 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         type Breakage = fn(&mut HostConfig);
-        let cases: [(Breakage, &str); 7] = [
+        let cases: [(Breakage, &str); 8] = [
             (|c| c.max_parallel = 0, "max parallel"),
             (|c| c.heartbeat_ms = 0, "heartbeat"),
             (|c| c.allowed_commands = vec!["sh -c".into()], "sh -c"),
             (|c| c.name = " ".into(), "name"),
             (|c| c.host_id = Some("a/b".into()), "a/b"),
             (|c| c.max_output_bytes = 0, "output"),
+            (|c| c.max_output_bytes = 1 << 20, "output"),
             (|c| c.sandbox.read_paths = vec!["lib".into()], "lib"),
         ];
         for (breaks, named) in cases {

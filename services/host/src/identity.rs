@@ -34,13 +34,10 @@ pub fn load_or_create(config: &HostConfig) -> Result<String> {
 
 /// Ids travel in URL paths and logs: keep them short and plain.
 pub fn check_host_id(id: &str) -> Result<()> {
-    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    if id.is_empty() || id.len() > 128 || !id.chars().all(plain) {
-        return Err(Error::Config(format!(
-            "host id {id:?} must be 1 to 128 letters, digits, '-', '_' or '.'"
-        )));
-    }
-    Ok(())
+    // The coordinator's own rule, so a host never starts with an id it
+    // would refuse.
+    skyclaw_api::limits::id("host id", id)
+        .map_err(|invalid| Error::Config(format!("{id:?}: {invalid}")))
 }
 
 /// Writes through a temporary file and a rename, so a crash never leaves a

@@ -18,6 +18,9 @@ pub enum Command {
         name: String,
         capabilities: Vec<String>,
         max_parallel: u32,
+        /// The sandbox level the host reports, if it reports one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sandbox: Option<String>,
     },
     /// All of `jobs` are enqueued, or none is.
     Enqueue {

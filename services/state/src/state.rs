@@ -271,7 +271,14 @@ impl State {
                 name,
                 capabilities,
                 max_parallel,
-            } => self.decide_register(host_id, name, capabilities, *max_parallel),
+                sandbox,
+            } => self.decide_register(
+                host_id,
+                name,
+                capabilities,
+                *max_parallel,
+                sandbox.as_deref(),
+            ),
             Command::Enqueue { jobs } => self.decide_enqueue(jobs),
             Command::Claim {
                 host_id,
@@ -384,6 +391,7 @@ impl State {
         name: &str,
         capabilities: &[String],
         max_parallel: u32,
+        sandbox: Option<&str>,
     ) -> Result<Decision, Rejection> {
         if host_id.is_empty() || host_id.len() > 128 {
             return Err(Rejection::Invalid(
@@ -403,6 +411,7 @@ impl State {
             host.name == name
                 && host.capabilities == capabilities
                 && host.max_parallel == max_parallel
+                && host.sandbox.as_deref() == sandbox
         });
         let events = if unchanged {
             vec![]
@@ -412,6 +421,7 @@ impl State {
                 name: name.to_string(),
                 capabilities: capabilities.to_vec(),
                 max_parallel,
+                sandbox: sandbox.map(str::to_string),
             }]
         };
         Ok(Decision {
@@ -636,6 +646,7 @@ impl State {
                 name,
                 capabilities,
                 max_parallel,
+                sandbox,
             } => {
                 let host = self
                     .hosts
@@ -648,8 +659,10 @@ impl State {
                         active_leases: 0,
                         registered_at: at,
                         updated_at: at,
+                        sandbox: None,
                     });
                 host.name = name.clone();
+                host.sandbox = sandbox.clone();
                 host.capabilities = capabilities.clone();
                 host.max_parallel = *max_parallel;
                 host.updated_at = at;

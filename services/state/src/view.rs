@@ -61,6 +61,9 @@ pub struct HostView {
     pub active_leases: u32,
     pub registered_at: u64,
     pub updated_at: u64,
+    /// The sandbox level the host last reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 impl HostView {

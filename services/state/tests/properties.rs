@@ -245,6 +245,7 @@ impl Run {
                 name: format!("host {host}"),
                 capabilities: capabilities(*mask),
                 max_parallel: *max_parallel,
+                sandbox: None,
             },
             Op::Enqueue(drafts) => Command::Enqueue {
                 jobs: drafts

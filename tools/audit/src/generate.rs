@@ -167,6 +167,7 @@ pub fn generate<E>(
             name: format!("machine {host}"),
             capabilities,
             max_parallel: 1 + (host % 8) as u32,
+            sandbox: None,
         };
         if !emit(log.run(&command, at).expect("valid host"), &mut written)? {
             return Ok(log.head());

@@ -68,7 +68,7 @@ fn parse_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Api
 /// Runs a command through raft and unwraps the domain's answer. A command
 /// the leader's state already refuses is answered without an entry.
 async fn write(node: &Node, command: Command) -> Result<Answer, ApiError> {
-    if let Some(rejection) = node.refusal(&command) {
+    if let Some(rejection) = node.refusal(&command).await {
         return Err(rejection.into());
     }
     Ok(node.write(command).await??)
@@ -85,6 +85,7 @@ fn host_json(node: &Node, host: &HostView) -> api::Host {
             .last_seen(&host.id)
             .map_or(host.updated_at, |seen| seen.max(host.updated_at)),
         registered_at: host.registered_at,
+        sandbox: host.sandbox.clone(),
     }
 }
 
@@ -214,6 +215,7 @@ pub async fn register(node: Node, body: Bytes) -> Outcome {
             .capabilities
             .unwrap_or_else(|| vec!["shell".into(), "automaton".into()]),
         max_parallel: request.max_parallel.unwrap_or(1),
+        sandbox: request.sandbox,
     };
     let answer = write(&node, command).await?;
     match answer {

@@ -37,6 +37,7 @@ fn register(name: &str) -> Command {
         name: name.into(),
         capabilities: vec!["shell".into()],
         max_parallel: 2,
+        sandbox: None,
     }
 }
 

@@ -66,6 +66,7 @@ fn register(state: &mut State, host_id: &str, capabilities: &[&str], max_paralle
             name: format!("{host_id} name"),
             capabilities: strings(capabilities),
             max_parallel,
+            sandbox: None,
         },
         1,
     )
@@ -240,6 +241,7 @@ fn registration_is_validated_field_by_field() {
             name: name.into(),
             capabilities,
             max_parallel,
+            sandbox: None,
         }
     };
     let cases = [
@@ -271,6 +273,7 @@ fn re_registering_unchanged_writes_nothing_and_changes_keep_registered_at() {
             name: "first".into(),
             capabilities: strings(&["shell"]),
             max_parallel: 2,
+            sandbox: None,
         },
         10,
     )
@@ -280,6 +283,7 @@ fn re_registering_unchanged_writes_nothing_and_changes_keep_registered_at() {
         name: "first".into(),
         capabilities: strings(&["shell"]),
         max_parallel: 2,
+        sandbox: None,
     };
     let decision = run(&mut state, same, 20).unwrap();
     assert!(decision.events.is_empty());
@@ -290,6 +294,7 @@ fn re_registering_unchanged_writes_nothing_and_changes_keep_registered_at() {
         name: "second".into(),
         capabilities: strings(&["shell", "gpu"]),
         max_parallel: 4,
+        sandbox: None,
     };
     assert_eq!(run(&mut state, changed, 30).unwrap().events.len(), 1);
     let host = state.host("h").unwrap();
@@ -938,6 +943,7 @@ fn nothing_applies_before_the_cluster_is_created() {
         name: "h".into(),
         capabilities: vec![],
         max_parallel: 1,
+        sandbox: None,
     };
     assert!(state.apply(&event, 1).is_err());
     assert_eq!(state.hosts().count(), 0);

@@ -25,6 +25,7 @@ fn second_attempt() -> (LogBuilder, Vec<Record>) {
             name: "one".into(),
             capabilities: vec!["shell".into()],
             max_parallel: 1,
+            sandbox: None,
         },
         T0,
     );
@@ -122,6 +123,7 @@ fn a_job_leased_to_a_second_host_is_a_violation() {
                 name: "two".into(),
                 capabilities: vec!["shell".into()],
                 max_parallel: 4,
+                sandbox: None,
             },
             T0 + 5_500,
         )
