@@ -83,6 +83,10 @@ impl LeaseTimers {
     }
 }
 
+/// Leases one `Expire` names at most (about 40 bytes each, far within an
+/// entry); more wait for the next round, which follows at once.
+const MAX_EXPIRED_PER_ENTRY: usize = 8_192;
+
 pub async fn run(node: Arc<Coordinator>) {
     let grace = Duration::from_millis(node.config.lease_ms);
     loop {
@@ -130,6 +134,11 @@ pub async fn run(node: Arc<Coordinator>) {
                 continue;
             }
         }
+        // Named a batch at a time: every lease of a crowd of hosts cut off
+        // at once would not fit one raft entry, and would be refused whole
+        // again and again.
+        let mut due = due;
+        due.truncate(MAX_EXPIRED_PER_ENTRY);
         let command = Command::Expire {
             leases: due.clone(),
         };

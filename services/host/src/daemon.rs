@@ -327,15 +327,22 @@ impl Daemon {
         self.report(&job.id, &request).await;
     }
 
+    /// The report of `outcome`, within what a coordinator accepts: text
+    /// made from non-UTF-8 output can be up to three times the bytes kept,
+    /// and an error may quote a job's long command, so each field is cut
+    /// again here rather than have the whole result refused.
     fn completion(&self, outcome: Outcome, lease_epoch: u32) -> CompleteRequest {
+        use skyclaw_api::limits::{MAX_ERROR_BYTES, MAX_OUTPUT_BYTES};
         CompleteRequest {
             host_id: self.host_id(),
             success: outcome.success,
             duration_ms: outcome.duration.as_millis() as u64,
             exit_code: outcome.exit_code,
-            stdout: outcome.stdout,
-            stderr: outcome.stderr,
-            error: outcome.error,
+            stdout: crate::output::clip(outcome.stdout, MAX_OUTPUT_BYTES),
+            stderr: crate::output::clip(outcome.stderr, MAX_OUTPUT_BYTES),
+            error: outcome
+                .error
+                .map(|error| crate::output::clip(error, MAX_ERROR_BYTES)),
             lease_epoch: Some(lease_epoch),
         }
     }

@@ -50,6 +50,23 @@ impl Captured {
     }
 }
 
+/// `text` cut to at most `max` bytes on a character boundary, the cut
+/// marked, the marker included in `max`.
+pub fn clip(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let marker = truncation_marker((text.len() - max) as u64);
+    let mut cut = max.saturating_sub(marker.len() + 8);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let dropped = (text.len() - cut) as u64;
+    let mut clipped = text[..cut].to_string();
+    clipped.push_str(&truncation_marker(dropped));
+    clipped
+}
+
 /// The note that ends a truncated output.
 pub fn truncation_marker(dropped: u64) -> String {
     format!("\n[skyclaw: output truncated, {dropped} bytes dropped]")
@@ -83,6 +100,24 @@ fn utf8_boundary(bytes: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clipped_text_fits_its_limit_and_says_so() {
+        // Output that is not UTF-8 becomes three bytes of text per byte.
+        let text = String::from_utf8_lossy(&[0xff; 100_000]).into_owned();
+        assert_eq!(text.len(), 300_000);
+        let clipped = clip(text, 256 * 1024);
+        assert!(clipped.len() <= 256 * 1024, "{}", clipped.len());
+        assert!(
+            clipped.ends_with("bytes dropped]"),
+            "{}",
+            &clipped[clipped.len() - 60..]
+        );
+        let short = clip("é".repeat(10), 100);
+        assert_eq!(short, "é".repeat(10));
+        let cut = clip("é".repeat(100), 80);
+        assert!(cut.len() <= 80 && cut.starts_with('é'), "{cut}");
+    }
 
     fn capture(chunks: &[&[u8]], limit: usize) -> String {
         let mut captured = Captured::default();

@@ -266,18 +266,29 @@ pub async fn heartbeat(node: Node, host_id: String, body: Bytes) -> Outcome {
     // carries stays in memory.
     let dry_run = dry_run?;
     node.saw_host(&host_id, now);
+    // Telling a host a lease is lost makes it kill the job, so that answer
+    // comes only through raft, never from the views of a node that may be
+    // a leader the cluster has left behind.
+    let tells_lost = |outcome: &skyclaw_state::Outcome| {
+        matches!(
+            outcome,
+            skyclaw_state::Outcome::Renewed { lost, .. } if !lost.is_empty()
+        )
+    };
     let answer = match dry_run {
-        (decision, Some(host)) if decision.events.is_empty() => match decision.outcome {
-            skyclaw_state::Outcome::Renewed { cancel, lost, .. } => {
-                Answer::Renewed { host, cancel, lost }
+        (decision, Some(host)) if decision.events.is_empty() && !tells_lost(&decision.outcome) => {
+            match decision.outcome {
+                skyclaw_state::Outcome::Renewed { cancel, lost, .. } => {
+                    Answer::Renewed { host, cancel, lost }
+                }
+                _ => {
+                    return Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error",
+                    ))
+                }
             }
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error",
-                ))
-            }
-        },
+        }
         _ => write(&node, command).await?,
     };
     match answer {
