@@ -304,7 +304,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     m.membership = StoredMembership::new(Some(entry.log_id), membership);
                 }
                 EntryPayload::Normal(proposal) => {
-                    let at = m.state.tick(proposal.at);
+                    let at = if proposal.log_clock {
+                        m.state.tick(proposal.at)
+                    } else {
+                        m.state.tick_as_before(proposal.at)
+                    };
                     for command in &proposal.commands {
                         let result =
                             execute(&mut m, &mut batch, db, command, at, origin, &mut touched)?;

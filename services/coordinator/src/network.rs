@@ -228,6 +228,7 @@ mod tests {
                     stderr: String::new(),
                     error: None,
                 }],
+                log_clock: true,
             }),
         }
     }

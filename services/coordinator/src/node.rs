@@ -387,6 +387,7 @@ async fn propose_loop(raft: Raft, clock: NodeClock, mut proposals: mpsc::Receive
             let proposal = Proposal {
                 at: clock.now_ms(),
                 commands,
+                log_clock: true,
             };
             match raft.client_write(proposal).await {
                 Ok(response) => {
@@ -552,6 +553,7 @@ mod tests {
                 payload: openraft::EntryPayload::Normal(Proposal {
                     at: u64::MAX,
                     commands,
+                    log_clock: true,
                 }),
             };
             let encoded = rmp_serde::to_vec_named(&entry).unwrap().len();

@@ -42,6 +42,13 @@ pub struct Member {
 pub struct Proposal {
     pub at: u64,
     pub commands: Vec<Command>,
+    /// Whether `at` moves the log's clock by its difference from the last
+    /// stamp (`State::tick`). Entries proposed before that rule carry
+    /// `false` and keep the time they were first applied at,
+    /// `max(at, last time)`, so a node that applies them again agrees with
+    /// the nodes that applied them then.
+    #[serde(default)]
+    pub log_clock: bool,
 }
 
 /// What applying an entry answers, one result per command.

@@ -62,6 +62,16 @@ impl State {
         self.clock.advance(stamp)
     }
 
+    /// The time of a proposal made before the log's clock followed stamp
+    /// differences: `max(stamp, last time)`, as it was applied then, so
+    /// replaying an old entry gives the time it first got. The clock then
+    /// counts on from there.
+    pub fn tick_as_before(&mut self, stamp: u64) -> u64 {
+        let at = stamp.max(self.clock.at);
+        self.clock = LogClock::resumed(at);
+        at
+    }
+
     pub fn host(&self, id: &str) -> Option<&HostView> {
         self.hosts.get(id)
     }

@@ -1030,3 +1030,17 @@ fn a_state_rebuilt_from_its_views_decides_alike() {
         assert_eq!(restored.digest(), state.digest());
     }
 }
+
+#[test]
+fn entries_from_before_the_log_clock_replay_at_the_times_they_first_got() {
+    let mut state = State::new();
+    let times: Vec<u64> = [10_000, 20_000, 10_100, 10_200]
+        .into_iter()
+        .map(|stamp| state.tick_as_before(stamp))
+        .collect();
+    assert_eq!(times, [10_000, 20_000, 20_000, 20_000]);
+    // New entries count on from there: the first stamp, far behind, is
+    // followed; time moves again with the next.
+    assert_eq!(state.tick(10_300), 20_000);
+    assert_eq!(state.tick(10_400), 20_100);
+}
