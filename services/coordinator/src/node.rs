@@ -294,7 +294,12 @@ impl Coordinator {
     pub async fn refusal(&self, command: &Command) -> Option<Rejection> {
         let could_be_refused = match command {
             Command::Enqueue { jobs } => jobs.iter().any(|job| job.idempotency_key.is_some()),
-            Command::CreateCluster { .. } | Command::ExpireLeases | Command::Expire { .. } => false,
+            // A claim's one refusal (an unknown host) the claim handler
+            // already answers from the views, before it waits for work.
+            Command::CreateCluster { .. }
+            | Command::Claim { .. }
+            | Command::ExpireLeases
+            | Command::Expire { .. } => false,
             _ => true,
         };
         if !could_be_refused || !self.is_leader() {
