@@ -205,10 +205,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 #[cfg(test)]
 mod tests {
     use openraft::{CommittedLeaderId, EntryPayload, LogId, Vote};
-    use skyclaw_state::Command;
     use warp::Filter;
 
     use super::*;
+    use crate::node::tests::completion;
     use crate::raft::Proposal;
 
     /// An entry of one command with `output_bytes` of output.
@@ -217,17 +217,7 @@ mod tests {
             log_id: LogId::new(CommittedLeaderId::new(1, 0), index),
             payload: EntryPayload::Normal(Proposal {
                 at: 1,
-                commands: vec![Command::Complete {
-                    job_id: "job".into(),
-                    host_id: "host".into(),
-                    lease_epoch: Some(1),
-                    success: true,
-                    duration_ms: 1,
-                    exit_code: Some(0),
-                    stdout: "x".repeat(output_bytes),
-                    stderr: String::new(),
-                    error: None,
-                }],
+                commands: vec![completion(output_bytes)],
                 log_clock: true,
             }),
         }

@@ -481,11 +481,13 @@ async fn watch_leadership(coordinator: Arc<Coordinator>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::raft::Entry;
 
-    fn completion(output_bytes: usize) -> Command {
+    /// A completion with `output_bytes` of output: a command whose size
+    /// the test chooses.
+    pub(crate) fn completion(output_bytes: usize) -> Command {
         Command::Complete {
             job_id: "job".into(),
             host_id: "host".into(),
