@@ -1,7 +1,10 @@
-//! Route paths, header names and time limits, shared by the server, the
-//! client and tests.
+//! Every route of the API (method and path), header names and time limits,
+//! shared by the server, the client and tests. A path holds `{id}` where a
+//! job or host id goes; [`Route::path_for`] fills it in, escaped.
 
 use std::time::Duration;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 /// The shared secret every request carries.
 pub const TOKEN_HEADER: &str = "x-skyclaw-token";
@@ -18,3 +21,189 @@ pub const FORWARDED_HEADER: &str = "x-skyclaw-forwarded";
 /// How long a membership change (`POST /v1/cluster/add`) may take: the new
 /// member first catches up, through a snapshot if it is far behind.
 pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+/// One route: a method and a path, with `{id}` for at most one id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+}
+
+/// One segment of a route's path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segment {
+    Literal(&'static str),
+    /// Where the job or host id goes.
+    Id,
+}
+
+/// The placeholder for the id in a route's path.
+const ID: &str = "{id}";
+
+/// What a path segment must escape: everything but the unreserved
+/// characters of RFC 3986 and the few sub-delimiters ids use.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+impl Route {
+    const fn get(path: &'static str) -> Route {
+        Route {
+            method: Method::Get,
+            path,
+        }
+    }
+
+    const fn post(path: &'static str) -> Route {
+        Route {
+            method: Method::Post,
+            path,
+        }
+    }
+
+    /// The path's segments, in order.
+    pub fn segments(&self) -> impl Iterator<Item = Segment> {
+        self.path
+            .trim_start_matches('/')
+            .split('/')
+            .map(|segment| match segment {
+                ID => Segment::Id,
+                literal => Segment::Literal(literal),
+            })
+    }
+
+    /// Whether the path names an id.
+    pub fn takes_id(&self) -> bool {
+        self.segments().any(|segment| segment == Segment::Id)
+    }
+
+    /// The path with `id` in place of `{id}`, escaped as one segment.
+    pub fn path_for(&self, id: &str) -> String {
+        let id = utf8_percent_encode(id, SEGMENT).to_string();
+        self.path.replace(ID, &id)
+    }
+
+    /// Whether a request's path (without its query) is this route's.
+    pub fn matches(&self, path: &str) -> bool {
+        let mut given = path.trim_start_matches('/').split('/');
+        let same = self.segments().all(|segment| match (segment, given.next()) {
+            (Segment::Literal(literal), Some(part)) => literal == part,
+            (Segment::Id, Some(part)) => !part.is_empty(),
+            (_, None) => false,
+        });
+        same && given.next().is_none()
+    }
+}
+
+pub const HEALTH: Route = Route::get("/health");
+
+pub const STATUS: Route = Route::get("/v1/status");
+/// The MVP's whole-state view.
+pub const STATE: Route = Route::get("/v1/state");
+pub const STATE_DIGEST: Route = Route::get("/v1/state/digest");
+
+pub const ENQUEUE: Route = Route::post("/v1/jobs");
+pub const ENQUEUE_BATCH: Route = Route::post("/v1/jobs/batch");
+pub const JOBS: Route = Route::get("/v1/jobs");
+pub const JOB: Route = Route::get("/v1/jobs/{id}");
+pub const CANCEL: Route = Route::post("/v1/jobs/{id}/cancel");
+pub const COMPLETE: Route = Route::post("/v1/jobs/{id}/complete");
+
+pub const REGISTER: Route = Route::post("/v1/hosts/register");
+pub const HOSTS: Route = Route::get("/v1/hosts");
+pub const HEARTBEAT: Route = Route::post("/v1/hosts/{id}/heartbeat");
+pub const CLAIM: Route = Route::post("/v1/hosts/{id}/claim");
+
+pub const LOG_HEAD: Route = Route::get("/v1/log/head");
+pub const EVENTS: Route = Route::get("/v1/events");
+
+pub const CLUSTER: Route = Route::get("/v1/cluster");
+pub const HELLO: Route = Route::get("/v1/cluster/hello");
+pub const JOIN: Route = Route::post("/v1/cluster/join");
+pub const ADD_MEMBER: Route = Route::post("/v1/cluster/add");
+pub const REMOVE_MEMBER: Route = Route::post("/v1/cluster/remove");
+
+/// Raft's own RPCs, between coordinators.
+pub const APPEND: Route = Route::post("/v1/replicate/append");
+pub const VOTE: Route = Route::post("/v1/replicate/vote");
+pub const SNAPSHOT: Route = Route::post("/v1/replicate/snapshot");
+
+/// Every route the API serves.
+pub const ALL: [Route; 24] = [
+    HEALTH,
+    STATUS,
+    STATE,
+    STATE_DIGEST,
+    ENQUEUE,
+    ENQUEUE_BATCH,
+    JOBS,
+    JOB,
+    CANCEL,
+    COMPLETE,
+    REGISTER,
+    HOSTS,
+    HEARTBEAT,
+    CLAIM,
+    LOG_HEAD,
+    EVENTS,
+    CLUSTER,
+    HELLO,
+    JOIN,
+    ADD_MEMBER,
+    REMOVE_MEMBER,
+    APPEND,
+    VOTE,
+    SNAPSHOT,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_escaped_as_one_segment() {
+        assert_eq!(CLAIM.path_for("openclaw:box-1"), "/v1/hosts/openclaw:box-1/claim");
+        assert_eq!(JOB.path_for("a/b c%"), "/v1/jobs/a%2Fb%20c%25");
+    }
+
+    #[test]
+    fn a_path_matches_only_its_own_route() {
+        assert!(CLAIM.matches("/v1/hosts/h-1/claim"));
+        assert!(!CLAIM.matches("/v1/hosts/h-1/claim/more"));
+        assert!(!CLAIM.matches("/v1/hosts//claim"));
+        assert!(!CLAIM.matches("/v1/hosts/h-1"));
+        assert!(ENQUEUE.matches("/v1/jobs"));
+        assert!(!ENQUEUE.matches("/v1/jobs/x"));
+    }
+
+    #[test]
+    fn every_route_is_listed_once_and_ids_come_one_at_most() {
+        for (i, route) in ALL.iter().enumerate() {
+            assert!(route.path.starts_with('/'), "{route:?}");
+            let ids = route.segments().filter(|s| *s == Segment::Id).count();
+            assert!(ids <= 1, "{route:?}");
+            let others = ALL[..i].iter().filter(|r| *r == route).count();
+            assert_eq!(others, 0, "{route:?} is listed twice");
+        }
+    }
+}
