@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use skyclaw_state::{MAX_ATTEMPTS_LIMIT, MAX_PARALLEL_LIMIT};
 
 use crate::{
-    BatchEnqueueRequest, CompleteRequest, EnqueueRequest, HeartbeatRequest, Payload,
+    BatchEnqueueRequest, ClaimRequest, CompleteRequest, EnqueueRequest, HeartbeatRequest, Payload,
     RegisterHostRequest,
 };
 
@@ -50,6 +50,8 @@ pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
 pub const MAX_ERROR_BYTES: usize = 4_096;
 /// Jobs one heartbeat reports running.
 pub const MAX_RUNNING: usize = 1_024;
+/// Jobs one claim may take at most.
+pub const MAX_JOBS_PER_CLAIM: u32 = 256;
 /// An `x-idempotency-key`.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
 
@@ -259,6 +261,17 @@ impl RegisterHostRequest {
         {
             return Err(Invalid::Shape(format!(
                 "maxParallel must be between 1 and {MAX_PARALLEL_LIMIT}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl ClaimRequest {
+    pub fn check(&self) -> Checked {
+        if !(1..=MAX_JOBS_PER_CLAIM).contains(&self.max_jobs.unwrap_or(1)) {
+            return Err(Invalid::Shape(format!(
+                "maxJobs must be between 1 and {MAX_JOBS_PER_CLAIM}"
             )));
         }
         Ok(())

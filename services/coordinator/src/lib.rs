@@ -3,35 +3,47 @@
 //! is a one-member raft cluster: the same code path as three.
 //!
 //! Layout:
-//! - [`cluster`]: forming, joining and changing the cluster
+//! - [`coordinator`]: a running coordinator: store, raft handle, views
+//! - what it does, by resource (typed methods on `Coordinator`):
+//!   [`jobs`], [`hosts`], [`log`], [`membership`]; their error, [`failure`]
+//! - [`writes`]: the write path: refusals, group commit, answers
+//! - [`http`]: the API, one file per resource: parse, call, convert
 //! - [`config`]: the documented, validated configuration
+//! - [`clock`]: this node's clock, for stamps and liveness
 //! - [`store`]: the RocksDB instance and its column families
 //! - [`log_store`]: the raft log (durable appends and votes)
 //! - [`machine`]: the state machine: decide, seal, apply, snapshots
-//! - [`raft`]: openraft type configuration, proposals and replies
+//! - [`raft`]: openraft type configuration, proposals and answers
 //! - [`network`]: raft RPCs to peers over HTTP
-//! - [`node`]: a running coordinator: raft handle, views, proposer
+//! - [`bootstrap`]: forming or joining the cluster from configured peers
 //! - [`sweeper`]: expires leases, on the leader
-//! - [`http`]: routes, filters, handlers
 
-pub mod cluster;
+pub mod bootstrap;
+pub mod clock;
 pub mod config;
+pub mod coordinator;
 mod error;
+pub mod failure;
+pub mod hosts;
 pub mod http;
+pub mod jobs;
+pub mod log;
 pub mod log_store;
 pub mod machine;
+pub mod membership;
 pub mod network;
-pub mod node;
 pub mod raft;
 pub mod store;
 pub mod sweeper;
+pub mod writes;
 
 use std::future::Future;
 use std::time::Duration;
 
 pub use config::Config;
 pub use error::{Error, Result};
-pub use node::Coordinator;
+pub use coordinator::Coordinator;
+pub use failure::Failure;
 
 /// How long requests in flight may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -55,8 +67,11 @@ pub async fn run(
         };
         format!("http://{host}:{}", address.port())
     });
-    let node = Coordinator::start(config, advertise_url).await?;
-    let sweeper = tokio::spawn(sweeper::run(node.clone()));
+    let coordinator = Coordinator::start(config, advertise_url).await?;
+    if !coordinator.config.peer_urls.is_empty() {
+        tokio::spawn(bootstrap::run(coordinator.clone()));
+    }
+    let sweeper = tokio::spawn(sweeper::run(coordinator.clone()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -68,7 +83,7 @@ pub async fn run(
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
-    let server = http::serve(node.clone(), listener, signalled());
+    let server = http::serve(coordinator.clone(), listener, signalled());
     // Graceful shutdown waits for requests in flight, long-polling claims
     // among them; past a short grace they are cut off.
     let grace = async {
@@ -82,6 +97,6 @@ pub async fn run(
     sweeper.abort();
     // Its handle on the store is gone once the aborted task has ended.
     let _ = sweeper.await;
-    node.shutdown().await;
+    coordinator.shutdown().await;
     Ok(())
 }

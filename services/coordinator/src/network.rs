@@ -22,9 +22,9 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use skyclaw_api::routes::TOKEN_HEADER;
+use skyclaw_api::routes::{self, Route, TOKEN_HEADER};
 
-use crate::node::MAX_ENTRY_BYTES;
+use crate::writes::MAX_ENTRY_BYTES;
 use crate::raft::{encoded_size, Entry, Member, NodeId, TypeConfig};
 
 pub const MSGPACK: &str = "application/msgpack";
@@ -101,7 +101,7 @@ impl PeerClient {
     /// rather than at once).
     async fn call<Req, Resp, E>(
         &self,
-        route: &str,
+        route: Route,
         request: &Req,
         option: &RPCOption,
         entries: Option<usize>,
@@ -117,7 +117,7 @@ impl PeerClient {
         let mut builder = self
             .network
             .http
-            .post(format!("{}/v1/replicate/{route}", self.url))
+            .post(format!("{}{}", self.url, route.path))
             .header("content-type", MSGPACK)
             .header(RAFT_TARGET_HEADER, self.target.to_string())
             .timeout(option.soft_ttl())
@@ -178,7 +178,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
                 PayloadTooLarge::new_entries_hint(fit as u64),
             ));
         }
-        self.call("append", &rpc, &option, Some(rpc.entries.len()))
+        self.call(routes::APPEND, &rpc, &option, Some(rpc.entries.len()))
             .await
     }
 
@@ -190,7 +190,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.call("snapshot", &rpc, &option, None).await
+        self.call(routes::SNAPSHOT, &rpc, &option, None).await
     }
 
     async fn vote(
@@ -198,7 +198,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        self.call("vote", &rpc, &option, None).await
+        self.call(routes::VOTE, &rpc, &option, None).await
     }
 }
 
@@ -208,7 +208,7 @@ mod tests {
     use warp::Filter;
 
     use super::*;
-    use crate::node::tests::completion;
+    use crate::writes::tests::completion;
     use crate::raft::Proposal;
 
     /// An entry of one command with `output_bytes` of output.

@@ -75,6 +75,42 @@ pub enum Answer {
     },
 }
 
+/// Each command's answer has one shape; these take it out, handing back an
+/// answer of another shape (a fault of this node, never of the request).
+impl Answer {
+    /// What an enqueue or a claim answers: the jobs, in order.
+    pub fn into_jobs(self) -> Result<Vec<JobView>, Answer> {
+        match self {
+            Answer::Jobs(jobs) => Ok(jobs),
+            other => Err(other),
+        }
+    }
+
+    /// What a completion or a cancellation answers: the job.
+    pub fn into_job(self) -> Result<JobView, Answer> {
+        match self {
+            Answer::Job(job) => Ok(job),
+            other => Err(other),
+        }
+    }
+
+    /// What a registration answers: the host.
+    pub fn into_host(self) -> Result<HostView, Answer> {
+        match self {
+            Answer::Host(host) => Ok(host),
+            other => Err(other),
+        }
+    }
+
+    /// What a renewal answers: the host, jobs to cancel, leases lost.
+    pub fn into_renewed(self) -> Result<(HostView, Vec<String>, Vec<String>), Answer> {
+        match self {
+            Answer::Renewed { host, cancel, lost } => Ok((host, cancel, lost)),
+            other => Err(other),
+        }
+    }
+}
+
 /// The raft node id for a configured node name: names are any string, raft
 /// wants a number.
 pub fn node_id_of(name: &str) -> NodeId {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use skyclaw_state::{Command, State};
 
-use crate::node::Coordinator;
+use crate::coordinator::Coordinator;
 
 /// The sweeper looks at least this often, so a new lease or a change of
 /// leadership is noticed.

@@ -8,7 +8,9 @@ use skyclaw_state::Rejection;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
-use crate::node::WriteError;
+use crate::failure::Failure;
+use crate::membership::MembershipError;
+use crate::writes::{WriteError, MAX_ENTRY_BYTES};
 
 #[derive(Clone, Debug)]
 pub struct ApiError {
@@ -97,9 +99,34 @@ impl From<WriteError> for ApiError {
                 format!(
                     "the request would make a raft log entry of {size} bytes, more than the \
                      limit of {} bytes; send it in smaller parts",
-                    crate::node::MAX_ENTRY_BYTES
+                    MAX_ENTRY_BYTES
                 ),
             ),
+        }
+    }
+}
+
+impl From<Failure> for ApiError {
+    fn from(failure: Failure) -> ApiError {
+        match failure {
+            Failure::Refused(rejection) => rejection.into(),
+            Failure::Write(error) => error.into(),
+            Failure::Gone(message) => ApiError::new(StatusCode::GONE, message),
+            Failure::Unavailable(message) => ApiError::unavailable(message),
+            Failure::Internal(message) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+            }
+        }
+    }
+}
+
+impl From<MembershipError> for ApiError {
+    fn from(error: MembershipError) -> ApiError {
+        match error {
+            MembershipError::Invalid(message) => ApiError::bad_request(message),
+            MembershipError::Refused(message) => ApiError::new(StatusCode::CONFLICT, message),
+            MembershipError::Unknown(message) => ApiError::not_found(message),
+            MembershipError::Write(error) => error.into(),
         }
     }
 }

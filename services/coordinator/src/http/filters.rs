@@ -1,22 +1,22 @@
-//! Routing-level pieces: the shared coordinator handle, authentication,
-//! query strings and the bounded request body.
+//! Routing-level pieces: matching a route of `skyclaw_api::routes`, the
+//! coordinator handle, authentication, query strings and the bounded
+//! request body.
 
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
-use skyclaw_api::routes::TOKEN_HEADER;
+use skyclaw_api::routes::{Method, Route, Segment, TOKEN_HEADER};
 use subtle::ConstantTimeEq;
+use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::Filter;
 
 use super::error::ApiError;
 use crate::network::RAFT_TARGET_HEADER;
-use crate::node::Coordinator;
+use crate::coordinator::Coordinator;
 use crate::raft::NodeId;
-
-pub type Node = Arc<Coordinator>;
 
 /// An id taken from a path segment, percent-decoded: the MVP's host encodes
 /// ids (`openclaw%3Abox-1`), and every route decodes alike, so an id means
@@ -34,10 +34,52 @@ impl std::str::FromStr for PathId {
     }
 }
 
-pub fn with_node(
-    node: Node,
-) -> impl Filter<Extract = (Node,), Error = std::convert::Infallible> + Clone {
-    warp::any().map(move || node.clone())
+/// Matches `route`: its whole path (any id in it) and its method.
+pub fn at(route: Route) -> BoxedFilter<()> {
+    let path = route
+        .segments()
+        .fold(warp::any().boxed(), |path, segment| match segment {
+            Segment::Literal(literal) => path.and(warp::path(literal)).boxed(),
+            Segment::Id => path
+                .and(warp::path::param::<String>())
+                .map(drop)
+                .untuple_one()
+                .boxed(),
+        });
+    path.and(warp::path::end()).and(method(route)).boxed()
+}
+
+/// Matches `route`, whose path names an id, and extracts the id.
+pub fn at_id(route: Route) -> BoxedFilter<(PathId,)> {
+    assert!(route.takes_id(), "{} names no id", route.path);
+    let (mut before, mut after) = (warp::any().boxed(), warp::any().boxed());
+    let mut seen = false;
+    for segment in route.segments() {
+        match segment {
+            Segment::Literal(literal) if seen => after = after.and(warp::path(literal)).boxed(),
+            Segment::Literal(literal) => before = before.and(warp::path(literal)).boxed(),
+            Segment::Id => seen = true,
+        }
+    }
+    before
+        .and(warp::path::param::<PathId>())
+        .and(after)
+        .and(warp::path::end())
+        .and(method(route))
+        .boxed()
+}
+
+fn method(route: Route) -> BoxedFilter<()> {
+    match route.method {
+        Method::Get => warp::get().boxed(),
+        Method::Post => warp::post().boxed(),
+    }
+}
+
+pub fn with(
+    coordinator: Arc<Coordinator>,
+) -> impl Filter<Extract = (Arc<Coordinator>,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || coordinator.clone())
 }
 
 /// Requires the configured token, compared in constant time.

@@ -1,47 +1,160 @@
 //! Any node serves any request: a follower passes writes (and reads that
 //! must be linearizable) to the leader and returns the leader's answer.
+//! Each route that may be passed on declares how long the leader may take.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use skyclaw_api::routes::{FORWARDED_HEADER, IDEMPOTENCY_HEADER, MEMBERSHIP_TIMEOUT, TOKEN_HEADER};
+use skyclaw_api::routes::{
+    Route, FORWARDED_HEADER, IDEMPOTENCY_HEADER, MEMBERSHIP_TIMEOUT, TOKEN_HEADER,
+};
+use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
+use warp::Filter;
 
 use super::error::ApiError;
-use super::filters::Node;
-use super::handlers::Outcome;
-use crate::node::{WriteError, WRITE_TIMEOUT};
+use super::filters;
+use super::json::Handled;
+use crate::coordinator::Coordinator;
+use crate::failure::Failure;
+use crate::log::READ_TIMEOUT;
+use crate::writes::{WriteError, WRITE_TIMEOUT};
 
 /// Headers a forwarded request keeps. The token is the cluster's own: this
 /// node already checked the caller's.
 const KEPT: [&str; 2] = [IDEMPOTENCY_HEADER, "content-type"];
+/// Time on top of the leader's own bound for the round trip.
+const MARGIN: Duration = Duration::from_secs(5);
+
+/// How long the leader may take to answer what it was passed.
+#[derive(Clone, Copy, Debug)]
+pub enum Deadline {
+    /// One write, or a linearizable read: each has its own bound.
+    Write,
+    /// A claim may first wait for work.
+    Claim,
+    /// A membership change waits for the new member to catch up.
+    Membership,
+}
+
+impl Deadline {
+    fn of(self, coordinator: &Coordinator) -> Duration {
+        match self {
+            Deadline::Write => WRITE_TIMEOUT + MARGIN,
+            Deadline::Claim => {
+                Duration::from_millis(coordinator.config.max_claim_wait_ms) + WRITE_TIMEOUT + MARGIN
+            }
+            Deadline::Membership => MEMBERSHIP_TIMEOUT + MARGIN,
+        }
+    }
+}
+
+/// On a follower, passes a request for `route` to the leader as it came;
+/// on the leader, declines, so the route's own handler runs. Leadership is
+/// checked before the body is read, so the handler still finds it.
+pub fn unless_leading(
+    coordinator: &Arc<Coordinator>,
+    route: Route,
+    deadline: Deadline,
+) -> BoxedFilter<(Response,)> {
+    let leading = coordinator.clone();
+    filters::at(route)
+        .and_then(move || {
+            let leading = leading.is_leader();
+            async move {
+                if leading {
+                    Err(warp::reject::not_found())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .untuple_one()
+        .and(filters::with(coordinator.clone()))
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(filters::body(coordinator.config.max_body_bytes))
+        .then(
+            move |coordinator: Arc<Coordinator>,
+                  path: warp::path::FullPath,
+                  query: String,
+                  headers: HeaderMap,
+                  body: Bytes| async move {
+                let target = if query.is_empty() {
+                    path.as_str().to_string()
+                } else {
+                    format!("{}?{query}", path.as_str())
+                };
+                to_leader(&coordinator, Method::POST, &target, &headers, body, deadline).await
+            },
+        )
+        .map(super::finish)
+        .boxed()
+}
+
+/// Makes a read linearizable: on the leader, confirms leadership with a
+/// quorum and waits until everything committed is applied (`None`: read
+/// here); on a follower, passes the read to the leader (`Some`: its answer).
+pub async fn linearize(
+    coordinator: &Coordinator,
+    path: &str,
+) -> Result<Option<Response>, ApiError> {
+    match coordinator.confirm_leadership().await {
+        Ok(()) => Ok(None),
+        Err(Failure::Write(WriteError::NotLeader { .. })) => {
+            let headers = HeaderMap::new();
+            let forwarded = to_leader(
+                coordinator,
+                Method::GET,
+                path,
+                &headers,
+                Bytes::new(),
+                Deadline::Write,
+            );
+            match tokio::time::timeout(READ_TIMEOUT, forwarded).await {
+                Ok(answer) => Ok(Some(answer?)),
+                Err(_) => Err(ApiError::unavailable(
+                    "timed out waiting for the leader's answer to a linearizable read; retry, \
+                     or read with ?stale=true",
+                )),
+            }
+        }
+        Err(failure) => Err(failure.into()),
+    }
+}
 
 /// Passes one request to the current leader. A request that was already
 /// forwarded once is not passed on again (leadership moved meanwhile).
-pub async fn to_leader(
-    node: &Node,
+async fn to_leader(
+    coordinator: &Coordinator,
     method: Method,
     path_and_query: &str,
     headers: &HeaderMap,
     body: Bytes,
-) -> Outcome {
+    deadline: Deadline,
+) -> Handled {
     if headers.contains_key(FORWARDED_HEADER) {
         return Err(ApiError::unavailable(
             "leadership moved while the request was forwarded; retry",
         ));
     }
-    let Some(leader) = node.leader().filter(|leader| leader.name != node.me.name) else {
+    let Some(leader) = coordinator
+        .leader()
+        .filter(|leader| leader.name != coordinator.me.name)
+    else {
         return Err(WriteError::NotLeader { leader: None }.into());
     };
     let url = format!("{}{path_and_query}", leader.url.trim_end_matches('/'));
-    let mut request = node
+    let mut request = coordinator
         .peers
         .request(method, &url)
-        .header(FORWARDED_HEADER, node.me.name.as_str())
-        .timeout(forward_timeout(node, path_and_query))
+        .header(FORWARDED_HEADER, coordinator.me.name.as_str())
+        .timeout(deadline.of(coordinator))
         .body(body);
-    if let Some(token) = &node.config.token {
+    if let Some(token) = &coordinator.config.token {
         request = request.header(TOKEN_HEADER, token);
     }
     for name in KEPT {
@@ -70,19 +183,4 @@ pub async fn to_leader(
     *reply.status_mut() = status;
     *reply.headers_mut() = kept;
     Ok(reply)
-}
-
-/// How long the leader may take to answer what it was passed: a claim may
-/// wait for work, a membership change waits for the new member to catch up,
-/// anything else is one write (or a linearizable read) with its own bound.
-fn forward_timeout(node: &Node, path_and_query: &str) -> Duration {
-    const MARGIN: Duration = Duration::from_secs(5);
-    let path = path_and_query.split('?').next().unwrap_or_default();
-    if path.starts_with("/v1/cluster/") {
-        MEMBERSHIP_TIMEOUT + MARGIN
-    } else if path.ends_with("/claim") {
-        Duration::from_millis(node.config.max_claim_wait_ms) + WRITE_TIMEOUT + MARGIN
-    } else {
-        WRITE_TIMEOUT + MARGIN
-    }
 }

@@ -1,13 +1,4 @@
-//! Cluster formation and membership.
-//!
-//! Bootstrap: a node with no raft state and configured peers asks each peer
-//! who it is (`GET /v1/cluster/hello`). If any peer already belongs to a
-//! cluster, the node asks to join it. If every peer answered and none
-//! belongs to one, the node whose name sorts first initializes raft with all
-//! of them; the others wait to hear from its leader. Since only one name
-//! sorts first and all see the same set, two clusters cannot form from one
-//! configuration. Once a cluster exists, its membership (in the raft log) is
-//! the truth; the configured peer list only serves to find it.
+//! Cluster membership: who the members are, and changing them.
 //!
 //! Joining: the leader asks the joiner's URL who it is, and takes it only
 //! if the answer is the name and raft id the request gave. It adds the node
@@ -18,20 +9,17 @@
 //! the last voter is refused: either would leave a cluster that cannot
 //! write.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use openraft::metrics::WaitError;
 use openraft::{ChangeMembers, ServerState};
-use skyclaw_api::routes::TOKEN_HEADER;
-use skyclaw_api::{ClusterHello, JoinRequest};
+use skyclaw_api::routes::{self, TOKEN_HEADER};
+use skyclaw_api::{ClusterHello, JoinRequest, LogHead};
 
-use crate::node::{Coordinator, WriteError};
+use crate::coordinator::Coordinator;
 use crate::raft::{Member, NodeId};
-
-/// Time between bootstrap rounds.
-const RETRY: Duration = Duration::from_millis(500);
+use crate::writes::WriteError;
 
 impl Coordinator {
     pub async fn hello(&self) -> ClusterHello {
@@ -88,7 +76,7 @@ impl Coordinator {
 
     /// Asks the coordinator at `url` who it is.
     pub async fn hello_of(&self, url: &str) -> Option<ClusterHello> {
-        self.get_json(url, "/v1/cluster/hello").await
+        self.get_json(url, routes::HELLO.path).await
     }
 
     fn cluster_id(&self) -> Option<String> {
@@ -241,8 +229,20 @@ impl Coordinator {
         }
     }
 
+    /// Makes the coordinator serving at `url`, which must answer as `name`,
+    /// a voter (see [`Coordinator::admit`]).
+    pub async fn add_member(&self, url: &str, name: &str) -> Result<(), MembershipError> {
+        let hello = self.prove(url, name).await?;
+        self.admit(&JoinRequest {
+            name: hello.name,
+            url: url.to_string(),
+            raft_id: hello.raft_id,
+        })
+        .await
+    }
+
     /// Removes every incarnation named `name` from the cluster. Leader only.
-    pub async fn remove(&self, name: &str) -> Result<bool, MembershipError> {
+    pub async fn remove(&self, name: &str) -> Result<(), MembershipError> {
         let members = self.members();
         let removed: BTreeSet<NodeId> = members
             .iter()
@@ -250,7 +250,7 @@ impl Coordinator {
             .map(|(id, _, _)| *id)
             .collect();
         if removed.is_empty() {
-            return Ok(false);
+            return Err(MembershipError::Unknown(format!("no member is named {name:?}")));
         }
         let voters: BTreeSet<NodeId> = members
             .iter()
@@ -280,7 +280,33 @@ impl Coordinator {
                 .await
                 .map_err(raft_write_error)?;
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// Every member with its log head and lag behind this node, as each
+    /// answers now. Every other member is asked at once: one slow or dead
+    /// member costs one timeout, not one each.
+    pub async fn member_heads(&self) -> Vec<MemberHead> {
+        let own = self.head();
+        let asked = self.members().into_iter().map(|(raft_id, member, voter)| {
+            let own = own.clone();
+            async move {
+                let head = if raft_id == self.id {
+                    Some(own.clone())
+                } else {
+                    self.get_json::<LogHead>(&member.url, routes::LOG_HEAD.path)
+                        .await
+                };
+                MemberHead {
+                    lag: head.as_ref().map(|h| own.seq.saturating_sub(h.seq)),
+                    head_seq: head.map(|h| h.seq),
+                    raft_id,
+                    member,
+                    voter,
+                }
+            }
+        });
+        futures::future::join_all(asked).await
     }
 }
 
@@ -293,8 +319,21 @@ pub enum MembershipError {
     /// The change would harm the cluster (evict a live member, leave no
     /// voter, take in another cluster's node); asking again will not help.
     Refused(String),
+    /// No member has the name given.
+    Unknown(String),
     /// Raft could not make the change now; asking again may.
     Write(WriteError),
+}
+
+/// One member as `GET /v1/cluster` shows it.
+pub struct MemberHead {
+    pub raft_id: NodeId,
+    pub member: Member,
+    pub voter: bool,
+    /// Its log head, if it answered.
+    pub head_seq: Option<u64>,
+    /// How many records it is behind this node, if it answered.
+    pub lag: Option<u64>,
 }
 
 impl From<WriteError> for MembershipError {
@@ -314,82 +353,4 @@ where
         None => WriteError::Unavailable(e.to_string()),
     };
     MembershipError::Write(error)
-}
-
-/// Forms or joins the cluster from the configured peers; see the module
-/// documentation. Runs until this node is a voter.
-pub async fn bootstrap(node: Arc<Coordinator>) {
-    loop {
-        if node.is_voter() {
-            return;
-        }
-        // Raft answers an error only once it stopped: so does bootstrapping
-        // (the loop would otherwise hold the node, and its database, forever).
-        let Ok(initialized) = node.raft.is_initialized().await else {
-            return;
-        };
-        let mut hellos = Vec::new();
-        for url in &node.config.peer_urls {
-            hellos.push((url.clone(), node.hello_of(url).await));
-        }
-        if let Some((url, _)) = hellos
-            .iter()
-            .find(|(_, hello)| hello.as_ref().is_some_and(|h| h.initialized))
-        {
-            join(&node, url).await;
-        } else if !initialized && hellos.iter().all(|(_, hello)| hello.is_some()) {
-            let hellos: Vec<ClusterHello> = hellos.into_iter().filter_map(|(_, h)| h).collect();
-            let first = hellos.iter().all(|peer| node.me.name < peer.name);
-            if hellos.iter().any(|peer| peer.name == node.me.name) {
-                tracing::error!(
-                    "a configured peer is also named {:?}; node names must differ",
-                    node.me.name
-                );
-            } else if first {
-                let mut members = BTreeMap::from([(node.id, node.me.clone())]);
-                for peer in hellos {
-                    members.insert(
-                        peer.raft_id,
-                        Member {
-                            name: peer.name,
-                            url: peer.url,
-                        },
-                    );
-                }
-                tracing::info!("initializing the cluster with {} members", members.len());
-                if let Err(e) = node.raft.initialize(members).await {
-                    tracing::warn!("initializing the cluster: {e}");
-                }
-            }
-        }
-        tokio::time::sleep(RETRY).await;
-    }
-}
-
-/// Asks the cluster, through the member at `url`, to admit this node.
-async fn join(node: &Coordinator, url: &str) {
-    let request = JoinRequest {
-        name: node.me.name.clone(),
-        url: node.me.url.clone(),
-        raft_id: node.id,
-    };
-    let mut call = node
-        .peers
-        .post(format!("{}/v1/cluster/join", url.trim_end_matches('/')))
-        .timeout(Duration::from_secs(120))
-        .json(&request);
-    if let Some(token) = &node.config.token {
-        call = call.header(TOKEN_HEADER, token);
-    }
-    match call.send().await {
-        Ok(response) if response.status().is_success() => {
-            tracing::info!("joined the cluster through {url}")
-        }
-        Ok(response) => tracing::warn!(
-            "joining through {url}: {} {}",
-            response.status(),
-            response.text().await.unwrap_or_default()
-        ),
-        Err(e) => tracing::warn!("joining through {url}: {e}"),
-    }
 }

@@ -1,0 +1,66 @@
+//! The coordinator's records as the wire shows them (`skyclaw-api`'s
+//! camelCase JSON types): the one place views become replies.
+
+use skyclaw_api as api;
+use skyclaw_state::HostView;
+
+use crate::coordinator::Coordinator;
+use crate::jobs::Job;
+
+pub fn job(job: Job) -> api::Job {
+    let Job { view, output } = job;
+    let lease = view.lease.as_ref();
+    api::Job {
+        lease_expires_at: lease.map(|lease| lease.expires_at),
+        lease_epoch: lease.map(|lease| lease.epoch),
+        result: view.outcome.as_ref().map(|outcome| {
+            let output = output.unwrap_or_default();
+            api::JobResult {
+                finished_at: outcome.finished_at,
+                duration_ms: outcome.duration_ms,
+                exit_code: outcome.exit_code,
+                stdout: output.stdout,
+                stderr: output.stderr,
+            }
+        }),
+        id: view.id,
+        created_at: view.created_at,
+        updated_at: view.updated_at,
+        status: view.status,
+        attempts: view.attempts,
+        max_attempts: view.max_attempts,
+        priority: view.priority,
+        assigned_host_id: view.assigned_host_id,
+        cancel_requested: view.cancel_requested,
+        requirement: api::Requirement {
+            required_capabilities: view.required_capabilities,
+        },
+        payload: view.payload,
+        error: view.error,
+    }
+}
+
+pub fn jobs(jobs: Vec<Job>) -> Vec<api::Job> {
+    jobs.into_iter().map(job).collect()
+}
+
+/// A host, with when it was last heard from as this node knows it.
+pub fn host(coordinator: &Coordinator, host: HostView) -> api::Host {
+    api::Host {
+        last_seen_at: coordinator.last_seen_at(&host),
+        id: host.id,
+        name: host.name,
+        capabilities: host.capabilities,
+        max_parallel: host.max_parallel,
+        active_leases: host.active_leases,
+        registered_at: host.registered_at,
+        sandbox: host.sandbox,
+    }
+}
+
+pub fn hosts(coordinator: &Coordinator, hosts: Vec<HostView>) -> Vec<api::Host> {
+    hosts
+        .into_iter()
+        .map(|view| host(coordinator, view))
+        .collect()
+}
