@@ -26,7 +26,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::runner::{Outcome, Runner, StopReason};
+use crate::runner::{RunResult, Runner, StopReason};
 use crate::{identity, reaper, Error, HostConfig, Result};
 
 /// After the shutdown deadline and the kill grace, how long results may
@@ -293,8 +293,8 @@ impl Daemon {
         tracing::info!(job = %job.id, lease_epoch, "job started");
         let run = self.runner.run(&job.payload, stop);
         tokio::pin!(run);
-        let outcome = tokio::select! {
-            outcome = &mut run => outcome,
+        let result = tokio::select! {
+            result = &mut run => result,
             stopped = lease_watchdog => {
                 if stopped {
                     tracing::warn!(job = %job.id, lease_epoch, "no coordinator renewed the lease in time; stopping the job");
@@ -310,37 +310,37 @@ impl Daemon {
         }
         tracing::info!(
             job = %job.id,
-            success = outcome.success,
-            exit_code = ?outcome.exit_code,
-            error = outcome.error.as_deref().unwrap_or(""),
-            duration_ms = outcome.duration.as_millis() as u64,
+            success = result.success,
+            exit_code = ?result.exit_code,
+            error = result.error.as_deref().unwrap_or(""),
+            duration_ms = result.duration.as_millis() as u64,
             "job ended"
         );
         if matches!(
-            outcome.stopped,
+            result.stopped,
             Some(StopReason::LeaseLost | StopReason::LeaseExpired)
         ) {
             tracing::warn!(job = %job.id, lease_epoch, "lease lost: result not reported");
             return;
         }
-        let request = self.completion(outcome, lease_epoch);
+        let request = self.completion(result, lease_epoch);
         self.report(&job.id, &request).await;
     }
 
-    /// The report of `outcome`, within what a coordinator accepts: text
+    /// The report of `result`, within what a coordinator accepts: text
     /// made from non-UTF-8 output can be up to three times the bytes kept,
     /// and an error may quote a job's long command, so each field is cut
     /// again here rather than have the whole result refused.
-    fn completion(&self, outcome: Outcome, lease_epoch: u32) -> CompleteRequest {
+    fn completion(&self, result: RunResult, lease_epoch: u32) -> CompleteRequest {
         use skyclaw_api::limits::{MAX_ERROR_BYTES, MAX_OUTPUT_BYTES};
         CompleteRequest {
             host_id: self.host_id(),
-            success: outcome.success,
-            duration_ms: outcome.duration.as_millis() as u64,
-            exit_code: outcome.exit_code,
-            stdout: crate::output::clip(outcome.stdout, MAX_OUTPUT_BYTES),
-            stderr: crate::output::clip(outcome.stderr, MAX_OUTPUT_BYTES),
-            error: outcome
+            success: result.success,
+            duration_ms: result.duration.as_millis() as u64,
+            exit_code: result.exit_code,
+            stdout: crate::output::clip(result.stdout, MAX_OUTPUT_BYTES),
+            stderr: crate::output::clip(result.stderr, MAX_OUTPUT_BYTES),
+            error: result
                 .error
                 .map(|error| crate::output::clip(error, MAX_ERROR_BYTES)),
             lease_epoch: Some(lease_epoch),
