@@ -12,7 +12,8 @@
 //! Layout:
 //! - [`config`]: [`HostConfig`], every setting with its default
 //! - [`identity`]: the host id kept on disk
-//! - [`daemon`]: registration, claims, heartbeats, reports, shutdown
+//! - [`daemon`]: registration and shutdown; under it the claim loop and
+//!   slots, heartbeats, each held lease and its clock, and reports
 //! - [`runner`]: one job's process, from checks to exit status: its policy
 //!   (what may run, how, with what time limit) apart from its process-group
 //!   mechanics, and the [`RunResult`] a run ends in
