@@ -12,8 +12,11 @@
 //! Layout:
 //! - [`config`]: [`HostConfig`], every setting with its default
 //! - [`identity`]: the host id kept on disk
-//! - [`daemon`]: registration, claims, heartbeats, reports, shutdown
-//! - [`runner`]: one job's process, from checks to exit status
+//! - [`daemon`]: registration and shutdown; under it the claim loop and
+//!   slots, heartbeats, each held lease and its clock, and reports
+//! - [`runner`]: one job's process, from checks to exit status: its policy
+//!   (what may run, how, with what time limit) apart from its process-group
+//!   mechanics, and the [`RunResult`] a run ends in
 //! - [`sandbox`]: the directory, Landlock rules and limits a job runs under
 //! - [`reaper`]: every process a job starts, found and killed when it ends
 //! - [`output`]: bounded capture of stdout and stderr
@@ -30,7 +33,7 @@ use std::path::PathBuf;
 
 pub use config::{HostConfig, SandboxConfig};
 pub use daemon::run;
-pub use runner::{Outcome, Runner, StopReason};
+pub use runner::{RunResult, Runner, StopReason};
 
 /// What can stop the host daemon.
 #[derive(Debug, thiserror::Error)]
