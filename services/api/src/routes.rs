@@ -106,11 +106,13 @@ impl Route {
     /// Whether a request's path (without its query) is this route's.
     pub fn matches(&self, path: &str) -> bool {
         let mut given = path.trim_start_matches('/').split('/');
-        let same = self.segments().all(|segment| match (segment, given.next()) {
-            (Segment::Literal(literal), Some(part)) => literal == part,
-            (Segment::Id, Some(part)) => !part.is_empty(),
-            (_, None) => false,
-        });
+        let same = self
+            .segments()
+            .all(|segment| match (segment, given.next()) {
+                (Segment::Literal(literal), Some(part)) => literal == part,
+                (Segment::Id, Some(part)) => !part.is_empty(),
+                (_, None) => false,
+            });
         same && given.next().is_none()
     }
 }
@@ -182,7 +184,10 @@ mod tests {
 
     #[test]
     fn ids_are_escaped_as_one_segment() {
-        assert_eq!(CLAIM.path_for("openclaw:box-1"), "/v1/hosts/openclaw:box-1/claim");
+        assert_eq!(
+            CLAIM.path_for("openclaw:box-1"),
+            "/v1/hosts/openclaw:box-1/claim"
+        );
         assert_eq!(JOB.path_for("a/b c%"), "/v1/jobs/a%2Fb%20c%25");
     }
 

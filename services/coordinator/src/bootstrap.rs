@@ -81,7 +81,11 @@ async fn join(node: &Coordinator, url: &str) {
     };
     let mut call = node
         .peers
-        .post(format!("{}{}", url.trim_end_matches('/'), routes::JOIN.path))
+        .post(format!(
+            "{}{}",
+            url.trim_end_matches('/'),
+            routes::JOIN.path
+        ))
         .timeout(routes::MEMBERSHIP_TIMEOUT)
         .json(&request);
     if let Some(token) = &node.config.token {

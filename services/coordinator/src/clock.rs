@@ -65,4 +65,3 @@ impl NodeClock {
         wall.saturating_add_signed(offset)
     }
 }
-

@@ -223,4 +223,3 @@ async fn watch_leadership(coordinator: Arc<Coordinator>) {
         }
     }
 }
-

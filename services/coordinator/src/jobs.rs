@@ -48,8 +48,9 @@ impl Coordinator {
             .await?
             .into_jobs()
             .map_err(Failure::unexpected)?;
-        let [view] = <[JobView; 1]>::try_from(views)
-            .map_err(|_| Failure::Internal("an enqueue of one job answered another number".into()))?;
+        let [view] = <[JobView; 1]>::try_from(views).map_err(|_| {
+            Failure::Internal("an enqueue of one job answered another number".into())
+        })?;
         Ok(self.with_output(view).await)
     }
 
@@ -201,10 +202,7 @@ impl Coordinator {
             let page: Vec<JobView> = matching.by_ref().take(limit).cloned().collect();
             Ok((page, matching.next().is_some()))
         })?;
-        let next = views
-            .last()
-            .filter(|_| more)
-            .map(|job| job.id.clone());
+        let next = views.last().filter(|_| more).map(|job| job.id.clone());
         Ok(Page {
             jobs: self.with_outputs(views).await,
             next,

@@ -41,8 +41,8 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use config::Config;
-pub use error::{Error, Result};
 pub use coordinator::Coordinator;
+pub use error::{Error, Result};
 pub use failure::Failure;
 
 /// How long requests in flight may take to finish once shutdown begins.

@@ -106,14 +106,15 @@ impl Coordinator {
     /// follower gets `Failure::Write(NotLeader)`: the read is the leader's.
     pub async fn confirm_leadership(&self) -> Result<(), Failure> {
         let confirmed = async {
-            self.raft.ensure_linearizable().await.map_err(|e| {
-                match e.forward_to_leader() {
+            self.raft
+                .ensure_linearizable()
+                .await
+                .map_err(|e| match e.forward_to_leader() {
                     Some(forward) => Failure::Write(WriteError::NotLeader {
                         leader: forward.leader_node.clone(),
                     }),
                     None => Failure::Unavailable(format!("cannot confirm leadership: {e}")),
-                }
-            })
+                })
         };
         match tokio::time::timeout(READ_TIMEOUT, confirmed).await {
             Ok(confirmed) => confirmed.map(drop),
@@ -142,8 +143,8 @@ fn read_records(db: &DB, from: u64, last: u64) -> Result<Vec<Record>, Failure> {
         if store::u64_of_key(&key).is_none_or(|seq| seq > last) {
             break;
         }
-        let record =
-            Record::decode(&bytes).map_err(|e| Failure::Internal(format!("corrupt record: {e}")))?;
+        let record = Record::decode(&bytes)
+            .map_err(|e| Failure::Internal(format!("corrupt record: {e}")))?;
         records.push(record);
     }
     Ok(records)

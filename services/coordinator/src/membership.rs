@@ -250,7 +250,9 @@ impl Coordinator {
             .map(|(id, _, _)| *id)
             .collect();
         if removed.is_empty() {
-            return Err(MembershipError::Unknown(format!("no member is named {name:?}")));
+            return Err(MembershipError::Unknown(format!(
+                "no member is named {name:?}"
+            )));
         }
         let voters: BTreeSet<NodeId> = members
             .iter()

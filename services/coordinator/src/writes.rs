@@ -55,7 +55,6 @@ pub(crate) struct Pending {
     reply: oneshot::Sender<WriteResult>,
 }
 
-
 impl Coordinator {
     /// Runs a command: refused at once when the leader's state already
     /// refuses it (no raft entry), else written and answered once applied.
@@ -130,7 +129,6 @@ impl Coordinator {
             _ => None,
         }
     }
-
 }
 
 /// Starts the proposer: commands sent to it are grouped into raft entries.

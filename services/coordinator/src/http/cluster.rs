@@ -10,9 +10,9 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::filters::{self, at};
+use super::finish;
 use super::forward::{unless_leading, Deadline};
 use super::json::{parse, reply, Handled};
-use super::finish;
 use crate::coordinator::Coordinator;
 
 pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
@@ -30,10 +30,7 @@ pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
         .and(with.clone())
         .and(body.clone())
         .then(add);
-    let remove = at(routes::REMOVE_MEMBER)
-        .and(with)
-        .and(body)
-        .then(remove);
+    let remove = at(routes::REMOVE_MEMBER).and(with).and(body).then(remove);
 
     hello
         .or(status)

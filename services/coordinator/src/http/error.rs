@@ -113,9 +113,7 @@ impl From<Failure> for ApiError {
             Failure::Write(error) => error.into(),
             Failure::Gone(message) => ApiError::new(StatusCode::GONE, message),
             Failure::Unavailable(message) => ApiError::unavailable(message),
-            Failure::Internal(message) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
-            }
+            Failure::Internal(message) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
         }
     }
 }

@@ -14,8 +14,8 @@ use warp::http::StatusCode;
 use warp::Filter;
 
 use super::error::ApiError;
-use crate::network::RAFT_TARGET_HEADER;
 use crate::coordinator::Coordinator;
+use crate::network::RAFT_TARGET_HEADER;
 use crate::raft::NodeId;
 
 /// An id taken from a path segment, percent-decoded: the MVP's host encodes

@@ -88,7 +88,15 @@ pub fn unless_leading(
                 } else {
                     format!("{}?{query}", path.as_str())
                 };
-                to_leader(&coordinator, Method::POST, &target, &headers, body, deadline).await
+                to_leader(
+                    &coordinator,
+                    Method::POST,
+                    &target,
+                    &headers,
+                    body,
+                    deadline,
+                )
+                .await
             },
         )
         .map(super::finish)

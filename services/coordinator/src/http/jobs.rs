@@ -127,7 +127,9 @@ async fn claim(
     request.check()?;
     let wait = Duration::from_millis(request.wait_ms.unwrap_or(0));
     let max_jobs = request.max_jobs.unwrap_or(1);
-    let jobs = coordinator.claim(&host.0, max_jobs, wait, claim_key).await?;
+    let jobs = coordinator
+        .claim(&host.0, max_jobs, wait, claim_key)
+        .await?;
     let jobs = convert::jobs(jobs);
     if request.max_jobs.is_some() {
         reply(&api::JobsResponse { jobs })
