@@ -269,16 +269,16 @@ pub async fn heartbeat(node: Node, host_id: String, body: Bytes) -> Outcome {
     // Telling a host a lease is lost makes it kill the job, so that answer
     // comes only through raft, never from the views of a node that may be
     // a leader the cluster has left behind.
-    let tells_lost = |outcome: &skyclaw_state::Outcome| {
+    let tells_lost = |affected: &skyclaw_state::Affected| {
         matches!(
-            outcome,
-            skyclaw_state::Outcome::Renewed { lost, .. } if !lost.is_empty()
+            affected,
+            skyclaw_state::Affected::Renewed { lost, .. } if !lost.is_empty()
         )
     };
     let answer = match dry_run {
-        (decision, Some(host)) if decision.events.is_empty() && !tells_lost(&decision.outcome) => {
-            match decision.outcome {
-                skyclaw_state::Outcome::Renewed { cancel, lost, .. } => {
+        (decision, Some(host)) if decision.events.is_empty() && !tells_lost(&decision.affected) => {
+            match decision.affected {
+                skyclaw_state::Affected::Renewed { cancel, lost, .. } => {
                     Answer::Renewed { host, cancel, lost }
                 }
                 _ => {
@@ -494,7 +494,7 @@ pub async fn complete(node: Node, job_id: String, body: Bytes) -> Outcome {
     let request: api::CompleteRequest = parse(&body)?;
     request.check()?;
     let host_id = request.host_id.clone();
-    let command = Command::Complete {
+    let command = Command::Complete(skyclaw_state::JobReport {
         job_id,
         host_id: request.host_id,
         lease_epoch: request.lease_epoch,
@@ -504,7 +504,7 @@ pub async fn complete(node: Node, job_id: String, body: Bytes) -> Outcome {
         stdout: request.stdout,
         stderr: request.stderr,
         error: request.error,
-    };
+    });
     let answer = write(&node, command).await?;
     node.saw_host(&host_id, node.clock.now_ms());
     one_job(&node, answer)
