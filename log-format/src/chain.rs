@@ -2,37 +2,12 @@
 //! record's hash matching its contents under the cluster id, and each
 //! `prev_hash` naming the record before. Fed records in order, a
 //! [`ChainVerifier`] keeps only the head, so it verifies a log of any length
-//! in constant memory and allocates nothing per record.
-
-use serde::{Deserialize, Serialize};
+//! in constant memory and allocates nothing per record. Records and the
+//! heads they make belong to [`crate::record`], which names nothing here.
 
 use crate::event::Hash32;
-use crate::record::{genesis_hash, Record};
+use crate::record::{genesis_hash, ChainHead, Record};
 use crate::{Error, Result};
-
-/// The last record of a chain (or the anchor before its first record): what
-/// a snapshot keeps and what the next record must follow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainHead {
-    pub seq: u64,
-    pub hash: Hash32,
-}
-
-impl ChainHead {
-    /// The head of an empty log: seq 0 and the cluster's genesis hash.
-    pub fn genesis(cluster_id: &str) -> ChainHead {
-        ChainHead {
-            seq: 0,
-            hash: genesis_hash(cluster_id),
-        }
-    }
-
-    /// The seq of the record that follows this head. Saturates rather than
-    /// wrapping, so a head at `u64::MAX` is followed by nothing valid.
-    pub fn next_seq(&self) -> u64 {
-        self.seq.saturating_add(1)
-    }
-}
 
 /// Verifies records fed to it in order, from genesis or from an anchor.
 #[derive(Clone, Debug)]

@@ -376,6 +376,22 @@ impl Event {
             | Event::JobCancelled { job_id } => Some(job_id),
         }
     }
+
+    /// The blobs this event names: their content must be in the blob store
+    /// by the time the event is.
+    pub fn blobs(&self) -> Vec<&BlobRef> {
+        match self {
+            Event::JobCompleted(done) => vec![&done.stdout, &done.stderr],
+            Event::ClusterCreated { .. }
+            | Event::HostRegistered { .. }
+            | Event::JobEnqueued(_)
+            | Event::JobLeased { .. }
+            | Event::LeaseRenewed { .. }
+            | Event::LeaseExpired { .. }
+            | Event::CancelRequested { .. }
+            | Event::JobCancelled { .. } => vec![],
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //!
 //! * [`event`]: the [`Event`] enum and its versioned MessagePack encoding.
 //! * [`record`]: a [`Record`], one event sealed at its place in the chain,
-//!   and its fixed binary layout.
+//!   its fixed binary layout, and the [`ChainHead`] it makes.
 //! * [`chain`]: [`ChainVerifier`], which checks a run of records link up.
 //! * [`segment`]: [`SegmentWriter`] and [`SegmentReader`], the portable file
 //!   (and HTTP body) format for a run of records.
@@ -22,10 +22,10 @@ pub mod segment;
 #[cfg(test)]
 mod testing;
 
-pub use chain::{ChainHead, ChainVerifier};
+pub use chain::ChainVerifier;
 pub use error::{Error, Result};
 pub use event::{BlobRef, Completion, Event, Hash32, JobSpec, Payload, EVENT_VERSION};
-pub use record::{genesis_hash, Origin, Record, RECORD_HEADER_LEN, RECORD_VERSION};
+pub use record::{genesis_hash, ChainHead, Origin, Record, RECORD_HEADER_LEN, RECORD_VERSION};
 pub use segment::{
     read_segment, write_segment, Segment, SegmentHeader, SegmentReader, SegmentTrailer,
     SegmentWriter, MAX_RECORD_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,

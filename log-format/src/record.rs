@@ -1,11 +1,11 @@
 //! One entry of the log: an event's exact bytes sealed at their place in the
 //! chain (seq, time, Raft origin) by a BLAKE3 hash that commits to the cluster
-//! and to the record before. This module owns the record's binary layout and
-//! its hash; checking a run of records is [`crate::chain`]'s job.
+//! and to the record before. This module owns the record's binary layout, its
+//! hash, the genesis hash and the [`ChainHead`] a record makes; checking that
+//! a run of records links up is the `chain` module's job.
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::ChainHead;
 use crate::event::{Event, Hash32};
 use crate::{Error, Result};
 
@@ -26,6 +26,30 @@ const GENESIS_DOMAIN: &[u8] = b"skyclaw.log.genesis.v1";
 pub struct Origin {
     pub term: u64,
     pub index: u64,
+}
+
+/// The last record of a chain (or the anchor before its first record): what
+/// a snapshot keeps and what the next record must follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    pub seq: u64,
+    pub hash: Hash32,
+}
+
+impl ChainHead {
+    /// The head of an empty log: seq 0 and the cluster's genesis hash.
+    pub fn genesis(cluster_id: &str) -> ChainHead {
+        ChainHead {
+            seq: 0,
+            hash: genesis_hash(cluster_id),
+        }
+    }
+
+    /// The seq of the record that follows this head. Saturates rather than
+    /// wrapping, so a head at `u64::MAX` is followed by nothing valid.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.saturating_add(1)
+    }
 }
 
 /// One sealed entry of the log.

@@ -7,9 +7,9 @@
 
 use std::io::{self, Read, Write};
 
-use crate::chain::{ChainHead, ChainVerifier};
+use crate::chain::ChainVerifier;
 use crate::event::Hash32;
-use crate::record::{be_u64, genesis_hash, hash_at, Record, RECORD_HEADER_LEN};
+use crate::record::{be_u64, genesis_hash, hash_at, ChainHead, Record, RECORD_HEADER_LEN};
 use crate::{Error, Result};
 
 /// The first eight bytes of every segment.

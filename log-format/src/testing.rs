@@ -1,7 +1,6 @@
 //! Helpers shared by the unit tests of several modules.
 
-use crate::chain::ChainHead;
-use crate::record::{Origin, Record};
+use crate::record::{ChainHead, Origin, Record};
 
 /// A valid chain of `len` records for `cluster_id`, continuing after `anchor`.
 pub(crate) fn chain(cluster_id: &str, anchor: ChainHead, len: u64) -> Vec<Record> {

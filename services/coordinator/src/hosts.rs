@@ -3,7 +3,7 @@
 //! last heard from (soft state on the node that heard it, never logged).
 
 use skyclaw_api::RegisterHostRequest;
-use skyclaw_state::{Command, HostView, Outcome};
+use skyclaw_state::{Affected, Command, HostView};
 
 use crate::coordinator::Coordinator;
 use crate::failure::Failure;
@@ -73,8 +73,8 @@ impl Coordinator {
         // Telling a host a lease is lost makes it kill the job, so that
         // answer comes only through raft, never from the views of a node
         // that may be a leader the cluster has left behind.
-        if let (true, Some(host), Outcome::Renewed { cancel, lost, .. }) =
-            (decision.events.is_empty(), host, decision.outcome)
+        if let (true, Some(host), Affected::Renewed { cancel, lost, .. }) =
+            (decision.events.is_empty(), host, decision.affected)
         {
             if lost.is_empty() {
                 return Ok(Heartbeat { host, cancel, lost });

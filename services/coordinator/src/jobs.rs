@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use skyclaw_api::{CompleteRequest, EnqueueRequest};
+use skyclaw_api::EnqueueRequest;
 use skyclaw_log_format::{Hash32, JobSpec};
-use skyclaw_state::{Command, JobStatus, JobView, DEFAULT_MAX_ATTEMPTS};
+use skyclaw_state::{Command, JobReport, JobStatus, JobView, DEFAULT_MAX_ATTEMPTS};
 
 use crate::coordinator::Coordinator;
 use crate::failure::Failure;
@@ -139,21 +139,10 @@ impl Coordinator {
     }
 
     /// Records how a job ended, as the host holding its lease reports.
-    pub async fn complete(&self, job_id: String, report: CompleteRequest) -> Result<Job, Failure> {
+    pub async fn complete(&self, report: JobReport) -> Result<Job, Failure> {
         let host_id = report.host_id.clone();
-        let command = Command::Complete {
-            job_id,
-            host_id: report.host_id,
-            lease_epoch: report.lease_epoch,
-            success: report.success,
-            duration_ms: report.duration_ms,
-            exit_code: report.exit_code,
-            stdout: report.stdout,
-            stderr: report.stderr,
-            error: report.error,
-        };
         let job = self
-            .perform(command)
+            .perform(Command::Complete(report))
             .await?
             .into_job()
             .map_err(Failure::unexpected)?;

@@ -1,7 +1,7 @@
 //! The raft state machine: applies committed entries by running
 //! `State::decide` and `State::apply`, seals each event into the hash chain,
-//! and writes events, changed views, blobs and the applied log id in one
-//! RocksDB batch. Also builds and installs snapshots.
+//! and writes events, the blobs they name, changed views and the applied log
+//! id in one RocksDB batch. Also builds and installs snapshots.
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use skyclaw_log_format::event::Hash32;
 use skyclaw_log_format::{ChainHead, Origin, Record};
 use skyclaw_state::state::encode_view;
-use skyclaw_state::{Command, Event, HostView, JobView, LogClock, Outcome, Rejection, State};
+use skyclaw_state::{Affected, Command, Event, HostView, JobView, LogClock, Rejection, State};
 use tokio::sync::Notify;
 
 use crate::raft::{
@@ -199,6 +199,16 @@ fn execute(
         let seq = m.head.next_seq();
         let record = Record::seal(cluster_id, seq, at, origin, m.head.hash, event.encode());
         batch.put_cf(cf(db, EVENTS), store::u64_key(seq), record.encode());
+        // Content was hashed once, when `decide` made the references.
+        for blob in event.blobs() {
+            let content = decision.blob(blob).ok_or_else(|| {
+                StateMachine::write_error(format!(
+                    "a decided event names blob {} but the decision lacks its content",
+                    blob.hash
+                ))
+            })?;
+            batch.put_cf(cf(db, BLOBS), blob.hash.0, content);
+        }
         m.head = record.head();
         match event {
             Event::ClusterCreated { cluster_id } => {
@@ -242,26 +252,24 @@ fn execute(
             }
         }
     }
-    if let (Command::Complete { stdout, stderr, .. }, false) = (command, decision.events.is_empty())
-    {
-        for content in [stdout, stderr] {
-            let blob = skyclaw_state::BlobRef::of(content.as_bytes());
-            batch.put_cf(cf(db, BLOBS), blob.hash.0, content.as_bytes());
-        }
-    }
-    Ok(Ok(answer(&m.state, decision.outcome)))
+    Ok(Ok(answer(&m.state, decision.affected)))
 }
 
-/// The records an outcome names, as they stand now.
-fn answer(state: &State, outcome: Outcome) -> Answer {
-    let job = |id: &String| state.job(id).cloned().expect("outcome names a known job");
-    let host = |id: &String| state.host(id).cloned().expect("outcome names a known host");
-    match outcome {
-        Outcome::Done => Answer::Done,
-        Outcome::Host(id) => Answer::Host(host(&id)),
-        Outcome::Job(id) => Answer::Job(job(&id)),
-        Outcome::Jobs(ids) => Answer::Jobs(ids.iter().map(job).collect()),
-        Outcome::Renewed {
+/// The records a command affected, as they stand now.
+fn answer(state: &State, affected: Affected) -> Answer {
+    let job = |id: &String| state.job(id).cloned().expect("affected names a known job");
+    let host = |id: &String| {
+        state
+            .host(id)
+            .cloned()
+            .expect("affected names a known host")
+    };
+    match affected {
+        Affected::Done => Answer::Done,
+        Affected::Host(id) => Answer::Host(host(&id)),
+        Affected::Job(id) => Answer::Job(job(&id)),
+        Affected::Jobs(ids) => Answer::Jobs(ids.iter().map(job).collect()),
+        Affected::Renewed {
             host_id,
             cancel,
             lost,

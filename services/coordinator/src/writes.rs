@@ -215,11 +215,12 @@ fn group(
 pub(crate) mod tests {
     use super::*;
     use crate::raft::Entry;
+    use skyclaw_state::JobReport;
 
     /// A completion with `output_bytes` of output: a command whose size
     /// the test chooses.
     pub(crate) fn completion(output_bytes: usize) -> Command {
-        Command::Complete {
+        Command::Complete(JobReport {
             job_id: "job".into(),
             host_id: "host".into(),
             lease_epoch: Some(1),
@@ -229,7 +230,7 @@ pub(crate) mod tests {
             stdout: "x".repeat(output_bytes),
             stderr: String::new(),
             error: None,
-        }
+        })
     }
 
     fn pending(command: Command) -> Pending {

@@ -1,8 +1,9 @@
-//! Commands (what a request asks for), decisions (the events that follow and
-//! what to answer with), and rejections (why nothing follows).
+//! Commands (what a request asks for), decisions (the events that follow,
+//! the blobs they name and what to answer with), and rejections (why nothing
+//! follows).
 
 use serde::{Deserialize, Serialize};
-use skyclaw_log_format::event::{Event, JobSpec};
+use skyclaw_log_format::event::{BlobRef, Event, JobSpec};
 
 /// A request for a state change. The leader stamps each with the time it is
 /// proposed; commands carry every id they need, so applying one never
@@ -44,18 +45,8 @@ pub enum Command {
         running: Vec<(String, u32)>,
         lease_ms: u64,
     },
-    Complete {
-        job_id: String,
-        host_id: String,
-        /// `None` for MVP hosts, which know no epochs: the live lease is meant.
-        lease_epoch: Option<u32>,
-        success: bool,
-        duration_ms: u64,
-        exit_code: Option<i32>,
-        stdout: String,
-        stderr: String,
-        error: Option<String>,
-    },
+    /// A host reports that a job it holds ended.
+    Complete(JobReport),
     Cancel {
         job_id: String,
     },
@@ -72,16 +63,75 @@ pub enum Command {
     },
 }
 
-/// What a command leads to: the events to append and what to answer with.
+/// What a host reports when a job ends: the command `Complete` carries it.
+// Format: MessagePack map { job_id, host_id, lease_epoch, success, duration_ms,
+//         exit_code, stdout, stderr, error } (snake_case names, `None` as nil):
+//         inside `Command` the bytes are those of the struct variant
+//         `Complete { … }` it replaced, which raft logs on disk hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobReport {
+    pub job_id: String,
+    pub host_id: String,
+    /// `None` for MVP hosts, which know no epochs: the live lease is meant.
+    pub lease_epoch: Option<u32>,
+    pub success: bool,
+    pub duration_ms: u64,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub error: Option<String>,
+}
+
+/// What a command leads to: the events to append, the content of the blobs
+/// they name, and what to answer with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
     pub events: Vec<Event>,
-    pub outcome: Outcome,
+    /// The content of every blob the events name ([`Event::blobs`]), hashed
+    /// once, when the events were made.
+    pub blobs: Vec<Blob>,
+    pub affected: Affected,
 }
 
-/// The records a command's answer is built from, read after its events apply.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Outcome {
+impl Decision {
+    /// A decision whose events name no blob.
+    pub fn new(events: Vec<Event>, affected: Affected) -> Decision {
+        Decision {
+            events,
+            blobs: Vec::new(),
+            affected,
+        }
+    }
+
+    /// The content of the blob `reference` names, if this decision made it.
+    pub fn blob(&self, reference: &BlobRef) -> Option<&[u8]> {
+        self.blobs
+            .iter()
+            .find(|blob| blob.reference == *reference)
+            .map(|blob| blob.content.as_slice())
+    }
+}
+
+/// Content for the blob store, with the reference events name it by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blob {
+    pub reference: BlobRef,
+    pub content: Vec<u8>,
+}
+
+impl Blob {
+    pub fn new(content: Vec<u8>) -> Blob {
+        Blob {
+            reference: BlobRef::of(&content),
+            content,
+        }
+    }
+}
+
+/// The records a command's answer is built from (by id), read after its
+/// events apply. Never encoded: it lives from `decide` to the reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Affected {
     Done,
     Host(String),
     Job(String),
@@ -113,4 +163,83 @@ pub enum Rejection {
     /// 503: the cluster has not written its first event yet.
     #[error("the cluster is not initialized yet")]
     NotInitialized,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Command` as it was before `Complete` carried a [`JobReport`]: raft
+    /// logs on disk hold completions in this shape. The variants before
+    /// `Complete` are kept, in order, so that a variant's index matches too.
+    #[derive(Serialize)]
+    #[allow(dead_code)]
+    enum OldCommand {
+        CreateCluster,
+        RegisterHost,
+        Enqueue,
+        Claim,
+        Renew,
+        Complete {
+            job_id: String,
+            host_id: String,
+            lease_epoch: Option<u32>,
+            success: bool,
+            duration_ms: u64,
+            exit_code: Option<i32>,
+            stdout: String,
+            stderr: String,
+            error: Option<String>,
+        },
+    }
+
+    fn old_shape(report: &JobReport) -> OldCommand {
+        let report = report.clone();
+        OldCommand::Complete {
+            job_id: report.job_id,
+            host_id: report.host_id,
+            lease_epoch: report.lease_epoch,
+            success: report.success,
+            duration_ms: report.duration_ms,
+            exit_code: report.exit_code,
+            stdout: report.stdout,
+            stderr: report.stderr,
+            error: report.error,
+        }
+    }
+
+    #[test]
+    fn a_completion_encodes_as_the_struct_variant_it_replaced() {
+        let reports = [
+            JobReport {
+                job_id: "job-1".into(),
+                host_id: "host-1".into(),
+                lease_epoch: Some(3),
+                success: true,
+                duration_ms: 1_234,
+                exit_code: Some(0),
+                stdout: "out\n".into(),
+                stderr: String::new(),
+                error: None,
+            },
+            JobReport {
+                job_id: "job-2".into(),
+                host_id: "host-2".into(),
+                lease_epoch: None,
+                success: false,
+                duration_ms: 0,
+                exit_code: None,
+                stdout: String::new(),
+                stderr: "boom".into(),
+                error: Some("killed".into()),
+            },
+        ];
+        for report in reports {
+            let old = rmp_serde::to_vec_named(&old_shape(&report)).unwrap();
+            let command = Command::Complete(report);
+            assert_eq!(rmp_serde::to_vec_named(&command).unwrap(), old);
+            let decoded: Command = rmp_serde::from_slice(&old).unwrap();
+            assert_eq!(decoded, command);
+        }
+    }
 }

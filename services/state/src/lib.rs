@@ -8,9 +8,12 @@
 //!
 //! Layout:
 //! - [`clock`]: the log's clock, advanced by the stamps on proposals
-//! - [`command`]: commands, decisions, rejections
+//! - [`command`]: commands (a completion's [`JobReport`]), decisions (the
+//!   events, their blobs and what is [`Affected`]), rejections
 //! - [`view`]: the host and job records the state keeps
-//! - [`state`]: `State` with `decide`, `apply`, queries and the digest
+//! - [`state`]: `State`, its indexes and queries; in its submodules
+//!   [`state::decide`], [`state::apply`] (with the invariants) and
+//!   [`state::digest`]
 
 pub mod clock;
 pub mod command;
@@ -18,7 +21,7 @@ pub mod state;
 pub mod view;
 
 pub use clock::LogClock;
-pub use command::{Command, Decision, Outcome, Rejection};
+pub use command::{Affected, Blob, Command, Decision, JobReport, Rejection};
 pub use skyclaw_log_format::event::{BlobRef, Event, Hash32, JobSpec, Payload};
 pub use state::{State, Violation};
 pub use view::{HostView, JobOutcome, JobStatus, JobView, Lease};

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use skyclaw_state::{
-    Command, Decision, Event, Hash32, HostView, JobSpec, JobStatus, JobView, Outcome, Payload,
-    Rejection, State,
+    Affected, Command, Decision, Event, Hash32, HostView, JobReport, JobSpec, JobStatus, JobView,
+    Payload, Rejection, State,
 };
 
 const LEASE_MS: u64 = 1_000;
@@ -310,7 +310,7 @@ impl Run {
                         host_id((index + 1) % HOSTS)
                     }
                 };
-                Command::Complete {
+                Command::Complete(JobReport {
                     lease_epoch: self.epoch(&job_id, *epoch),
                     job_id,
                     host_id,
@@ -320,7 +320,7 @@ impl Run {
                     stdout: "out".into(),
                     stderr: String::new(),
                     error: None,
-                }
+                })
             }
             Op::Cancel { job } => Command::Cancel {
                 job_id: self.job_id(*job),
@@ -455,7 +455,7 @@ impl Run {
                 Ok(decision) => {
                     assert!(*max_parallel > 0);
                     assert!(decision.events.len() <= 1);
-                    assert_eq!(decision.outcome, Outcome::Host(host_id.clone()));
+                    assert_eq!(decision.affected, Affected::Host(host_id.clone()));
                 }
                 Err(other) => panic!("register refused: {other:?}"),
             },
@@ -479,7 +479,7 @@ impl Run {
                     .map(|job| job.id.clone())
                     .collect();
                 let decision = result.as_ref().expect("a registered host may claim");
-                assert_eq!(decision.outcome, Outcome::Jobs(expected.clone()));
+                assert_eq!(decision.affected, Affected::Jobs(expected.clone()));
                 for (event, id) in decision.events.iter().zip(&expected) {
                     let epoch = state.job(id).unwrap().attempts + 1;
                     assert_eq!(
@@ -532,8 +532,8 @@ impl Run {
                     .map(|job| job.id.clone())
                     .collect();
                 assert_eq!(decision.events, expected_events);
-                let Outcome::Renewed { cancel, lost, .. } = &decision.outcome else {
-                    panic!("renew answered {:?}", decision.outcome);
+                let Affected::Renewed { cancel, lost, .. } = &decision.affected else {
+                    panic!("renew answered {:?}", decision.affected);
                 };
                 assert_eq!(lost, &expected_lost);
                 assert_eq!(
@@ -541,12 +541,12 @@ impl Run {
                     expected_cancel
                 );
             }
-            Command::Complete {
+            Command::Complete(JobReport {
                 job_id,
                 host_id,
                 lease_epoch,
                 ..
-            } => {
+            }) => {
                 let Some(job) = state.job(job_id) else {
                     assert!(matches!(result, Err(Rejection::NotFound(_))), "{result:?}");
                     return;
@@ -567,7 +567,7 @@ impl Run {
                     {
                         let decision = result.as_ref().expect("a repeat is answered again");
                         assert!(decision.events.is_empty());
-                        assert_eq!(decision.outcome, Outcome::Job(job_id.clone()));
+                        assert_eq!(decision.affected, Affected::Job(job_id.clone()));
                     }
                     _ => assert!(
                         matches!(result, Err(Rejection::StaleLease(_))),
@@ -663,7 +663,7 @@ impl Run {
             new_ids.push(spec.job_id.clone());
         }
         let decision = result.as_ref().expect("a valid enqueue is accepted");
-        assert_eq!(decision.outcome, Outcome::Jobs(ids));
+        assert_eq!(decision.affected, Affected::Jobs(ids));
         let enqueued: Vec<String> = decision
             .events
             .iter()

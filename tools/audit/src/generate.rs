@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use skyclaw_log_format::{ChainHead, Event, Hash32, JobSpec, Origin, Payload, Record};
-use skyclaw_state::{Command, Rejection, State};
+use skyclaw_state::{Command, JobReport, Rejection, State};
 
 /// Builds a valid log command by command.
 pub struct LogBuilder {
@@ -218,7 +218,7 @@ pub fn generate<E>(
                     continue;
                 }
                 let success = dice.chance(85);
-                commands.push(Command::Complete {
+                commands.push(Command::Complete(JobReport {
                     job_id: job_id.clone(),
                     host_id: host_id.clone(),
                     lease_epoch: Some(epoch),
@@ -232,7 +232,7 @@ pub fn generate<E>(
                         "boom\n".into()
                     },
                     error: None,
-                });
+                }));
             }
             if !still_running.is_empty() {
                 running.insert(host_id.clone(), still_running);

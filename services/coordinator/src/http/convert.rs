@@ -1,8 +1,9 @@
-//! The coordinator's records as the wire shows them (`skyclaw-api`'s
-//! camelCase JSON types): the one place views become replies.
+//! Between the wire (`skyclaw-api`'s camelCase JSON types) and the
+//! coordinator's own types: the one place views become replies, and the
+//! one place a request becomes a domain value.
 
 use skyclaw_api as api;
-use skyclaw_state::HostView;
+use skyclaw_state::{HostView, JobReport};
 
 use crate::coordinator::Coordinator;
 use crate::jobs::Job;
@@ -63,4 +64,19 @@ pub fn hosts(coordinator: &Coordinator, hosts: Vec<HostView>) -> Vec<api::Host> 
         .into_iter()
         .map(|view| host(coordinator, view))
         .collect()
+}
+
+/// A host's completion request for job `job_id`.
+pub fn report(job_id: String, request: api::CompleteRequest) -> JobReport {
+    JobReport {
+        job_id,
+        host_id: request.host_id,
+        lease_epoch: request.lease_epoch,
+        success: request.success,
+        duration_ms: request.duration_ms,
+        exit_code: request.exit_code,
+        stdout: request.stdout,
+        stderr: request.stderr,
+        error: request.error,
+    }
 }

@@ -143,7 +143,9 @@ async fn claim(
 async fn complete(job: PathId, coordinator: Arc<Coordinator>, body: Bytes) -> Handled {
     let request: api::CompleteRequest = parse(&body)?;
     request.check()?;
-    let job = coordinator.complete(job.0, request).await?;
+    let job = coordinator
+        .complete(convert::report(job.0, request))
+        .await?;
     reply(&api::JobResponse {
         job: convert::job(job),
     })

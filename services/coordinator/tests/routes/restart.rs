@@ -5,7 +5,7 @@
 use skyclaw_coordinator::raft::Answer;
 use skyclaw_coordinator::Coordinator;
 use skyclaw_log_format::ChainHead;
-use skyclaw_state::{Command, HostView, JobSpec, JobView, Payload};
+use skyclaw_state::{Command, HostView, JobReport, JobSpec, JobView, Payload};
 
 use crate::util::{bounded, config, start_node, stop_node, wait_until, LEASE_MS};
 
@@ -91,7 +91,7 @@ async fn a_restart_keeps_views_head_and_digest_and_applies_nothing_twice() {
     .await;
     write(
         &node,
-        Command::Complete {
+        Command::Complete(JobReport {
             job_id: "a".into(),
             host_id: "h".into(),
             lease_epoch: Some(1),
@@ -101,7 +101,7 @@ async fn a_restart_keeps_views_head_and_digest_and_applies_nothing_twice() {
             stdout: "out".into(),
             stderr: String::new(),
             error: None,
-        },
+        }),
     )
     .await;
     write(&node, Command::Cancel { job_id: "c".into() }).await;

@@ -1,0 +1,372 @@
+//! `State::apply`: folds one event into the views and indexes, after
+//! checking it keeps every invariant a log must keep ([`Violation`]).
+
+use skyclaw_log_format::event::Event;
+
+use super::{queue_key, State};
+use crate::clock::LogClock;
+use crate::view::{HostView, JobOutcome, JobStatus, JobView, Lease};
+
+/// An event that does not fit the state it is applied to. Events made by
+/// `decide` never produce one; an auditor replaying a foreign log may.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Violation(pub String);
+
+impl State {
+    /// Folds one event into the views at time `at`. The event is checked
+    /// against the state first, so a `Violation` leaves the state unchanged.
+    pub fn apply(&mut self, event: &Event, at: u64) -> Result<(), Violation> {
+        self.check(event, at)?;
+        // A coordinator ticks before it applies, so this moves nothing; a
+        // replay of events alone has no stamps, only the times they carry.
+        if at > self.clock.at {
+            self.clock = LogClock::resumed(at);
+        }
+        match event {
+            Event::ClusterCreated { cluster_id } => self.cluster_id = Some(cluster_id.clone()),
+            Event::HostRegistered {
+                host_id,
+                name,
+                capabilities,
+                max_parallel,
+                sandbox,
+            } => {
+                let host = self
+                    .hosts
+                    .entry(host_id.clone())
+                    .or_insert_with(|| HostView {
+                        id: host_id.clone(),
+                        name: String::new(),
+                        capabilities: vec![],
+                        max_parallel: 1,
+                        active_leases: 0,
+                        registered_at: at,
+                        updated_at: at,
+                        sandbox: None,
+                    });
+                host.name = name.clone();
+                host.sandbox = sandbox.clone();
+                host.capabilities = capabilities.clone();
+                host.max_parallel = *max_parallel;
+                host.updated_at = at;
+            }
+            Event::JobEnqueued(spec) => {
+                let job = JobView {
+                    id: spec.job_id.clone(),
+                    created_at: at,
+                    updated_at: at,
+                    status: JobStatus::Queued,
+                    attempts: 0,
+                    max_attempts: spec.max_attempts,
+                    priority: spec.priority,
+                    order: self.next_order,
+                    required_capabilities: spec.required_capabilities.clone(),
+                    payload: spec.payload.clone(),
+                    lease: None,
+                    assigned_host_id: None,
+                    cancel_requested: false,
+                    outcome: None,
+                    error: None,
+                    idempotency_key: spec.idempotency_key.clone(),
+                    request_hash: spec.request_hash,
+                };
+                self.next_order += 1;
+                self.index_job(&job);
+                self.jobs.insert(job.id.clone(), Box::new(job));
+            }
+            Event::JobLeased {
+                job_id,
+                host_id,
+                lease_epoch,
+                lease_expires_at,
+                claim_key,
+            } => {
+                self.hold(host_id, job_id);
+                let job = self.jobs.get_mut(job_id).expect("checked");
+                self.queue.remove(&queue_key(job));
+                self.leases.insert((*lease_expires_at, job_id.clone()));
+                job.status = JobStatus::Leased;
+                job.attempts = *lease_epoch;
+                job.assigned_host_id = Some(host_id.clone());
+                job.lease = Some(Lease {
+                    host_id: host_id.clone(),
+                    epoch: *lease_epoch,
+                    expires_at: *lease_expires_at,
+                    claim_key: claim_key.clone(),
+                });
+                job.updated_at = at;
+                self.hosts.get_mut(host_id).expect("checked").active_leases += 1;
+            }
+            Event::LeaseRenewed {
+                job_id,
+                lease_expires_at,
+                ..
+            } => {
+                let job = self.jobs.get_mut(job_id).expect("checked");
+                let lease = job.lease.as_mut().expect("checked");
+                self.leases.remove(&(lease.expires_at, job_id.clone()));
+                self.leases.insert((*lease_expires_at, job_id.clone()));
+                lease.expires_at = *lease_expires_at;
+                job.updated_at = at;
+            }
+            Event::LeaseExpired { job_id, .. } => {
+                self.release_lease(job_id);
+                let job = self.jobs.get_mut(job_id).expect("checked");
+                job.updated_at = at;
+                if job.cancel_requested {
+                    job.status = JobStatus::Cancelled;
+                    job.error = Some("cancelled; the host stopped answering".into());
+                } else if job.attempts >= job.max_attempts {
+                    job.status = JobStatus::Failed;
+                    job.error = Some(format!(
+                        "lease expired on attempt {} of {} (maxAttempts reached)",
+                        job.attempts, job.max_attempts
+                    ));
+                } else {
+                    job.status = JobStatus::Queued;
+                    let key = queue_key(job);
+                    self.queue.insert(key);
+                }
+            }
+            Event::JobCompleted(done) => {
+                self.release_lease(&done.job_id);
+                let job = self.jobs.get_mut(&done.job_id).expect("checked");
+                job.updated_at = at;
+                job.outcome = Some(JobOutcome {
+                    finished_at: at,
+                    duration_ms: done.duration_ms,
+                    exit_code: done.exit_code,
+                    stdout: done.stdout,
+                    stderr: done.stderr,
+                });
+                job.error = done.error.clone();
+                job.status = if job.cancel_requested {
+                    JobStatus::Cancelled
+                } else if done.success {
+                    JobStatus::Completed
+                } else {
+                    if job.error.is_none() {
+                        job.error = Some(match done.exit_code {
+                            Some(code) => format!("exited with code {code}"),
+                            None => "failed".into(),
+                        });
+                    }
+                    JobStatus::Failed
+                };
+            }
+            Event::CancelRequested { job_id } => {
+                let job = self.jobs.get_mut(job_id).expect("checked");
+                job.cancel_requested = true;
+                job.updated_at = at;
+            }
+            Event::JobCancelled { job_id } => {
+                let job = self.jobs.get_mut(job_id).expect("checked");
+                self.queue.remove(&queue_key(job));
+                job.status = JobStatus::Cancelled;
+                job.cancel_requested = true;
+                job.updated_at = at;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the live lease of `job_id` from the job, the index and its host.
+    fn release_lease(&mut self, job_id: &str) {
+        let job = self.jobs.get_mut(job_id).expect("checked");
+        let lease = job.lease.take().expect("checked");
+        self.leases.remove(&(lease.expires_at, job_id.to_string()));
+        if let Some(held) = self.held.get_mut(&lease.host_id) {
+            held.remove(job_id);
+            if held.is_empty() {
+                self.held.remove(&lease.host_id);
+            }
+        }
+        if let Some(host) = self.hosts.get_mut(&lease.host_id) {
+            host.active_leases -= 1;
+        }
+    }
+
+    /// Whether `event` may follow the current state: the invariants every
+    /// log must keep, checked before anything changes.
+    fn check(&self, event: &Event, at: u64) -> Result<(), Violation> {
+        let fail = |message: String| Err(Violation(message));
+        if self.cluster_id.is_none() && !matches!(event, Event::ClusterCreated { .. }) {
+            return fail("an event precedes the cluster's creation".into());
+        }
+        let job = |id: &str| {
+            self.job(id)
+                .ok_or_else(|| Violation(format!("job {id} is unknown")))
+        };
+        let live_lease = |id: &str, epoch: u32| -> Result<&Lease, Violation> {
+            let job = job(id)?;
+            match &job.lease {
+                Some(lease) if lease.epoch == epoch => Ok(lease),
+                Some(lease) => Err(Violation(format!(
+                    "job {id}: epoch {epoch} is not the live lease (epoch {})",
+                    lease.epoch
+                ))),
+                None => Err(Violation(format!("job {id} has no live lease"))),
+            }
+        };
+        match event {
+            Event::ClusterCreated { .. } if self.cluster_id.is_some() => {
+                fail("the cluster is created twice".into())
+            }
+            Event::ClusterCreated { .. } | Event::HostRegistered { .. } => Ok(()),
+            Event::JobEnqueued(spec) => {
+                if self.jobs.contains_key(&spec.job_id) {
+                    return fail(format!("job {} is enqueued twice", spec.job_id));
+                }
+                if spec.max_attempts == 0 {
+                    return fail(format!("job {} allows no attempt", spec.job_id));
+                }
+                match &spec.idempotency_key {
+                    Some(key) if self.idempotency.contains_key(key) => {
+                        fail(format!("idempotency key {key:?} is used twice"))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Event::JobLeased {
+                job_id,
+                host_id,
+                lease_epoch,
+                ..
+            } => {
+                let job = job(job_id)?;
+                if job.status != JobStatus::Queued {
+                    return fail(format!(
+                        "job {job_id} is leased while {}",
+                        job.status.as_str()
+                    ));
+                }
+                if *lease_epoch != job.attempts + 1 {
+                    return fail(format!(
+                        "job {job_id} leased with epoch {lease_epoch} after {} attempts",
+                        job.attempts
+                    ));
+                }
+                if *lease_epoch > job.max_attempts {
+                    return fail(format!(
+                        "job {job_id} leased for attempt {lease_epoch} of {}",
+                        job.max_attempts
+                    ));
+                }
+                let host = self
+                    .hosts
+                    .get(host_id)
+                    .ok_or_else(|| Violation(format!("host {host_id} is unknown")))?;
+                if host.active_leases >= host.max_parallel {
+                    return fail(format!(
+                        "host {host_id} would hold more than {} leases",
+                        host.max_parallel
+                    ));
+                }
+                if !host.can_run(job) {
+                    return fail(format!(
+                        "host {host_id} lacks a capability job {job_id} requires"
+                    ));
+                }
+                Ok(())
+            }
+            Event::LeaseRenewed {
+                job_id,
+                lease_epoch,
+                ..
+            } => live_lease(job_id, *lease_epoch).map(drop),
+            Event::LeaseExpired {
+                job_id,
+                lease_epoch,
+            } => {
+                let lease = live_lease(job_id, *lease_epoch)?;
+                if at < lease.expires_at {
+                    return fail(format!(
+                        "job {job_id}: lease epoch {lease_epoch} expired before its time"
+                    ));
+                }
+                Ok(())
+            }
+            Event::JobCompleted(done) => {
+                let lease = live_lease(&done.job_id, done.lease_epoch)?;
+                if lease.host_id != done.host_id {
+                    return fail(format!(
+                        "job {} completed by {}, but leased to {}",
+                        done.job_id, done.host_id, lease.host_id
+                    ));
+                }
+                Ok(())
+            }
+            Event::CancelRequested { job_id } => match job(job_id)?.status {
+                JobStatus::Leased => Ok(()),
+                status => fail(format!(
+                    "cancel requested for job {job_id} while {}",
+                    status.as_str()
+                )),
+            },
+            Event::JobCancelled { job_id } => match job(job_id)?.status {
+                JobStatus::Queued => Ok(()),
+                status => fail(format!(
+                    "job {job_id} cancelled from the queue while {}",
+                    status.as_str()
+                )),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::fixture::*;
+
+    #[test]
+    fn events_that_do_not_fit_the_state_are_refused_and_change_nothing() {
+        let mut state = leased();
+        let digest = state.digest();
+        let bad = [
+            Event::ClusterCreated {
+                cluster_id: "again".into(),
+            },
+            Event::JobEnqueued(Box::new(spec("j"))),
+            Event::JobLeased {
+                job_id: "j".into(),
+                host_id: "h".into(),
+                lease_epoch: 2,
+                lease_expires_at: 1,
+                claim_key: None,
+            },
+            Event::LeaseRenewed {
+                job_id: "j".into(),
+                lease_epoch: 2,
+                lease_expires_at: 1,
+            },
+            Event::LeaseExpired {
+                job_id: "j".into(),
+                lease_epoch: 1,
+            },
+            Event::JobCancelled { job_id: "j".into() },
+            Event::CancelRequested {
+                job_id: "nope".into(),
+            },
+        ];
+        for event in &bad {
+            assert!(state.apply(event, 101).is_err(), "{event:?} applied");
+            assert_eq!(state.digest(), digest, "{event:?} changed the state");
+        }
+    }
+
+    #[test]
+    fn nothing_applies_before_the_cluster_is_created() {
+        let mut state = State::new();
+        let event = Event::HostRegistered {
+            host_id: "h".into(),
+            name: "h".into(),
+            capabilities: vec![],
+            max_parallel: 1,
+            sandbox: None,
+        };
+        assert!(state.apply(&event, 1).is_err());
+        assert_eq!(state.hosts().count(), 0);
+    }
+}
