@@ -3,8 +3,9 @@
 //! starts each call at the last one that answered, and moves on to the next
 //! when a coordinator cannot be reached or answers 503 (no leader). A 4xx is
 //! the server saying no: it comes back as [`Error::Api`] at once, without
-//! trying elsewhere. Every call has a timeout, and an enqueue always carries
-//! an idempotency key so that a retry never makes a second job.
+//! trying elsewhere. Every call has a timeout, and an enqueue carries an
+//! idempotency key (unless [`ClientConfig::idempotency_keys`] is off) so
+//! that a retry never makes a second job.
 //!
 //! Layout:
 //! - [`args`]: the `--url`/`--token` flags every client command shares
@@ -107,6 +108,12 @@ pub struct ClientConfig {
     /// [`Error::Unavailable`]; between passes it backs off.
     /// Default: 3.
     pub passes: u32,
+    /// Make up an idempotency key for every enqueue and claim that has
+    /// none, so that a retry cannot make a second job or lease. Off only
+    /// for load that never retries (`passes: 1`, one URL) and measures
+    /// requests as they come without keys (the benchmark).
+    /// Default: true.
+    pub idempotency_keys: bool,
 }
 
 impl Default for ClientConfig {
@@ -117,6 +124,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             passes: 3,
+            idempotency_keys: true,
         }
     }
 }
@@ -172,6 +180,7 @@ struct Inner {
     headers: HeaderMap,
     request_timeout: Duration,
     passes: u32,
+    idempotency_keys: bool,
     /// Index into `urls` of the last coordinator that answered.
     preferred: AtomicUsize,
 }
@@ -222,6 +231,7 @@ impl Client {
                 headers,
                 request_timeout: config.request_timeout,
                 passes: config.passes.max(1),
+                idempotency_keys: config.idempotency_keys,
                 preferred: AtomicUsize::new(0),
             }),
         })
@@ -320,9 +330,9 @@ impl Client {
         let timeout = self.inner.request_timeout + wait.unwrap_or_default() + LONG_POLL_MARGIN;
         // One key for every retry of this call: a retry whose first answer
         // was lost gets the same lease back rather than a second one.
-        let key = new_idempotency_key();
+        let key = self.made_up_key();
         let response: ClaimResponse = self
-            .post(&path, &request, Some(&key), Some(timeout))
+            .post(&path, &request, key.as_deref(), Some(timeout))
             .await?;
         Ok(response.job)
     }
@@ -341,9 +351,9 @@ impl Client {
         };
         let path = ["v1", "hosts", host_id, "claim"];
         let timeout = self.inner.request_timeout + wait.unwrap_or_default() + LONG_POLL_MARGIN;
-        let key = new_idempotency_key();
+        let key = self.made_up_key();
         let response: JobsResponse = self
-            .post(&path, &request, Some(&key), Some(timeout))
+            .post(&path, &request, key.as_deref(), Some(timeout))
             .await?;
         Ok(response.jobs)
     }
@@ -356,9 +366,9 @@ impl Client {
         request: &EnqueueRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Job> {
-        let generated = new_idempotency_key();
-        let key = idempotency_key.unwrap_or(&generated);
-        let response: JobResponse = self.post(&["v1", "jobs"], request, Some(key), None).await?;
+        let generated = self.made_up_key();
+        let key = idempotency_key.or(generated.as_deref());
+        let response: JobResponse = self.post(&["v1", "jobs"], request, key, None).await?;
         Ok(response.job)
     }
 
@@ -369,10 +379,10 @@ impl Client {
         request: &BatchEnqueueRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Vec<Job>> {
-        let generated = new_idempotency_key();
-        let key = idempotency_key.unwrap_or(&generated);
+        let generated = self.made_up_key();
+        let key = idempotency_key.or(generated.as_deref());
         let path = ["v1", "jobs", "batch"];
-        let response: JobsResponse = self.post(&path, request, Some(key), None).await?;
+        let response: JobsResponse = self.post(&path, request, key, None).await?;
         Ok(response.jobs)
     }
 
@@ -429,6 +439,11 @@ impl Client {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(1)).max(interval);
         }
+    }
+
+    /// A fresh key for a call the caller gave none, unless keys are off.
+    fn made_up_key(&self) -> Option<String> {
+        self.inner.idempotency_keys.then(new_idempotency_key)
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &[&str]) -> Result<T> {
@@ -737,6 +752,20 @@ mod tests {
         let request = &good.requests()[0];
         assert_eq!(request.header(TOKEN_HEADER).as_deref(), Some("s3cret"));
         assert_eq!(request.header(IDEMPOTENCY_HEADER).as_deref(), Some("mine"));
+    }
+
+    #[tokio::test]
+    async fn without_made_up_keys_an_enqueue_carries_none() {
+        let good = FakeCoordinator::start(|_| (200, format!(r#"{{"job":{JOB_JSON}}}"#))).await;
+        let mut config = ClientConfig::new(vec![good.url()], None);
+        config.passes = 1;
+        config.idempotency_keys = false;
+        let client = Client::new(config).unwrap();
+        client
+            .enqueue(&EnqueueRequest::shell("true", Vec::new()), None)
+            .await
+            .unwrap();
+        assert_eq!(good.requests()[0].header(IDEMPOTENCY_HEADER), None);
     }
 
     #[tokio::test]
