@@ -76,7 +76,7 @@ async fn nothing_changed(cluster: &Cluster, before: &[(String, u64, bool)], term
     }
     let all: Vec<usize> = (0..cluster.nodes.len()).collect();
     for i in 0..cluster.nodes.len() {
-        harness::enqueue_until_acknowledged(&cluster, &[i], &format!("{key}-{i}"), WAIT).await;
+        harness::enqueue_until_acknowledged(cluster, &[i], &format!("{key}-{i}"), WAIT).await;
     }
     cluster.wait_leader_among(&all, WAIT).await;
     for i in all {
