@@ -5,12 +5,12 @@
 //! - `every_acknowledged_enqueue_survives_ten_kill_9s`
 
 mod harness;
-mod util;
 
 use std::time::{Duration, Instant};
 
+use harness::checker;
 use harness::load::{Ledger, Load};
-use harness::{checker, Cluster, Options};
+use skyclaw_testkit::{Cluster, Options};
 
 const CYCLES: u64 = 10;
 const ENQUEUERS: usize = 8;
@@ -21,7 +21,7 @@ fn every_acknowledged_enqueue_survives_ten_kill_9s() {
         let started = Instant::now();
         let mut cluster = Cluster::start(Options {
             nodes: 1,
-            ..Options::default()
+            ..harness::options()
         })
         .await;
         let mut ledger = Ledger::default();

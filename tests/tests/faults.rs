@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use harness::checker::{self, reported_anchor, Summary};
 use harness::load::{job_body, Ledger, Load};
-use harness::{wait_until, Api, Cluster, Options};
 use skyclaw_api::{ClusterHello, JobResponse};
+use skyclaw_testkit::{wait_until, Api, Cluster, Options};
 use tokio::task::JoinSet;
 
 const ENQUEUERS: usize = 4;
@@ -67,7 +67,7 @@ fn killing_the_leader_moves_writes_to_a_new_leader() {
     const KILLS: usize = 10;
     harness::run(TEST_LIMIT, async {
         let started = Instant::now();
-        let mut cluster = Cluster::start(Options::default()).await;
+        let mut cluster = Cluster::start(harness::options()).await;
         let load = Load::start(cluster.urls(), "kill", ENQUEUERS, HOSTS);
         let mut probes = Ledger::default();
         let mut failovers = Vec::new();
@@ -78,9 +78,8 @@ fn killing_the_leader_moves_writes_to_a_new_leader() {
             let killed_at = Instant::now();
             let survivors = others(&cluster, leader);
             let key = format!("kill-probe-{round}");
-            let (job, accepted_at) = cluster
-                .enqueue_until_acknowledged(&survivors, &key, WAIT)
-                .await;
+            let (job, accepted_at) =
+                harness::enqueue_until_acknowledged(&cluster, &survivors, &key, WAIT).await;
             probes.enqueued.insert(key, job);
             let failover = accepted_at - killed_at;
             let new_leader = cluster.wait_leader_among(&survivors, WAIT).await;
@@ -111,7 +110,7 @@ fn killing_the_leader_moves_writes_to_a_new_leader() {
 fn a_paused_leader_steps_down_and_loses_nothing_it_acknowledged() {
     harness::run(TEST_LIMIT, async {
         let started = Instant::now();
-        let mut cluster = Cluster::start(Options::default()).await;
+        let mut cluster = Cluster::start(harness::options()).await;
         let load = Load::start(cluster.urls(), "pause", ENQUEUERS, HOSTS);
         load.wait_acknowledged(30, WAIT).await;
         let leader = cluster.wait_ready().await;
@@ -136,9 +135,8 @@ fn a_paused_leader_steps_down_and_loses_nothing_it_acknowledged() {
 
         let survivors = others(&cluster, leader);
         let mut probes = Ledger::default();
-        let (job, accepted_at) = cluster
-            .enqueue_until_acknowledged(&survivors, "pause-probe", WAIT)
-            .await;
+        let (job, accepted_at) =
+            harness::enqueue_until_acknowledged(&cluster, &survivors, "pause-probe", WAIT).await;
         probes.enqueued.insert("pause-probe".into(), job);
         let new_leader = cluster.wait_leader_among(&survivors, WAIT).await;
         println!(
@@ -196,7 +194,7 @@ fn a_paused_leader_steps_down_and_loses_nothing_it_acknowledged() {
 fn an_isolated_leader_acknowledges_nothing_and_catches_up_once_healed() {
     harness::run(TEST_LIMIT, async {
         let started = Instant::now();
-        let mut cluster = Cluster::start(Options::default()).await;
+        let mut cluster = Cluster::start(harness::options()).await;
         let load = Load::start(cluster.urls(), "isolate", ENQUEUERS, HOSTS);
         load.wait_acknowledged(30, WAIT).await;
         let isolated = cluster.wait_ready().await;
@@ -205,9 +203,8 @@ fn an_isolated_leader_acknowledges_nothing_and_catches_up_once_healed() {
 
         let majority = others(&cluster, isolated);
         let mut probes = Ledger::default();
-        let (job, accepted_at) = cluster
-            .enqueue_until_acknowledged(&majority, "majority-probe", WAIT)
-            .await;
+        let (job, accepted_at) =
+            harness::enqueue_until_acknowledged(&cluster, &majority, "majority-probe", WAIT).await;
         probes.enqueued.insert("majority-probe".into(), job.clone());
         let new_leader = cluster.wait_leader_among(&majority, WAIT).await;
         println!(
@@ -249,9 +246,8 @@ fn an_isolated_leader_acknowledges_nothing_and_catches_up_once_healed() {
         // node's 10 s write timeout.)
         for k in 0..50 {
             let key = format!("majority-{k}");
-            let (job, _) = cluster
-                .enqueue_until_acknowledged(&majority, &key, WAIT)
-                .await;
+            let (job, _) =
+                harness::enqueue_until_acknowledged(&cluster, &majority, &key, WAIT).await;
             probes.enqueued.insert(key, job);
         }
         cluster.heal();
@@ -273,8 +269,8 @@ fn a_follower_behind_the_purged_log_catches_up_through_a_snapshot() {
     harness::run(TEST_LIMIT, async {
         let started = Instant::now();
         let mut cluster = Cluster::start(Options {
-            snapshot_every: SNAPSHOT_EVERY,
-            ..Options::default()
+            snapshot_every: Some(SNAPSHOT_EVERY),
+            ..harness::options()
         })
         .await;
         let load = Load::start(cluster.urls(), "snapshot", ENQUEUERS, HOSTS);
@@ -291,9 +287,8 @@ fn a_follower_behind_the_purged_log_catches_up_through_a_snapshot() {
         let mut probes = Ledger::default();
         for k in 0..4 * SNAPSHOT_EVERY {
             let key = format!("past-the-purge-{k}");
-            let (job, _) = cluster
-                .enqueue_until_acknowledged(&survivors, &key, WAIT)
-                .await;
+            let (job, _) =
+                harness::enqueue_until_acknowledged(&cluster, &survivors, &key, WAIT).await;
             probes.enqueued.insert(key, job);
         }
         cluster.restart(follower).await;
@@ -350,8 +345,8 @@ fn a_wiped_follower_rejoins_as_a_new_incarnation() {
         // join, the log it would need is purged, so the new incarnation
         // catches up as a learner through a snapshot.
         let mut cluster = Cluster::start(Options {
-            snapshot_every: 50,
-            ..Options::default()
+            snapshot_every: Some(50),
+            ..harness::options()
         })
         .await;
         let load = Load::start(cluster.urls(), "wipe", ENQUEUERS, HOSTS);
@@ -407,7 +402,7 @@ fn a_wiped_follower_rejoins_as_a_new_incarnation() {
 fn a_rolling_restart_under_load_loses_nothing() {
     harness::run(TEST_LIMIT, async {
         let started = Instant::now();
-        let mut cluster = Cluster::start(Options::default()).await;
+        let mut cluster = Cluster::start(harness::options()).await;
         let load = Load::start(cluster.urls(), "rolling", ENQUEUERS, HOSTS);
         let mut probes = Ledger::default();
         for node in 0..cluster.nodes.len() {
@@ -417,7 +412,8 @@ fn a_rolling_restart_under_load_loses_nothing() {
             let stopped_at = Instant::now();
             let rest = others(&cluster, node);
             let key = format!("rolling-probe-{node}");
-            let (job, accepted_at) = cluster.enqueue_until_acknowledged(&rest, &key, WAIT).await;
+            let (job, accepted_at) =
+                harness::enqueue_until_acknowledged(&cluster, &rest, &key, WAIT).await;
             probes.enqueued.insert(key, job);
             println!(
                 "rolling: stopped {}{}; first write accepted {:?} after",
@@ -447,7 +443,7 @@ fn a_rolling_restart_under_load_loses_nothing() {
 fn members_are_removed_and_added_with_skyclaw_cluster() {
     harness::run(TEST_LIMIT, async {
         let started = Instant::now();
-        let cluster = Cluster::start(Options::default()).await;
+        let cluster = Cluster::start(harness::options()).await;
         let load = Load::start(cluster.urls(), "members", ENQUEUERS, HOSTS);
         load.wait_acknowledged(50, WAIT).await;
         let leader = cluster.wait_ready().await;
@@ -464,7 +460,7 @@ fn members_are_removed_and_added_with_skyclaw_cluster() {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let env = [
                     ("SKYCLAW_COORDINATOR_URLS", urls.as_str()),
-                    ("SKYCLAW_TOKEN", harness::TOKEN),
+                    ("SKYCLAW_TOKEN", skyclaw_testkit::TOKEN),
                 ];
                 util::run_skyclaw(&dir, &args, &env, Duration::from_secs(60))
             })

@@ -125,13 +125,13 @@ impl Client {
         let timeout = self.request_timeout() + wait.unwrap_or_default() + LONG_POLL_MARGIN;
         // One key for every retry of this call: a retry whose first answer
         // was lost gets the same lease back rather than a second one.
-        let key = new_idempotency_key();
+        let key = self.made_up_key();
         let response: ClaimResponse = self
             .post(
                 routes::CLAIM,
                 Some(host_id),
                 &request,
-                Some(&key),
+                key.as_deref(),
                 Some(timeout),
             )
             .await?;
@@ -151,13 +151,13 @@ impl Client {
             max_jobs: Some(max_jobs),
         };
         let timeout = self.request_timeout() + wait.unwrap_or_default() + LONG_POLL_MARGIN;
-        let key = new_idempotency_key();
+        let key = self.made_up_key();
         let response: JobsResponse = self
             .post(
                 routes::CLAIM,
                 Some(host_id),
                 &request,
-                Some(&key),
+                key.as_deref(),
                 Some(timeout),
             )
             .await?;
@@ -172,11 +172,9 @@ impl Client {
         request: &EnqueueRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Job> {
-        let generated = new_idempotency_key();
-        let key = idempotency_key.unwrap_or(&generated);
-        let response: JobResponse = self
-            .post(routes::ENQUEUE, None, request, Some(key), None)
-            .await?;
+        let generated = self.made_up_key();
+        let key = idempotency_key.or(generated.as_deref());
+        let response: JobResponse = self.post(routes::ENQUEUE, None, request, key, None).await?;
         Ok(response.job)
     }
 
@@ -187,10 +185,10 @@ impl Client {
         request: &BatchEnqueueRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Vec<Job>> {
-        let generated = new_idempotency_key();
-        let key = idempotency_key.unwrap_or(&generated);
+        let generated = self.made_up_key();
+        let key = idempotency_key.or(generated.as_deref());
         let route = routes::ENQUEUE_BATCH;
-        let response: JobsResponse = self.post(route, None, request, Some(key), None).await?;
+        let response: JobsResponse = self.post(route, None, request, key, None).await?;
         Ok(response.jobs)
     }
 
@@ -281,6 +279,20 @@ mod tests {
         assert!(!first.is_empty());
         assert_eq!(first, second);
         assert_eq!(busy.requests()[0].path, "/v1/jobs");
+    }
+
+    #[tokio::test]
+    async fn without_made_up_keys_an_enqueue_carries_none() {
+        let good = FakeCoordinator::start(|_| (200, format!(r#"{{"job":{JOB_JSON}}}"#))).await;
+        let mut config = ClientConfig::new(vec![good.url()], None);
+        config.passes = 1;
+        config.idempotency_keys = false;
+        let client = Client::new(config).unwrap();
+        client
+            .enqueue(&EnqueueRequest::shell("true", Vec::new()), None)
+            .await
+            .unwrap();
+        assert_eq!(good.requests()[0].header(IDEMPOTENCY_HEADER), None);
     }
 
     #[tokio::test]

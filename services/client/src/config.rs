@@ -32,6 +32,12 @@ pub struct ClientConfig {
     /// [`Error::Unavailable`]; between passes it backs off.
     /// Default: 3.
     pub passes: u32,
+    /// Make up an idempotency key for every enqueue and claim that has
+    /// none, so that a retry cannot make a second job or lease. Off only
+    /// for load that never retries (`passes: 1`, one URL) and measures
+    /// requests as they come without keys (the benchmark).
+    /// Default: true.
+    pub idempotency_keys: bool,
 }
 
 impl Default for ClientConfig {
@@ -42,6 +48,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             passes: 3,
+            idempotency_keys: true,
         }
     }
 }

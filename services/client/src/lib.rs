@@ -3,8 +3,9 @@
 //! starts each call at the last one that answered, and moves on to the next
 //! when a coordinator cannot be reached or answers 503 (no leader). A 4xx is
 //! the server saying no: it comes back as [`Error::Api`] at once, without
-//! trying elsewhere. Every call has a timeout, and an enqueue always carries
-//! an idempotency key so that a retry never makes a second job.
+//! trying elsewhere. Every call has a timeout, and an enqueue carries an
+//! idempotency key (unless [`ClientConfig::idempotency_keys`] is off) so
+//! that a retry never makes a second job.
 //!
 //! Layout:
 //! - `error`: [`Error`], keeping refusals apart from outages

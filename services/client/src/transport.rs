@@ -35,6 +35,7 @@ struct Inner {
     headers: HeaderMap,
     request_timeout: Duration,
     passes: u32,
+    idempotency_keys: bool,
     /// Index into `urls` of the last coordinator that answered.
     preferred: AtomicUsize,
 }
@@ -120,6 +121,7 @@ impl Client {
                 headers,
                 request_timeout: config.request_timeout,
                 passes: config.passes.max(1),
+                idempotency_keys: config.idempotency_keys,
                 preferred: AtomicUsize::new(0),
             }),
         })
@@ -134,6 +136,13 @@ impl Client {
     /// The configured limit on one request to one coordinator.
     pub(crate) fn request_timeout(&self) -> Duration {
         self.inner.request_timeout
+    }
+
+    /// A fresh key for a call the caller gave none, unless keys are off.
+    pub(crate) fn made_up_key(&self) -> Option<String> {
+        self.inner
+            .idempotency_keys
+            .then(crate::calls::new_idempotency_key)
     }
 
     /// A GET of `route`, with `id` for its `{id}`.

@@ -43,11 +43,11 @@ pub struct Coordinator {
     pub clock: NodeClock,
 }
 
-const NODE_NAME: &[u8] = b"node_id";
-/// A random id made when the data directory is created. The raft id
-/// derives from name and incarnation, so a node whose disk was wiped comes
-/// back as a new raft member, never as its old self with a shorter log.
-const INCARNATION: &[u8] = b"incarnation";
+// `INCARNATION` is a random id made when the data directory is created.
+// The raft id derives from name and incarnation, so a node whose disk was
+// wiped comes back as a new raft member, never as its old self with a
+// shorter log.
+use skyclaw_layout::meta::{INCARNATION, NODE_ID};
 
 impl Coordinator {
     /// Opens the store, starts raft, and (for a one-member cluster)
@@ -56,7 +56,7 @@ impl Coordinator {
         config.validate()?;
         let db = store::open(&config.db_path)?;
         let incarnation = match (
-            store::get::<String>(&db, META, NODE_NAME)?,
+            store::get::<String>(&db, META, NODE_ID)?,
             store::get::<String>(&db, META, INCARNATION)?,
         ) {
             (Some(stored), _) if stored != config.node_id => {
@@ -70,7 +70,7 @@ impl Coordinator {
                 let incarnation = uuid::Uuid::new_v4().to_string();
                 let mut batch = rocksdb::WriteBatch::default();
                 let meta = store::cf(&db, META);
-                batch.put_cf(meta, NODE_NAME, store::encode(&config.node_id));
+                batch.put_cf(meta, NODE_ID, store::encode(&config.node_id));
                 batch.put_cf(meta, INCARNATION, store::encode(&incarnation));
                 let mut options = rocksdb::WriteOptions::default();
                 options.set_sync(true);

@@ -9,13 +9,10 @@ use std::sync::Arc;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
+use skyclaw_layout::raft_meta::{COMMITTED, LAST_PURGED, VOTE};
 
 use crate::raft::{Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::store::{self, cf, RAFT_LOG, RAFT_META};
-
-const VOTE: &[u8] = b"vote";
-const LAST_PURGED: &[u8] = b"last_purged";
-const COMMITTED: &[u8] = b"committed";
 
 #[derive(Clone)]
 pub struct LogStore {

@@ -48,16 +48,11 @@ pub const NO_HEAD: ChainHead = ChainHead {
     hash: Hash32([0; 32]),
 };
 
-const APPLIED: &[u8] = b"applied";
-const MEMBERSHIP: &[u8] = b"membership";
-const HEAD: &[u8] = b"head";
-const ANCHOR: &[u8] = b"anchor";
-const LAST_AT: &[u8] = b"last_at";
-/// The stamp the log's clock follows; absent in stores written before it
-/// was kept, which resume as `LogClock::resumed(last_at)`.
-const LAST_STAMP: &[u8] = b"last_stamp";
-const CLUSTER_ID: &[u8] = b"cluster_id";
-const SNAPSHOT: &[u8] = b"snapshot";
+// `meta` keys; a store without `LAST_STAMP` (written before it was kept)
+// resumes as `LogClock::resumed(last_at)`.
+use skyclaw_layout::meta::{
+    ANCHOR, APPLIED, CLUSTER_ID, HEAD, LAST_AT, LAST_STAMP, MEMBERSHIP, SNAPSHOT,
+};
 
 impl Materialized {
     /// Reads the views back from disk: start-up cost grows with the number

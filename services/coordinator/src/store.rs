@@ -1,14 +1,8 @@
 //! The one RocksDB instance a coordinator keeps everything in, so the raft
-//! log, the event log and the views share one write-ahead log.
-//!
-//! Column families:
-//! - `raft_log`: raft index (u64 BE) → MessagePack `Entry`
-//! - `raft_meta`: `vote`, `last_purged`, `committed`
-//! - `events`: seq (u64 BE) → encoded `Record` (the permanent hash chain)
-//! - `views`: `h/<host id>` and `j/<job id>` → MessagePack view
-//! - `blobs`: BLAKE3 hash → content (job output)
-//! - `meta`: `node_id`, `applied`, `membership`, `head`, `anchor`, `last_at`,
-//!   `last_stamp`, `snapshot`
+//! log, the event log and the views share one write-ahead log. The layout
+//! (column families, keys and their encodings) is `skyclaw-layout`'s,
+//! re-exported here; this module opens the database and reads and writes
+//! MessagePack values in it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,14 +13,10 @@ use serde::Serialize;
 
 use crate::{Error, Result};
 
-pub const RAFT_LOG: &str = "raft_log";
-pub const RAFT_META: &str = "raft_meta";
-pub const EVENTS: &str = "events";
-pub const VIEWS: &str = "views";
-pub const BLOBS: &str = "blobs";
-pub const META: &str = "meta";
-
-const FAMILIES: [&str; 6] = [RAFT_LOG, RAFT_META, EVENTS, VIEWS, BLOBS, META];
+pub use skyclaw_layout::{
+    host_key, job_key, u64_key, u64_of_key, BLOBS, EVENTS, FAMILIES, META, RAFT_LOG, RAFT_META,
+    VIEWS,
+};
 
 /// Opens (or creates) the database with every column family.
 pub fn open(path: &Path) -> Result<Arc<DB>> {
@@ -55,23 +45,6 @@ pub fn open(path: &Path) -> Result<Arc<DB>> {
 pub fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
     db.cf_handle(name)
         .unwrap_or_else(|| panic!("column family {name} is opened by store::open"))
-}
-
-/// Big-endian, so byte order is numeric order.
-pub fn u64_key(n: u64) -> [u8; 8] {
-    n.to_be_bytes()
-}
-
-pub fn u64_of_key(key: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(key.try_into().ok()?))
-}
-
-pub fn host_key(id: &str) -> Vec<u8> {
-    [b"h/", id.as_bytes()].concat()
-}
-
-pub fn job_key(id: &str) -> Vec<u8> {
-    [b"j/", id.as_bytes()].concat()
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use skyclaw_api::{LogHead, StateResponse};
 use skyclaw_log_format::{read_segment, ChainHead, Event, Record};
+use skyclaw_testkit::Cluster;
 
 use super::load::Ledger;
-use super::Cluster;
 
 /// Records one `GET /v1/events` asks for: the route's maximum.
 const PAGE: u64 = 10_000;

@@ -15,10 +15,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use skyclaw_api::{ClaimResponse, JobResponse};
+use skyclaw_testkit::{wait_for, Api, Reply};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-
-use super::{wait_for, Api, Reply};
 
 /// What the cluster acknowledged, and what it left open.
 #[derive(Clone, Debug, Default)]

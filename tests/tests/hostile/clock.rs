@@ -95,7 +95,7 @@ impl Coordinator {
                 max_parallel: Some(16),
                 ..RegisterHostRequest::default()
             };
-            harness::wait_until(
+            skyclaw_testkit::wait_until(
                 "the coordinator to register a host",
                 Duration::from_secs(30),
                 || {
@@ -154,7 +154,7 @@ impl Coordinator {
     /// was taken: not sooner, and not much later.
     async fn check_expires_on_time(&self, job: &Job, taken: Instant) {
         let id = job.id.clone();
-        let expired = harness::wait_for(
+        let expired = skyclaw_testkit::wait_for(
             &format!("the lease of {id} to expire"),
             LEASE + SLACK,
             || async {

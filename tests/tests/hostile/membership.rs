@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use skyclaw_api::ClusterStatus;
+use skyclaw_testkit::{Cluster, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{self, Cluster, Options};
+use crate::harness;
 
 const TEST_LIMIT: Duration = Duration::from_secs(90);
 const WAIT: Duration = Duration::from_secs(20);
@@ -75,9 +76,7 @@ async fn nothing_changed(cluster: &Cluster, before: &[(String, u64, bool)], term
     }
     let all: Vec<usize> = (0..cluster.nodes.len()).collect();
     for i in 0..cluster.nodes.len() {
-        cluster
-            .enqueue_until_acknowledged(&[i], &format!("{key}-{i}"), WAIT)
-            .await;
+        harness::enqueue_until_acknowledged(cluster, &[i], &format!("{key}-{i}"), WAIT).await;
     }
     cluster.wait_leader_among(&all, WAIT).await;
     for i in all {
@@ -98,7 +97,7 @@ async fn join(cluster: &Cluster, through: usize, body: Value) -> (u16, String) {
 #[test]
 fn a_join_whose_url_does_not_answer_as_the_joiner_changes_nothing() {
     harness::run(TEST_LIMIT, async {
-        let cluster = Cluster::start(Options::default()).await;
+        let cluster = Cluster::start(harness::options()).await;
         let leader = cluster.wait_ready().await;
         let follower = (leader + 1) % cluster.nodes.len();
         let before = members(&cluster, leader).await;
@@ -143,7 +142,7 @@ fn a_join_whose_url_does_not_answer_as_the_joiner_changes_nothing() {
 #[test]
 fn a_join_under_a_live_members_name_is_refused() {
     harness::run(TEST_LIMIT, async {
-        let cluster = Cluster::start(Options::default()).await;
+        let cluster = Cluster::start(harness::options()).await;
         let leader = cluster.wait_ready().await;
         let before = members(&cluster, leader).await;
         let term = cluster.status(leader).await.unwrap().term;
@@ -182,7 +181,7 @@ fn removing_the_last_voter_is_refused_for_good() {
     harness::run(TEST_LIMIT, async {
         let cluster = Cluster::start(Options {
             nodes: 1,
-            ..Options::default()
+            ..harness::options()
         })
         .await;
         let before = members(&cluster, 0).await;

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use skyclaw_api::JobsResponse;
+use skyclaw_testkit::{Api, Cluster};
 
-use crate::harness::{self, Api, Cluster, Options};
+use crate::harness;
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);
 const WAIT: Duration = Duration::from_secs(30);
@@ -45,7 +46,7 @@ async fn replicated_without_election(cluster: &Cluster, leader: usize, term: u64
 #[test]
 fn a_batch_of_75k_small_jobs_gets_a_clean_answer_and_no_election() {
     harness::run(TEST_LIMIT, async {
-        let cluster = Cluster::start(Options::default()).await;
+        let cluster = Cluster::start(harness::options()).await;
         let leader = cluster.wait_ready().await;
         let term = cluster.status(leader).await.unwrap().term;
         let body = batch("small", 75_000, 12);
@@ -85,7 +86,7 @@ fn a_batch_of_75k_small_jobs_gets_a_clean_answer_and_no_election() {
 #[test]
 fn large_batches_at_once_are_split_into_entries_followers_take() {
     harness::run(TEST_LIMIT, async {
-        let cluster = Cluster::start(Options::default()).await;
+        let cluster = Cluster::start(harness::options()).await;
         let leader = cluster.wait_ready().await;
         let term = cluster.status(leader).await.unwrap().term;
         let api = Api::new(Duration::from_secs(60));

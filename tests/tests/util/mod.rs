@@ -14,29 +14,12 @@ use std::time::{Duration, Instant};
 
 use skyclaw_api::{Job, JobStatus};
 
-/// The `skyclaw` binary of this build: cargo puts test executables in
-/// `<target>/<profile>/deps/` and binaries one level up. It is built by
-/// `cargo test --workspace` (the `skyclaw` package has tests of its own)
-/// or by `cargo build -p skyclaw`.
-pub fn skyclaw_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("tests run from <target>/<profile>/deps");
-    let bin = profile_dir.join("skyclaw");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p skyclaw` first, or `cargo test --workspace`",
-        bin.display()
-    );
-    bin
-}
-
 /// A `skyclaw` command with a clean environment: nothing of the caller's
-/// `SKYCLAW_*` leaks in, and it runs in `dir`.
+/// `SKYCLAW_*` leaks in, and it runs in `dir`. The binary is this build's
+/// (`cargo test --workspace` builds it: the `skyclaw` package has tests of
+/// its own).
 pub fn skyclaw_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(skyclaw_bin());
+    let mut command = Command::new(skyclaw_testkit::binary::locate("skyclaw", None));
     command.args(args).current_dir(dir);
     for (name, _) in std::env::vars() {
         if name.starts_with("SKYCLAW_") {

@@ -16,8 +16,9 @@ use skyclaw_client::ConnectArgs;
 use skyclaw_log_format::{ChainHead, Hash32, SegmentWriter};
 
 use crate::finding::Stop;
+use crate::options::VerifyOptions;
 use crate::report::{EXIT_UNREADABLE, EXIT_VERIFIED, EXIT_VIOLATION};
-use crate::verify::{follow, verify, FollowEvent, VerifyOptions};
+use crate::verify::{follow, verify, FollowEvent};
 use crate::{generate, Error, Source};
 
 /// `skyclaw-audit`: verify a Skyclaw event log without trusting the

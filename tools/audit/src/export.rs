@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use skyclaw_log_format::{ChainHead, Hash32, Record, SegmentWriter};
 
 use crate::finding::{classify, Finding, FindingKind, Stop};
+use crate::options::VerifyOptions;
+use crate::pass::Pass;
 use crate::source::remote::{self, Remote};
-use crate::verify::{Pass, VerifyOptions};
 use crate::Error;
 
 /// What an export wrote.

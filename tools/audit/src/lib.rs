@@ -16,6 +16,8 @@
 //! - [`source`]: [`Source`] and the readers of each kind of source
 //! - [`verify`]: [`verify`], [`verify_local`] and [`follow`]: a whole run,
 //!   with digest comparison and output checks
+//! - [`options`]: [`VerifyOptions`], what a run checks and how
+//! - `pass`: one run under way, which every source feeds its records
 //! - [`report`]: [`Report`], for people and as JSON, and the exit statuses
 //! - [`finding`]: [`Finding`], what can be wrong with a log
 //! - [`export`]: [`export_segment`], a coordinator's log range to a file
@@ -30,6 +32,8 @@ pub mod error;
 pub mod export;
 pub mod finding;
 pub mod generate;
+pub mod options;
+pub(crate) mod pass;
 pub mod report;
 pub mod source;
 pub mod verify;
@@ -38,6 +42,7 @@ pub use auditor::{Auditor, OutputRef};
 pub use error::{Error, Result};
 pub use export::{export_segment, Exported};
 pub use finding::{Finding, FindingKind, Stop};
+pub use options::VerifyOptions;
 pub use report::{Comparison, Report, EXIT_UNREADABLE, EXIT_VERIFIED, EXIT_VIOLATION};
 pub use source::Source;
-pub use verify::{follow, verify, verify_local, Batch, FollowEvent, VerifyOptions};
+pub use verify::{follow, verify, verify_local, Batch, FollowEvent};

@@ -4,20 +4,23 @@
 //!
 //! Layout:
 //! - [`scenarios`]: one module per scenario
-//! - [`server`]: coordinators, clusters and host daemons started for the benchmark
-//! - [`proxy`]: a byte-counting TCP proxy, for replication's traffic
-//! - [`load`]: the HTTP API, enqueuers, simulated hosts, latency statistics
+//! - [`load`]: enqueuers and simulated hosts through `skyclaw-client`,
+//!   latency statistics
+//! - [`host`]: `skyclaw host` daemons, for the end-to-end scenario
+//!
+//! Coordinators, clusters and the byte-counting proxies in front of them
+//! are `skyclaw-testkit`'s.
 
+mod host;
 mod load;
-mod proxy;
 mod scenarios;
-mod server;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
 use serde_json::Value;
+use skyclaw_testkit::binary;
 
 #[derive(Debug, Parser)]
 #[command(name = "skyclaw-bench", version)]
@@ -68,7 +71,7 @@ enum Scenario {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let bin = server::skyclaw_bin(args.skyclaw.clone())?;
+    let bin = binary::locate("skyclaw", args.skyclaw.clone());
     let quick = args.quick;
     let mut report = serde_json::Map::new();
     let run = |scenario| args.scenario == scenario || args.scenario == Scenario::All;
@@ -105,7 +108,7 @@ async fn main() -> Result<()> {
         report.insert("e2e".into(), figures);
     }
     if run(Scenario::Audit) {
-        let audit_bin = server::sibling_bin("skyclaw-audit", args.skyclaw_audit.clone())?;
+        let audit_bin = binary::locate("skyclaw-audit", args.skyclaw_audit.clone());
         let figures = scenarios::audit::run(&bin, &audit_bin, quick).await?;
         report.insert("audit".into(), figures);
     }

@@ -3,23 +3,20 @@
 //! log (seq, big-endian, to encoded record) from genesis or from the
 //! snapshot anchor kept in `meta`; the `views` family holds the host and
 //! job views the node serves, which must be exactly what the replay
-//! yields; `blobs` holds job output by hash.
+//! yields; `blobs` holds job output by hash. Names and key encodings are
+//! `skyclaw-layout`'s, the same the coordinator writes with.
 
 use std::path::Path;
 
 use rocksdb::{IteratorMode, Options, DB};
 use serde::de::DeserializeOwned;
+use skyclaw_layout::{meta, u64_of_key, BLOBS, EVENTS, HOST_PREFIX, JOB_PREFIX, META, VIEWS};
 use skyclaw_log_format::{ChainHead, ChainVerifier, Record};
 use skyclaw_state::{HostView, JobView, LogClock, State};
 
 use crate::finding::{classify, Finding, FindingKind, Stop};
-use crate::verify::{check_output, Pass, Unit};
+use crate::pass::{check_output, Pass, Unit};
 use crate::Error;
-
-const EVENTS: &str = "events";
-const VIEWS: &str = "views";
-const BLOBS: &str = "blobs";
-const META: &str = "meta";
 
 /// Records between progress bar updates.
 const PROGRESS_EVERY: u64 = 1 << 14;
@@ -28,15 +25,15 @@ const PROGRESS_EVERY: u64 = 1 << 14;
 /// with the stored views and, when asked, checks job output.
 pub(crate) fn verify(path: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
     let store = Store::open(path)?;
-    let Some(cluster_id) = store.meta::<String>("cluster_id")? else {
+    let Some(cluster_id) = store.meta::<String>(meta::CLUSTER_ID)? else {
         return Err(store
             .unreadable("it holds no cluster yet (no `cluster_id` in `meta`)")
             .into());
     };
     let anchor = store
-        .meta::<ChainHead>("anchor")?
+        .meta::<ChainHead>(meta::ANCHOR)?
         .unwrap_or_else(|| ChainHead::genesis(&cluster_id));
-    let recorded_head = store.meta::<ChainHead>("head")?;
+    let recorded_head = store.meta::<ChainHead>(meta::HEAD)?;
     pass.show_progress(
         recorded_head.map_or(0, |head| head.seq.saturating_sub(anchor.seq)),
         Unit::Records,
@@ -50,7 +47,7 @@ pub(crate) fn verify(path: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
     {
         let (key, bytes) = item.map_err(|e| store.unreadable(format!("reading `events`: {e}")))?;
         let expected = chain.head().next_seq();
-        let Ok(key) = <[u8; 8]>::try_from(&key[..]) else {
+        let Some(key) = u64_of_key(&key) else {
             return Err(Finding::new(
                 FindingKind::Corrupt,
                 Some(expected),
@@ -58,7 +55,6 @@ pub(crate) fn verify(path: &Path, pass: &mut Pass<'_>) -> Result<(), Stop> {
             )
             .into());
         };
-        let key = u64::from_be_bytes(key);
         // The version byte is the one part of a record its hash does not
         // cover, so an unknown one is damage, as in a segment.
         let record = Record::decode(&bytes).map_err(|error| {
@@ -131,16 +127,14 @@ fn compare_views(
         let name = String::from_utf8_lossy(&key).into_owned();
         let undecodable =
             |e: rmp_serde::decode::Error| store.unreadable(format!("view {name}: {e}"));
-        match key.first() {
-            Some(b'h') => {
-                hosts.push(rmp_serde::from_slice::<HostView>(&bytes).map_err(undecodable)?)
-            }
-            Some(b'j') => jobs.push(rmp_serde::from_slice::<JobView>(&bytes).map_err(undecodable)?),
-            _ => {
-                return Err(store
-                    .unreadable(format!("unknown view key {name:?}"))
-                    .into())
-            }
+        if key.starts_with(HOST_PREFIX) {
+            hosts.push(rmp_serde::from_slice::<HostView>(&bytes).map_err(undecodable)?);
+        } else if key.starts_with(JOB_PREFIX) {
+            jobs.push(rmp_serde::from_slice::<JobView>(&bytes).map_err(undecodable)?);
+        } else {
+            return Err(store
+                .unreadable(format!("unknown view key {name:?}"))
+                .into());
         }
     }
     let difference = first_difference(replayed, &hosts, &jobs);
@@ -261,15 +255,16 @@ impl Store {
     }
 
     /// A MessagePack value from `meta`, `None` when absent.
-    fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+    fn meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, Error> {
+        let name = String::from_utf8_lossy(key);
         let bytes = self
             .db
             .get_pinned_cf(self.family(META)?, key)
-            .map_err(|e| self.unreadable(format!("reading meta {key}: {e}")))?;
+            .map_err(|e| self.unreadable(format!("reading meta {name}: {e}")))?;
         bytes
             .map(|bytes| {
                 rmp_serde::from_slice(&bytes)
-                    .map_err(|e| self.unreadable(format!("meta {key}: {e}")))
+                    .map_err(|e| self.unreadable(format!("meta {name}: {e}")))
             })
             .transpose()
     }

@@ -15,11 +15,9 @@ use skyclaw_api::{Job, JobResponse, LogHead, StateDigest};
 use skyclaw_log_format::{Error as FormatError, SegmentReader};
 
 use crate::finding::{classify, Finding, FindingKind, Stop};
-use crate::verify::Pass;
+use crate::options::MAX_PAGE;
+use crate::pass::Pass;
 use crate::Error;
-
-/// The most records one `GET /v1/events` returns.
-pub const MAX_PAGE: u64 = 10_000;
 
 /// How many times one page is tried before the run gives up on it.
 const PAGE_ATTEMPTS: u32 = 6;

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use skyclaw_log_format::SegmentReader;
 
 use crate::finding::{classify, Stop};
-use crate::verify::{Pass, Unit};
+use crate::pass::{Pass, Unit};
 use crate::Error;
 
 /// Read buffer for segment files: large reads keep the reader's per-frame

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
+use skyclaw_testkit::binary::clean_command;
 
 use super::mib;
-use crate::server::clean_command;
 
 pub async fn run(skyclaw: &Path, skyclaw_audit: &Path, quick: bool) -> Result<Value> {
     let events: u64 = if quick { 20_000 } else { 1_000_000 };

@@ -7,10 +7,12 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Value};
 
+use skyclaw_client::Client;
+use skyclaw_testkit::Routing;
+
 use super::memory::{self, Filled};
-use super::{header, row};
-use crate::load::{self, Api, Run, Summary};
-use crate::server::Coordinator;
+use super::{header, row, start_cluster};
+use crate::load::{self, Run, Summary};
 
 /// Simulated hosts for the throughput figures: 4 hosts, 16 slots each.
 const HOSTS: usize = 4;
@@ -19,9 +21,8 @@ const SLOTS: u32 = 16;
 /// `deep` is a coordinator already holding a deep queue (the memory
 /// scenario's); without one, this fills its own to the same depth.
 pub async fn run(bin: &Path, quick: bool, deep: Option<Filled>) -> Result<Value> {
-    let dir = tempfile::tempdir()?;
-    let node = Coordinator::start(bin, dir.path()).await?;
-    let api = Api::new(&node.url);
+    let node = start_cluster(bin, 1, Routing::Direct).await;
+    let api = load::client(&node.nodes[0].url);
     let total = if quick { 500 } else { 20_000 };
     let samples = if quick { 10 } else { 100 };
     header("dispatch, 1 node: claim + complete");
@@ -40,7 +41,7 @@ pub async fn run(bin: &Path, quick: bool, deep: Option<Filled>) -> Result<Value>
         Some(filled) => filled,
         None => memory::fill_to(bin, memory::deepest(quick)).await?,
     };
-    let deep_api = Api::new(&deep.node.url);
+    let deep_api = load::client(&deep.cluster.nodes[0].url);
     let deep_depth = deep.jobs;
     let deep_cycles = at_depth(&deep_api, deep_depth, total).await?;
     row(&format!("{deep_depth} queued (per claim)"), &deep_cycles);
@@ -62,7 +63,7 @@ pub async fn run(bin: &Path, quick: bool, deep: Option<Filled>) -> Result<Value>
 /// Claim + complete `total` jobs while about `depth` jobs wait in the
 /// queue: in rounds that each top the queue up to `depth` (not timed) and
 /// then take at most half of it (timed), so the depth stays near `depth`.
-async fn at_depth(api: &Api, depth: u64, total: u64) -> Result<Summary> {
+async fn at_depth(api: &Client, depth: u64, total: u64) -> Result<Summary> {
     let mut run = Run::default();
     while run.jobs < total {
         let queued = api.status().await?.queued;

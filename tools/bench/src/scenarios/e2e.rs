@@ -17,9 +17,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::Spread;
-use crate::load::Api;
-use crate::server::{Coordinator, HostDaemon};
+use skyclaw_api::JobStatus;
+use skyclaw_client::{Client, ListJobs};
+use skyclaw_testkit::{Api, Routing};
+
+use super::{start_cluster, Spread};
+use crate::host::HostDaemon;
+use crate::load;
 
 const HOSTS: usize = 2;
 const SLOTS: u32 = 8;
@@ -27,8 +31,9 @@ const SLOTS: u32 = 8;
 pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
     let (jobs, samples) = if quick { (50, 5) } else { (1_000, 50) };
     let dir = tempfile::tempdir()?;
-    let node = Coordinator::start(bin, &dir.path().join("coordinator")).await?;
-    let api = Api::new(&node.url);
+    let cluster = start_cluster(bin, 1, Routing::Direct).await;
+    let node = &cluster.nodes[0];
+    let api = load::client(&node.url);
     let _hosts = (0..HOSTS)
         .map(|i| {
             let name = format!("bench-host-{i}");
@@ -51,28 +56,34 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
     }
 
     // A backlog of `jobs`, all enqueued at once.
-    let first = api.head().await?.seq + 1;
+    let first = api.log_head().await?.seq + 1;
     let started = Instant::now();
     let mut left = jobs;
     while left > 0 {
         let batch = left.min(100);
-        api.enqueue_batch(batch).await?;
+        load::enqueue_batch(&api, batch).await?;
         left -= batch;
     }
     all_final(&api, Duration::from_secs(300)).await?;
     let elapsed = started.elapsed();
-    let backlog = pickups(&api, first).await?;
+    let backlog = pickups(&node.url, first).await?;
 
     // Idle hosts: one job at a time.
-    let first = api.head().await?.seq + 1;
+    let first = api.log_head().await?.seq + 1;
     for _ in 0..samples {
-        api.enqueue().await?;
+        load::enqueue_one(&api).await?;
         all_final(&api, Duration::from_secs(30)).await?;
     }
-    let idle = pickups(&api, first).await?;
+    let idle = pickups(&node.url, first).await?;
 
-    let failed = api.jobs_with_status("failed", 1).await?;
-    if let Some(job) = failed.first() {
+    let failed = api
+        .list_jobs(&ListJobs {
+            status: Some(JobStatus::Failed),
+            limit: Some(1),
+            after: None,
+        })
+        .await?;
+    if let Some(job) = failed.jobs.first() {
         bail!("a job failed on the real hosts: {:?}", job.error);
     }
     let jobs_per_s = jobs as f64 / elapsed.as_secs_f64();
@@ -106,7 +117,7 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
 }
 
 /// Waits until no job is queued or leased.
-async fn all_final(api: &Api, limit: Duration) -> Result<()> {
+async fn all_final(api: &Client, limit: Duration) -> Result<()> {
     let deadline = Instant::now() + limit;
     loop {
         let status = api.status().await?;
@@ -125,14 +136,14 @@ async fn all_final(api: &Api, limit: Duration) -> Result<()> {
 }
 
 /// Enqueue-to-claim times of the jobs enqueued from record `first` on,
-/// read from the event log.
-async fn pickups(api: &Api, first: u64) -> Result<Spread> {
-    let head = api.head().await?.seq;
+/// read from the event log of the coordinator at `url`.
+async fn pickups(url: &str, first: u64) -> Result<Spread> {
+    let head = load::client(url).log_head().await?.seq;
     let mut enqueued: HashMap<String, u64> = HashMap::new();
     let mut latencies = Vec::new();
     let mut from = first;
     while from <= head {
-        let records = api.records(from, 10_000).await?;
+        let records = records(url, from, 10_000).await?;
         if records.is_empty() {
             break;
         }
@@ -155,4 +166,22 @@ async fn pickups(api: &Api, first: u64) -> Result<Spread> {
             + 1;
     }
     Ok(Spread::of(latencies))
+}
+
+/// Records `from..` of the event log at `url` as JSON (`{seq, at, event:
+/// {kind: fields}}`), at most `limit` of them. The typed client has no
+/// call for the JSON form, which only tools read.
+async fn records(url: &str, from: u64, limit: u64) -> Result<Vec<Value>> {
+    let path = format!("/v1/events?format=json&from={from}&limit={limit}");
+    let reply = Api::new(Duration::from_secs(60))
+        .get(url, &path)
+        .await
+        .map_err(|e| anyhow::anyhow!("GET {path}: {e}"))?;
+    if reply.status != 200 {
+        bail!("GET {path}: {}: {}", reply.status, reply.text());
+    }
+    match serde_json::from_slice::<Value>(&reply.body)?["records"].take() {
+        Value::Array(records) => Ok(records),
+        other => bail!("GET /v1/events: no records in {other}"),
+    }
 }

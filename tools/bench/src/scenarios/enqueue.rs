@@ -9,9 +9,11 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::failed;
-use crate::load::{self, Api, Summary};
-use crate::server::{Cluster, Coordinator};
+use skyclaw_client::Client;
+use skyclaw_testkit::Routing;
+
+use super::{failed, start_cluster};
+use crate::load::{self, Summary};
 
 /// One concurrency level's figures on one setup.
 struct Level {
@@ -28,15 +30,13 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
         (&[1, 16, 64, 256], 20_000)
     };
     let one = {
-        let dir = tempfile::tempdir()?;
-        let node = Coordinator::start(bin, dir.path()).await?;
-        measure(&Api::new(&node.url), levels, total).await?
+        let node = start_cluster(bin, 1, Routing::Direct).await;
+        measure(&load::client(&node.nodes[0].url), levels, total).await?
     };
     let three = {
-        let dir = tempfile::tempdir()?;
-        let cluster = Cluster::start(bin, dir.path(), 3).await?;
-        let leader = cluster.leader(Duration::from_secs(10)).await?;
-        measure(&Api::new(&cluster.nodes[leader].url), levels, total).await?
+        let cluster = start_cluster(bin, 3, Routing::Direct).await;
+        let leader = cluster.leader(Duration::from_secs(10)).await;
+        measure(&load::client(&cluster.nodes[leader].url), levels, total).await?
     };
 
     println!(
@@ -87,7 +87,7 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
 }
 
 /// Single and batch enqueues at each concurrency level against `api`.
-async fn measure(api: &Api, levels: &[usize], total: u64) -> Result<Vec<Level>> {
+async fn measure(api: &Client, levels: &[usize], total: u64) -> Result<Vec<Level>> {
     let mut out = Vec::new();
     for &concurrency in levels {
         let total = if concurrency == 1 { total / 4 } else { total };

@@ -13,12 +13,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use skyclaw_client::Client;
+use skyclaw_testkit::Routing;
 use tokio::task::JoinSet;
 
-use crate::load::Api;
-use crate::server::Cluster;
+use super::start_cluster;
+use crate::load;
 
 /// Steady load: this many enqueuers, each pausing this long between tries.
 const ENQUEUERS: usize = 4;
@@ -30,22 +32,24 @@ const FAILOVER_LIMIT: Duration = Duration::from_secs(30);
 
 pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
     let kills = if quick { 2 } else { 10 };
-    let dir = tempfile::tempdir()?;
-    let mut cluster = Cluster::start(bin, dir.path(), 3).await?;
+    let mut cluster = start_cluster(bin, 3, Routing::Direct).await;
     let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let acknowledged = Arc::new(AtomicU64::new(0));
     let mut load = JoinSet::new();
     for worker in 0..ENQUEUERS {
-        let apis: Vec<Api> = urls
+        let clients: Vec<Client> = urls
             .iter()
-            .map(|url| Api::with_timeout(url, Duration::from_secs(2)))
+            .map(|url| load::client_with_timeout(url, Duration::from_secs(2)))
             .collect();
         let (stop, acknowledged) = (stop.clone(), acknowledged.clone());
         load.spawn(async move {
             let mut turn = worker;
             while !stop.load(Ordering::Relaxed) {
-                if apis[turn % apis.len()].enqueue().await.is_ok() {
+                if load::enqueue_one(&clients[turn % clients.len()])
+                    .await
+                    .is_ok()
+                {
                     acknowledged.fetch_add(1, Ordering::Relaxed);
                 }
                 turn += 1;
@@ -66,21 +70,25 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
     let mut catch_ups = Vec::new();
     for round in 1..=kills {
         steady(&acknowledged).await?;
-        let leader = cluster.leader(Duration::from_secs(10)).await?;
+        let leader = cluster.leader(Duration::from_secs(10)).await;
         let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
         let killed_at = Instant::now();
-        cluster.nodes[leader].kill().await?;
+        cluster.kill(leader).await;
         let failover = first_ack(&survivors.iter().map(|&i| &urls[i]).collect::<Vec<_>>())
             .await?
             .saturating_duration_since(killed_at);
 
         let restarted_at = Instant::now();
-        cluster.restart(leader).await?;
-        let new_leader = cluster.leader(Duration::from_secs(10)).await?;
-        let head = Api::new(&urls[new_leader]).head().await?.seq;
+        cluster.restart(leader).await;
+        let new_leader = cluster.leader(Duration::from_secs(10)).await;
+        let head = cluster
+            .head(new_leader)
+            .await
+            .context("the new leader did not tell its head")?
+            .seq;
         cluster
-            .wait_head(leader, head, Duration::from_secs(120))
-            .await?;
+            .wait_head_at_least(leader, head, Duration::from_secs(120))
+            .await;
         let catch_up = restarted_at.elapsed();
         println!(
             "{round:>6} {:>10} {:>16.0} {:>18.2}",
@@ -138,10 +146,10 @@ async fn first_ack(urls: &[&String]) -> Result<Instant> {
     let deadline = Instant::now() + FAILOVER_LIMIT;
     let mut probes = JoinSet::new();
     for url in urls {
-        let api = Api::with_timeout(url, PROBE_TIMEOUT);
+        let client = load::client_with_timeout(url, PROBE_TIMEOUT);
         probes.spawn(async move {
             while Instant::now() < deadline {
-                if api.enqueue().await.is_ok() {
+                if load::enqueue_one(&client).await.is_ok() {
                     return Some(Instant::now());
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;

@@ -6,18 +6,15 @@ use std::path::Path;
 
 use anyhow::Result;
 use serde_json::{json, Value};
-use tempfile::TempDir;
+use skyclaw_testkit::{Cluster, Routing};
 
-use super::mib;
-use crate::load::{self, Api};
-use crate::server::Coordinator;
+use super::{mib, start_cluster};
+use crate::load;
 
-/// A coordinator holding `jobs` queued jobs, and the directory it keeps
-/// them in (removed when dropped, after the process is killed).
+/// A one-node cluster holding `jobs` queued jobs.
 pub struct Filled {
-    pub node: Coordinator,
+    pub cluster: Cluster,
     pub jobs: u64,
-    _dir: TempDir,
 }
 
 /// The depths at which RSS is read; the last is the deepest queue.
@@ -37,9 +34,9 @@ pub fn deepest(quick: bool) -> u64 {
 /// Fills a new coordinator checkpoint by checkpoint; returns the figures
 /// and the filled coordinator, for the dispatch scenario to reuse.
 pub async fn run(bin: &Path, quick: bool) -> Result<(Value, Filled)> {
-    let dir = tempfile::tempdir()?;
-    let node = Coordinator::start(bin, dir.path()).await?;
-    let api = Api::new(&node.url);
+    let cluster = start_cluster(bin, 1, Routing::Direct).await;
+    let node = &cluster.nodes[0];
+    let api = load::client(&node.url);
     println!("\nmemory, 1 node: RSS while filling the queue (batches of 500, 8 at a time)");
     println!(
         "{:>12} {:>10} {:>10} {:>14}",
@@ -83,22 +80,16 @@ pub async fn run(bin: &Path, quick: bool) -> Result<(Value, Filled)> {
         "points": points,
         "fill_jobs_per_s": fill_rate,
     });
-    let filled = Filled {
-        node,
-        jobs,
-        _dir: dir,
-    };
+    let filled = Filled { cluster, jobs };
     Ok((report, filled))
 }
 
 /// A new coordinator holding `jobs` queued jobs, without measuring.
 pub async fn fill_to(bin: &Path, jobs: u64) -> Result<Filled> {
-    let dir = tempfile::tempdir()?;
-    let node = Coordinator::start(bin, dir.path()).await?;
-    let step = load::fill(&Api::new(&node.url), jobs).await?;
+    let cluster = start_cluster(bin, 1, Routing::Direct).await;
+    let step = load::fill(&load::client(&cluster.nodes[0].url), jobs).await?;
     Ok(Filled {
-        node,
+        cluster,
         jobs: step.operations * 500,
-        _dir: dir,
     })
 }

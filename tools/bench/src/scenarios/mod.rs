@@ -21,9 +21,25 @@ pub mod memory;
 pub mod replication;
 pub mod restart;
 
+use std::path::Path;
+
 use serde::Serialize;
+use skyclaw_testkit::{Cluster, Options, Routing};
 
 use crate::load::Summary;
+
+/// `nodes` coordinators from `bin` as the benchmark runs them: logging
+/// only warnings, and reached as `routing` says.
+pub async fn start_cluster(bin: &Path, nodes: usize, routing: Routing) -> Cluster {
+    Cluster::start(Options {
+        nodes,
+        routing,
+        env: vec![("RUST_LOG".into(), "warn".into())],
+        bin: Some(bin.to_path_buf()),
+        ..Options::default()
+    })
+    .await
+}
 
 /// The column heads of a [`row`] table.
 pub fn header(title: &str) {

@@ -2,8 +2,8 @@
 //! MVP pushed its whole JSON state to every peer after every change, so its
 //! cost per enqueue grew with the state; raft ships only the new entries.
 //!
-//! Three coordinators each advertise a byte-counting proxy
-//! ([`crate::proxy`]), so peers reach one another only through the
+//! Three coordinators each advertise a byte-counting proxy (the testkit's
+//! [`Routing::PeersProxied`]), so peers reach one another only through the
 //! proxies, while the benchmark talks to the leader's own port. For each
 //! state size: fill the state to that many jobs with batch enqueues, wait
 //! until the followers have it all, reset the counters, make single
@@ -13,16 +13,16 @@
 //! `GET /v1/state` (the JSON it pushed), averaged over the run since the
 //! state grows while it runs.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use skyclaw_testkit::proxy::Proxy;
+use skyclaw_testkit::{Api, Cluster, Routing};
 
-use crate::load::{self, Api};
-use crate::proxy::Proxy;
-use crate::server::{ports_of, reserve_ports, Cluster};
+use super::start_cluster;
+use crate::load;
 
 /// Single enqueues in flight while measuring.
 const CONCURRENCY: usize = 16;
@@ -33,19 +33,18 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
     } else {
         (&[1_000, 10_000, 100_000], 2_000)
     };
-    let dir = tempfile::tempdir()?;
-    // The nodes' ports stay reserved while the proxies pick theirs.
-    let reserved = reserve_ports(3)?;
-    let ports = ports_of(&reserved)?;
-    let proxies = ports
+    let cluster = start_cluster(bin, 3, Routing::PeersProxied).await;
+    let proxies: Vec<&Proxy> = cluster
+        .nodes
         .iter()
-        .map(|&port| Proxy::start(SocketAddr::from(([127, 0, 0, 1], port))))
-        .collect::<Result<Vec<_>>>()?;
-    drop(reserved);
-    let advertised: Vec<String> = proxies.iter().map(|p| p.url.clone()).collect();
-    let cluster = Cluster::start_advertising(bin, dir.path(), &ports, &advertised).await?;
-    let leader = cluster.leader(Duration::from_secs(10)).await?;
-    let api = Api::new(&cluster.nodes[leader].url);
+        .map(|node| {
+            node.proxy()
+                .expect("peers reach every node through its proxy")
+        })
+        .collect();
+    let leader = cluster.leader(Duration::from_secs(10)).await;
+    let leader_url = &cluster.nodes[leader].url;
+    let api = load::client(leader_url);
     let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
 
     println!(
@@ -69,7 +68,7 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
         }
         let before = api.status().await?.queued;
         caught_up(&cluster, leader, &followers).await?;
-        let state_before = api.get_bytes("/v1/state").await?.len() as u64;
+        let state_before = state_json_bytes(leader_url).await?;
 
         for proxy in &proxies {
             proxy.reset();
@@ -87,7 +86,7 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
 
         // Read after the counters: a linearizable read talks to the followers.
         let after = api.status().await?.queued;
-        let state_after = api.get_bytes("/v1/state").await?.len() as u64;
+        let state_after = state_json_bytes(leader_url).await?;
         let per_enqueue = |bytes: u64| bytes as f64 / enqueues as f64;
         let raft = per_enqueue(to.iter().sum::<u64>()) / followers.len() as f64;
         let mvp = (state_before + state_after) as f64 / 2.0;
@@ -122,11 +121,27 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
 
 /// Waits until every follower's event log holds the leader's head.
 async fn caught_up(cluster: &Cluster, leader: usize, followers: &[usize]) -> Result<()> {
-    let head = Api::new(&cluster.nodes[leader].url).head().await?.seq;
+    let head = cluster
+        .head(leader)
+        .await
+        .context("the leader did not tell its head")?
+        .seq;
     for &follower in followers {
         cluster
-            .wait_head(follower, head, Duration::from_secs(60))
-            .await?;
+            .wait_head_at_least(follower, head, Duration::from_secs(60))
+            .await;
     }
     Ok(())
+}
+
+/// The length of `GET /v1/state` at `url`: the JSON the MVP pushed.
+async fn state_json_bytes(url: &str) -> Result<u64> {
+    let reply = Api::new(Duration::from_secs(60))
+        .get(url, "/v1/state")
+        .await
+        .map_err(|e| anyhow::anyhow!("GET /v1/state: {e}"))?;
+    if reply.status != 200 {
+        bail!("GET /v1/state: {}: {}", reply.status, reply.text());
+    }
+    Ok(reply.body.len() as u64)
 }

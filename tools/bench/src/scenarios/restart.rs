@@ -3,22 +3,28 @@
 //! views back; it does not replay history).
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::mib;
-use crate::load::{self, Api};
-use crate::server::Coordinator;
+use std::time::{Duration, Instant};
+
+use skyclaw_testkit::Routing;
+
+use super::{mib, start_cluster};
+use crate::load;
 
 pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
-    let dir = tempfile::tempdir()?;
-    let mut node = Coordinator::start(bin, dir.path()).await?;
+    let mut cluster = start_cluster(bin, 1, Routing::Direct).await;
     let events: u64 = if quick { 2_000 } else { 1_000_000 };
-    load::fill(&Api::new(&node.url), events).await?;
-    let rss = node.rss_bytes();
-    let took: Duration = node.crash_and_restart().await?;
+    load::fill(&load::client(&cluster.nodes[0].url), events).await?;
+    let rss = cluster.nodes[0].rss_bytes();
+    // kill -9, then start again on the same data: from spawning to serving.
+    cluster.kill(0).await;
+    let started = Instant::now();
+    cluster.restart(0).await;
+    cluster.wait_serving(0, Duration::from_secs(300)).await;
+    let took = started.elapsed();
     println!("\nrestart, 1 node");
     println!(
         "{events} events: kill -9 to serving in {:.0} ms; RSS before the kill {} MiB",

@@ -1,15 +1,18 @@
-//! The loopback TCP proxy in front of each coordinator. Peers and clients
-//! only know the proxy's address, which the test owns for the whole run, so
-//! a node keeps its URL across restarts (it binds port 0 each time) and a
-//! link between two nodes can be cut without touching either process.
+//! The loopback TCP proxy in front of a node. Whoever knows a node by its
+//! proxy's address (peers, as its advertised URL; clients, when the
+//! cluster routes them so) keeps that address for the whole run, so a node
+//! keeps its URL across restarts (it binds port 0 each time), a link
+//! between two nodes can be cut without touching either process, and every
+//! byte the node is sent or sends back is counted (what replication costs
+//! on the wire).
 //!
 //! Cutting a link needs to know which process opened a connection: every
 //! node reaches a peer at that peer's one advertised URL, so the address
 //! alone cannot tell node-a's request from node-b's. The proxy asks the
 //! kernel instead: `/proc/net/tcp` maps the client's port to a socket
 //! inode, and `/proc/<pid>/fd` tells which node holds it (Linux only, as
-//! are the signals the harness sends). Connections from anything that is
-//! not a node, the test's own clients among them, are never cut.
+//! are the signals the kit sends). Connections from anything that is not a
+//! node, the test's own clients among them, are never cut.
 //!
 //! A cut link drops traffic, as a partition does, rather than refusing it:
 //! the sender waits out its own timeouts. Each connection re-checks the
@@ -17,14 +20,17 @@
 //! open, however close to the cut they were accepted. A connection looks
 //! up its owner only once some cut exists: the proxy carries all raft
 //! traffic, whose deadlines are a heartbeat long, and reading `/proc` for
-//! every connection would slow it for nothing.
+//! every connection would slow it for nothing. Counting is continuous:
+//! connections are kept alive for a whole run, so the counters grow while
+//! bytes flow rather than when a connection closes.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
@@ -97,7 +103,16 @@ impl Links {
     }
 }
 
-/// A proxy listening on a loopback port for the life of the test.
+/// Bytes relayed, per direction.
+#[derive(Debug, Default)]
+struct Counters {
+    /// From whoever connected to the node behind the proxy.
+    to_node: AtomicU64,
+    /// From the node back to whoever connected.
+    from_node: AtomicU64,
+}
+
+/// A proxy listening on a loopback port for the life of its cluster.
 pub struct Proxy {
     pub address: SocketAddr,
     shared: Arc<Shared>,
@@ -110,6 +125,7 @@ struct Shared {
     /// Where the node listens now; `None` while it is down.
     target: Mutex<Option<SocketAddr>>,
     links: Arc<Links>,
+    counters: Counters,
 }
 
 impl Proxy {
@@ -123,6 +139,7 @@ impl Proxy {
             name: name.to_string(),
             target: Mutex::new(None),
             links,
+            counters: Counters::default(),
         });
         let shared_for_loop = shared.clone();
         let accept = runtime
@@ -147,6 +164,22 @@ impl Proxy {
     pub fn set_target(&self, target: Option<SocketAddr>) {
         *self.shared.target.lock().unwrap() = target;
     }
+
+    /// Bytes sent to the node since the last [`Proxy::reset`].
+    pub fn bytes_to_node(&self) -> u64 {
+        self.shared.counters.to_node.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the node sent back since the last [`Proxy::reset`].
+    pub fn bytes_from_node(&self) -> u64 {
+        self.shared.counters.from_node.load(Ordering::Relaxed)
+    }
+
+    /// Starts both counts again from zero.
+    pub fn reset(&self) {
+        self.shared.counters.to_node.store(0, Ordering::Relaxed);
+        self.shared.counters.from_node.store(0, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Proxy {
@@ -158,6 +191,8 @@ impl Drop for Proxy {
 async fn accept_loop(listener: TcpListener, address: SocketAddr, shared: Arc<Shared>) {
     loop {
         let Ok((client, client_address)) = listener.accept().await else {
+            // Out of file descriptors, say: pause rather than spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let Some(target) = *shared.target.lock().unwrap() else {
@@ -198,12 +233,15 @@ async fn relay(
     else {
         return;
     };
+    // Raft's messages are small and latency-bound: no Nagle delays.
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
     let cut = {
-        let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+        let copy = copy_counted(&mut client, &mut upstream, &shared.counters);
         tokio::pin!(copy);
         loop {
             tokio::select! {
-                _ = &mut copy => break false,
+                () = &mut copy => break false,
                 changed = cuts.changed() => {
                     if changed.is_err() {
                         break false;
@@ -223,6 +261,38 @@ async fn relay(
         drop(upstream);
         drop_everything(client, cuts).await;
     }
+}
+
+/// Copies both ways between `client` and `node`, counting every byte,
+/// until both directions have closed.
+async fn copy_counted(client: &mut TcpStream, node: &mut TcpStream, counters: &Counters) {
+    let (client_read, client_write) = client.split();
+    let (node_read, node_write) = node.split();
+    tokio::join!(
+        pipe(client_read, node_write, &counters.to_node),
+        pipe(node_read, client_write, &counters.from_node),
+    );
+}
+
+/// Copies `from` into `to`, counting, until either side closes; then
+/// passes the close on.
+async fn pipe(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    counter: &AtomicU64,
+) {
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        counter.fetch_add(read as u64, Ordering::Relaxed);
+        if to.write_all(&buffer[..read]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 /// Holds a connection across a cut link open and delivers nothing, as a
