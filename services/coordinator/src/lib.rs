@@ -12,7 +12,9 @@
 //! - [`clock`]: this node's clock, for stamps and liveness
 //! - [`store`]: the RocksDB instance and its column families
 //! - [`log_store`]: the raft log (durable appends and votes)
-//! - [`machine`]: the state machine: decide, seal, apply, snapshots
+//! - [`machine`]: the state machine: decide, seal, apply
+//! - [`materialized`]: what is applied, in memory, and loading it
+//! - [`snapshot`]: building and installing snapshots
 //! - [`raft`]: openraft type configuration, proposals and answers
 //! - [`network`]: raft RPCs to peers over HTTP
 //! - [`bootstrap`]: forming or joining the cluster from configured peers
@@ -30,9 +32,11 @@ pub mod jobs;
 pub mod log;
 pub mod log_store;
 pub mod machine;
+pub mod materialized;
 pub mod membership;
 pub mod network;
 pub mod raft;
+pub mod snapshot;
 pub mod store;
 pub mod sweeper;
 pub mod writes;

@@ -6,7 +6,8 @@ use std::sync::{Arc, RwLock};
 
 use openraft::testing::{StoreBuilder, Suite};
 use skyclaw_coordinator::log_store::LogStore;
-use skyclaw_coordinator::machine::{Materialized, StateMachine};
+use skyclaw_coordinator::machine::StateMachine;
+use skyclaw_coordinator::materialized::Materialized;
 use skyclaw_coordinator::raft::{StorageError, TypeConfig};
 use skyclaw_coordinator::store;
 use tempfile::TempDir;
