@@ -4,7 +4,6 @@
 
 use skyclaw_state::Rejection;
 
-use crate::raft::Answer;
 use crate::writes::WriteError;
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -40,11 +39,5 @@ impl Failure {
 
     pub fn not_found(message: impl Into<String>) -> Failure {
         Failure::Refused(Rejection::NotFound(message.into()))
-    }
-
-    /// A command answered in another shape than its own.
-    pub fn unexpected(answer: Answer) -> Failure {
-        tracing::error!("unexpected answer {answer:?}");
-        Failure::Internal("internal error: unexpected answer".into())
     }
 }

@@ -35,11 +35,7 @@ impl Coordinator {
             max_parallel: request.max_parallel.unwrap_or(1),
             sandbox: request.sandbox,
         };
-        let host = self
-            .perform(command)
-            .await?
-            .into_host()
-            .map_err(Failure::unexpected)?;
+        let host = self.perform(command).await?.into_host()?;
         self.saw_host(&host.id, self.clock.now_ms());
         Ok(host)
     }
@@ -80,11 +76,7 @@ impl Coordinator {
                 return Ok(Heartbeat { host, cancel, lost });
             }
         }
-        let (host, cancel, lost) = self
-            .perform(command)
-            .await?
-            .into_renewed()
-            .map_err(Failure::unexpected)?;
+        let (host, cancel, lost) = self.perform(command).await?.into_renewed()?;
         Ok(Heartbeat { host, cancel, lost })
     }
 

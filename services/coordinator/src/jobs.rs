@@ -43,11 +43,7 @@ impl Coordinator {
         let command = Command::Enqueue {
             jobs: vec![job_spec(request, idempotency_key)],
         };
-        let views = self
-            .perform(command)
-            .await?
-            .into_jobs()
-            .map_err(Failure::unexpected)?;
+        let views = self.perform(command).await?.into_jobs()?;
         let [view] = <[JobView; 1]>::try_from(views).map_err(|_| {
             Failure::Internal("an enqueue of one job answered another number".into())
         })?;
@@ -69,11 +65,7 @@ impl Coordinator {
                 job_spec(request, key)
             })
             .collect();
-        let views = self
-            .perform(Command::Enqueue { jobs })
-            .await?
-            .into_jobs()
-            .map_err(Failure::unexpected)?;
+        let views = self.perform(Command::Enqueue { jobs }).await?.into_jobs()?;
         Ok(self.with_outputs(views).await)
     }
 
@@ -118,11 +110,7 @@ impl Coordinator {
                     lease_ms: self.config.lease_ms,
                     claim_key: claim_key.clone(),
                 };
-                let jobs = self
-                    .perform(command)
-                    .await?
-                    .into_jobs()
-                    .map_err(Failure::unexpected)?;
+                let jobs = self.perform(command).await?.into_jobs()?;
                 if !jobs.is_empty() {
                     return Ok(self.with_outputs(jobs).await);
                 }
@@ -141,11 +129,7 @@ impl Coordinator {
     /// Records how a job ended, as the host holding its lease reports.
     pub async fn complete(&self, report: JobReport) -> Result<Job, Failure> {
         let host_id = report.host_id.clone();
-        let job = self
-            .perform(Command::Complete(report))
-            .await?
-            .into_job()
-            .map_err(Failure::unexpected)?;
+        let job = self.perform(Command::Complete(report)).await?.into_job()?;
         self.saw_host(&host_id, self.clock.now_ms());
         Ok(self.with_output(job).await)
     }
@@ -153,11 +137,7 @@ impl Coordinator {
     /// Cancels a job: a queued one ends at once, a leased one once its
     /// host hears of it.
     pub async fn cancel(&self, job_id: String) -> Result<Job, Failure> {
-        let job = self
-            .perform(Command::Cancel { job_id })
-            .await?
-            .into_job()
-            .map_err(Failure::unexpected)?;
+        let job = self.perform(Command::Cancel { job_id }).await?.into_job()?;
         Ok(self.with_output(job).await)
     }
 

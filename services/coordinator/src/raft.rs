@@ -6,6 +6,8 @@ use std::io::Cursor;
 use serde::{Deserialize, Serialize};
 use skyclaw_state::{Command, HostView, JobView, Rejection};
 
+use crate::failure::Failure;
+
 pub type NodeId = u64;
 
 openraft::declare_raft_types!(
@@ -75,40 +77,45 @@ pub enum Answer {
     },
 }
 
-/// Each command's answer has one shape; these take it out, handing back an
-/// answer of another shape (a fault of this node, never of the request).
+/// Each command's answer has one shape; these take it out. An answer of
+/// another shape is a fault of this node, never of the request.
 impl Answer {
     /// What an enqueue or a claim answers: the jobs, in order.
-    pub fn into_jobs(self) -> Result<Vec<JobView>, Answer> {
+    pub fn into_jobs(self) -> Result<Vec<JobView>, Failure> {
         match self {
             Answer::Jobs(jobs) => Ok(jobs),
-            other => Err(other),
+            other => Err(unexpected(other)),
         }
     }
 
     /// What a completion or a cancellation answers: the job.
-    pub fn into_job(self) -> Result<JobView, Answer> {
+    pub fn into_job(self) -> Result<JobView, Failure> {
         match self {
             Answer::Job(job) => Ok(job),
-            other => Err(other),
+            other => Err(unexpected(other)),
         }
     }
 
     /// What a registration answers: the host.
-    pub fn into_host(self) -> Result<HostView, Answer> {
+    pub fn into_host(self) -> Result<HostView, Failure> {
         match self {
             Answer::Host(host) => Ok(host),
-            other => Err(other),
+            other => Err(unexpected(other)),
         }
     }
 
     /// What a renewal answers: the host, jobs to cancel, leases lost.
-    pub fn into_renewed(self) -> Result<(HostView, Vec<String>, Vec<String>), Answer> {
+    pub fn into_renewed(self) -> Result<(HostView, Vec<String>, Vec<String>), Failure> {
         match self {
             Answer::Renewed { host, cancel, lost } => Ok((host, cancel, lost)),
-            other => Err(other),
+            other => Err(unexpected(other)),
         }
     }
+}
+
+fn unexpected(answer: Answer) -> Failure {
+    tracing::error!("unexpected answer {answer:?}");
+    Failure::Internal("internal error: unexpected answer".into())
 }
 
 /// The raft node id for a configured node name: names are any string, raft

@@ -46,15 +46,13 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
+// The two run for `RaftStateMachine`'s methods, which answer openraft's own
+// (large) error type.
+#[allow(clippy::result_large_err)]
 impl StateMachine {
     /// Replaces views and meta with the snapshot's in one synced batch and
     /// anchors this node's event log at the snapshot's head.
-    pub(crate) fn install(
-        &self,
-        meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError> {
-        let bytes = snapshot.into_inner();
+    pub(crate) fn install(&self, meta: &SnapshotMeta, bytes: Vec<u8>) -> Result<(), StorageError> {
         let data: SnapshotData = store::decode(&bytes)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         let db = &*self.db;
