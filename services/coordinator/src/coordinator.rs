@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use openraft::{ServerState, SnapshotPolicy};
 use rocksdb::DB;
 use skyclaw_state::Command;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::clock::NodeClock;
 use crate::config::Config;
@@ -19,9 +19,9 @@ use crate::log_store::LogStore;
 use crate::machine::StateMachine;
 use crate::materialized::{Materialized, Shared};
 use crate::network::Network;
+use crate::proposer::Proposer;
 use crate::raft::{node_id_of, Member, NodeId, Raft};
 use crate::store::{self, META};
-use crate::writes::{self, Pending};
 use crate::{Error, Result};
 
 pub struct Coordinator {
@@ -35,7 +35,7 @@ pub struct Coordinator {
     shared: Shared,
     /// Woken when work appears; long-polling claims wait on it.
     pub work: Arc<Notify>,
-    pub(crate) proposer: mpsc::Sender<Pending>,
+    pub(crate) proposer: Proposer,
     /// When each host was last heard from: soft state, never logged.
     pub(crate) liveness: Mutex<HashMap<String, u64>>,
     /// When this node last became leader (for the lease grace period).
@@ -114,7 +114,7 @@ impl Coordinator {
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
 
-        let proposer = writes::proposer(raft.clone(), clock.clone());
+        let proposer = Proposer::start(raft.clone(), clock.clone());
         let me = Member {
             name: config.node_id.clone(),
             url: advertise_url,

@@ -4,7 +4,8 @@
 
 use skyclaw_state::Rejection;
 
-use crate::writes::WriteError;
+use crate::proposer::WriteError;
+use crate::raft::Unexpected;
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum Failure {
@@ -29,6 +30,13 @@ pub enum Failure {
 impl From<WriteError> for Failure {
     fn from(error: WriteError) -> Failure {
         Failure::Write(error)
+    }
+}
+
+impl From<Unexpected> for Failure {
+    fn from(Unexpected(answer): Unexpected) -> Failure {
+        tracing::error!("unexpected answer {answer:?}");
+        Failure::Internal("internal error: unexpected answer".into())
     }
 }
 

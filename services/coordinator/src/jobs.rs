@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use skyclaw_api::EnqueueRequest;
 use skyclaw_log_format::{Hash32, JobSpec};
-use skyclaw_state::{Command, JobReport, JobStatus, JobView, DEFAULT_MAX_ATTEMPTS};
+use skyclaw_state::{BlobRef, Command, JobReport, JobStatus, JobView, DEFAULT_MAX_ATTEMPTS};
 
 use crate::coordinator::Coordinator;
 use crate::failure::Failure;
@@ -129,9 +129,26 @@ impl Coordinator {
     /// Records how a job ended, as the host holding its lease reports.
     pub async fn complete(&self, report: JobReport) -> Result<Job, Failure> {
         let host_id = report.host_id.clone();
-        let job = self.perform(Command::Complete(report)).await?.into_job()?;
+        let reported = Output {
+            stdout: report.stdout.clone(),
+            stderr: report.stderr.clone(),
+        };
+        let view = self.perform(Command::Complete(report)).await?.into_job()?;
         self.saw_host(&host_id, self.clock.now_ms());
-        Ok(self.with_output(job).await)
+        // The job's record names the output just reported, unless this
+        // completion repeats one recorded with other output: then, and
+        // only then, the recorded output is read back.
+        let as_reported = view.outcome.as_ref().is_some_and(|outcome| {
+            outcome.stdout == BlobRef::of(reported.stdout.as_bytes())
+                && outcome.stderr == BlobRef::of(reported.stderr.as_bytes())
+        });
+        if as_reported {
+            return Ok(Job {
+                view,
+                output: Some(reported),
+            });
+        }
+        Ok(self.with_output(view).await)
     }
 
     /// Cancels a job: a queued one ends at once, a leased one once its

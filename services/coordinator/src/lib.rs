@@ -6,7 +6,8 @@
 //! - [`coordinator`]: a running coordinator: store, raft handle, views
 //! - what it does, by resource (typed methods on `Coordinator`):
 //!   [`jobs`], [`hosts`], [`log`], [`membership`]; their error, [`failure`]
-//! - [`writes`]: the write path: refusals, group commit, answers
+//! - [`writes`]: the write path: refusals before raft, then the proposer
+//! - [`proposer`]: group commit of commands into raft entries
 //! - [`http`]: the API, one file per resource: parse, call, convert
 //! - [`config`]: the documented, validated configuration
 //! - [`clock`]: this node's clock, for stamps and liveness
@@ -19,6 +20,7 @@
 //! - [`network`]: raft RPCs to peers over HTTP
 //! - [`bootstrap`]: forming or joining the cluster from configured peers
 //! - [`sweeper`]: expires leases, on the leader
+//! - [`lease_timers`]: when each live lease runs out by this node's clock
 
 pub mod bootstrap;
 pub mod clock;
@@ -29,12 +31,14 @@ pub mod failure;
 pub mod hosts;
 pub mod http;
 pub mod jobs;
+pub mod lease_timers;
 pub mod log;
 pub mod log_store;
 pub mod machine;
 pub mod materialized;
 pub mod membership;
 pub mod network;
+pub mod proposer;
 pub mod raft;
 pub mod snapshot;
 pub mod store;

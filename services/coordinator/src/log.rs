@@ -10,8 +10,8 @@ use skyclaw_log_format::{Hash32, Record};
 
 use crate::coordinator::Coordinator;
 use crate::failure::Failure;
+use crate::proposer::WriteError;
 use crate::store::{self, BLOBS, EVENTS};
-use crate::writes::WriteError;
 
 /// How long a linearizable read may wait to confirm leadership before the
 /// caller is told to retry: openraft waits for the apply without a bound,

@@ -12,9 +12,9 @@ use skyclaw_log_format::event::Hash32;
 use skyclaw_log_format::ChainHead;
 use skyclaw_state::{HostView, JobView, LogClock, State};
 
+use crate::lease_timers::LeaseTimers;
 use crate::raft::{LogId, StoredMembership};
 use crate::store::{self, cf, META, VIEWS};
-use crate::sweeper::LeaseTimers;
 use crate::{Error, Result};
 
 /// Everything applied so far, in memory; the views mirror the `views`

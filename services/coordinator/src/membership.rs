@@ -18,8 +18,8 @@ use skyclaw_api::routes::{self, TOKEN_HEADER};
 use skyclaw_api::{ClusterHello, JoinRequest, LogHead};
 
 use crate::coordinator::Coordinator;
+use crate::proposer::WriteError;
 use crate::raft::{Member, NodeId};
-use crate::writes::WriteError;
 
 impl Coordinator {
     pub async fn hello(&self) -> ClusterHello {

@@ -24,8 +24,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use skyclaw_api::routes::{self, Route, TOKEN_HEADER};
 
+use crate::proposer::MAX_ENTRY_BYTES;
 use crate::raft::{encoded_size, Entry, Member, NodeId, TypeConfig};
-use crate::writes::MAX_ENTRY_BYTES;
 
 pub const MSGPACK: &str = "application/msgpack";
 
@@ -208,8 +208,8 @@ mod tests {
     use warp::Filter;
 
     use super::*;
+    use crate::proposer::tests::completion;
     use crate::raft::Proposal;
-    use crate::writes::tests::completion;
 
     /// An entry of one command with `output_bytes` of output.
     fn entry(index: u64, output_bytes: usize) -> Entry {

@@ -6,8 +6,6 @@ use std::io::Cursor;
 use serde::{Deserialize, Serialize};
 use skyclaw_state::{Command, HostView, JobView, Rejection};
 
-use crate::failure::Failure;
-
 pub type NodeId = u64;
 
 openraft::declare_raft_types!(
@@ -81,42 +79,41 @@ pub enum Answer {
 /// another shape is a fault of this node, never of the request.
 impl Answer {
     /// What an enqueue or a claim answers: the jobs, in order.
-    pub fn into_jobs(self) -> Result<Vec<JobView>, Failure> {
+    pub fn into_jobs(self) -> Result<Vec<JobView>, Unexpected> {
         match self {
             Answer::Jobs(jobs) => Ok(jobs),
-            other => Err(unexpected(other)),
+            other => Err(Unexpected(Box::new(other))),
         }
     }
 
     /// What a completion or a cancellation answers: the job.
-    pub fn into_job(self) -> Result<JobView, Failure> {
+    pub fn into_job(self) -> Result<JobView, Unexpected> {
         match self {
             Answer::Job(job) => Ok(job),
-            other => Err(unexpected(other)),
+            other => Err(Unexpected(Box::new(other))),
         }
     }
 
     /// What a registration answers: the host.
-    pub fn into_host(self) -> Result<HostView, Failure> {
+    pub fn into_host(self) -> Result<HostView, Unexpected> {
         match self {
             Answer::Host(host) => Ok(host),
-            other => Err(unexpected(other)),
+            other => Err(Unexpected(Box::new(other))),
         }
     }
 
     /// What a renewal answers: the host, jobs to cancel, leases lost.
-    pub fn into_renewed(self) -> Result<(HostView, Vec<String>, Vec<String>), Failure> {
+    pub fn into_renewed(self) -> Result<(HostView, Vec<String>, Vec<String>), Unexpected> {
         match self {
             Answer::Renewed { host, cancel, lost } => Ok((host, cancel, lost)),
-            other => Err(unexpected(other)),
+            other => Err(Unexpected(Box::new(other))),
         }
     }
 }
 
-fn unexpected(answer: Answer) -> Failure {
-    tracing::error!("unexpected answer {answer:?}");
-    Failure::Internal("internal error: unexpected answer".into())
-}
+/// An answer of another shape than its command's: a fault of this node.
+#[derive(Debug)]
+pub struct Unexpected(pub Box<Answer>);
 
 /// The raft node id for a configured node name: names are any string, raft
 /// wants a number.

@@ -17,11 +17,11 @@ use skyclaw_log_format::ChainHead;
 use skyclaw_state::state::encode_view;
 use skyclaw_state::{HostView, JobView, LogClock, State};
 
+use crate::lease_timers::LeaseTimers;
 use crate::machine::StateMachine;
 use crate::materialized::Materialized;
 use crate::raft::{SnapshotMeta, StorageError, TypeConfig};
 use crate::store::{self, cf, BLOBS, EVENTS, META, VIEWS};
-use crate::sweeper::LeaseTimers;
 
 /// A snapshot's content: every view plus the blobs they reference and the
 /// chain head they correspond to.

@@ -10,7 +10,7 @@ use warp::reply::{Reply, Response};
 
 use crate::failure::Failure;
 use crate::membership::MembershipError;
-use crate::writes::{WriteError, MAX_ENTRY_BYTES};
+use crate::proposer::{WriteError, MAX_ENTRY_BYTES};
 
 #[derive(Clone, Debug)]
 pub struct ApiError {

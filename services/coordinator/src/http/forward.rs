@@ -20,7 +20,7 @@ use super::json::Handled;
 use crate::coordinator::Coordinator;
 use crate::failure::Failure;
 use crate::log::READ_TIMEOUT;
-use crate::writes::{WriteError, WRITE_TIMEOUT};
+use crate::proposer::{WriteError, WRITE_TIMEOUT};
 
 /// Headers a forwarded request keeps. The token is the cluster's own: this
 /// node already checked the caller's.

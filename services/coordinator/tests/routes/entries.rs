@@ -2,7 +2,7 @@
 //! than followers take is refused with 413 before it reaches raft.
 
 use serde_json::{json, Value};
-use skyclaw_coordinator::writes::MAX_ENTRY_BYTES;
+use skyclaw_coordinator::proposer::MAX_ENTRY_BYTES;
 use warp::http::StatusCode;
 
 use crate::util::{error_message, TestNode};
