@@ -8,6 +8,7 @@
 //!   [`jobs`], [`hosts`], [`log`], [`membership`]; their error, [`failure`]
 //! - [`writes`]: the write path: refusals, group commit, answers
 //! - [`http`]: the API, one file per resource: parse, call, convert
+//! - [`metrics`]: what the node measures, and `GET /metrics`'s text
 //! - [`config`]: the documented, validated configuration
 //! - [`clock`]: this node's clock, for stamps and liveness
 //! - [`store`]: the RocksDB instance and its column families
@@ -34,6 +35,7 @@ pub mod log_store;
 pub mod machine;
 pub mod materialized;
 pub mod membership;
+pub mod metrics;
 pub mod network;
 pub mod raft;
 pub mod snapshot;

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::clock::NodeClock;
 use crate::coordinator::Coordinator;
 use crate::failure::Failure;
+use crate::metrics::Metrics;
 use crate::raft::{encoded_size, Answer, Member, Proposal, Raft};
 
 /// Commands taken into one raft entry at most.
@@ -132,15 +133,24 @@ impl Coordinator {
 }
 
 /// Starts the proposer: commands sent to it are grouped into raft entries.
-pub(crate) fn proposer(raft: Raft, clock: NodeClock) -> mpsc::Sender<Pending> {
+pub(crate) fn proposer(
+    raft: Raft,
+    clock: NodeClock,
+    metrics: Arc<Metrics>,
+) -> mpsc::Sender<Pending> {
     let (proposer, proposals) = mpsc::channel(MAX_BATCH * MAX_IN_FLIGHT);
-    tokio::spawn(propose_loop(raft, clock, proposals));
+    tokio::spawn(propose_loop(raft, clock, metrics, proposals));
     proposer
 }
 
 /// Groups whatever commands are waiting into one entry. While all in-flight
 /// slots are busy, requests queue up and go out together in the next entry.
-async fn propose_loop(raft: Raft, clock: NodeClock, mut proposals: mpsc::Receiver<Pending>) {
+async fn propose_loop(
+    raft: Raft,
+    clock: NodeClock,
+    metrics: Arc<Metrics>,
+    mut proposals: mpsc::Receiver<Pending>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut carried = None;
     loop {
@@ -156,6 +166,7 @@ async fn propose_loop(raft: Raft, clock: NodeClock, mut proposals: mpsc::Receive
         };
         let batch;
         (batch, carried) = group(first, &mut proposals);
+        metrics.entry_commands.record(batch.len() as f64);
         let raft = raft.clone();
         let clock = clock.clone();
         tokio::spawn(async move {
