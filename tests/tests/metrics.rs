@@ -149,7 +149,11 @@ async fn a_coordinator_counts_requests_jobs_and_leases_as_they_happen() {
     let token = Some(("x-skyclaw-token", TOKEN));
     let before = scrape(&http, &metrics_url, token).await;
     for family in COORDINATOR_FAMILIES {
-        assert!(before.has_family(family), "{family} missing:\n{}", before.text);
+        assert!(
+            before.has_family(family),
+            "{family} missing:\n{}",
+            before.text
+        );
     }
     assert_eq!(before.value("skyclaw_raft_is_leader", &[]), 1.0);
     assert_eq!(
@@ -160,7 +164,10 @@ async fn a_coordinator_counts_requests_jobs_and_leases_as_they_happen() {
 
     // An enqueue, a claim and a completion, as a host would send them.
     let host = json!({"hostId": "h1", "name": "h1", "maxParallel": 1});
-    assert_eq!(post(&http, &cluster, "/v1/hosts/register", host).await.0, 200);
+    assert_eq!(
+        post(&http, &cluster, "/v1/hosts/register", host).await.0,
+        200
+    );
     let job = json!({"payload": {"kind": "shell", "command": "true"}});
     let (status, enqueued) = post(&http, &cluster, "/v1/jobs", job).await;
     assert_eq!(status, 200, "{enqueued}");
@@ -200,7 +207,10 @@ async fn a_coordinator_counts_requests_jobs_and_leases_as_they_happen() {
         1.0
     );
     assert_eq!(moved(requests, &route("GET", "/v1/jobs/{id}", "404")), 1.0);
-    assert_eq!(moved(requests, &[("route", "unrouted"), ("status", "404")]), 1.0);
+    assert_eq!(
+        moved(requests, &[("route", "unrouted"), ("status", "404")]),
+        1.0
+    );
     assert!(!after.text.contains("no-such-job") && !after.text.contains("hidden-9c2d"));
     assert!(!after.text.contains(&job_id), "a job id in a label");
     assert!(
@@ -246,7 +256,9 @@ async fn metrics_need_the_token_and_take_it_as_a_bearer_credential() {
         let http = http.clone();
         let url = url.clone();
         async move {
-            let auth = auth.as_ref().map(|(header, value)| (*header, value.as_str()));
+            let auth = auth
+                .as_ref()
+                .map(|(header, value)| (*header, value.as_str()));
             get(&http, &url, auth).await.0
         }
     };
@@ -293,7 +305,11 @@ async fn a_host_serves_its_own_metrics_and_counts_each_run_by_outcome() {
         "skyclaw_host_slots",
         "skyclaw_host_slots_in_use",
     ] {
-        assert!(before.has_family(family), "{family} missing:\n{}", before.text);
+        assert!(
+            before.has_family(family),
+            "{family} missing:\n{}",
+            before.text
+        );
     }
     assert_eq!(before.value("skyclaw_host_slots", &[]), 1.0);
     let succeeded = [("outcome", "succeeded")];
@@ -320,7 +336,11 @@ async fn a_host_serves_its_own_metrics_and_counts_each_run_by_outcome() {
         1.0
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while scrape(&http, &url, None).await.value("skyclaw_host_slots_in_use", &[]) != 0.0 {
+    while scrape(&http, &url, None)
+        .await
+        .value("skyclaw_host_slots_in_use", &[])
+        != 0.0
+    {
         assert!(Instant::now() < deadline, "the slot stayed in use");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

@@ -243,8 +243,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         m.state.tick_as_before(proposal.at)
                     };
                     for command in &proposal.commands {
-                        let result =
-                            execute(machine, &mut m, &mut batch, command, at, origin, &mut touched)?;
+                        let result = execute(
+                            machine,
+                            &mut m,
+                            &mut batch,
+                            command,
+                            at,
+                            origin,
+                            &mut touched,
+                        )?;
                         reply.results.push(result);
                     }
                 }

@@ -213,9 +213,10 @@ impl Metrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .iter()
             .find(|(code, _)| *code == status)
-            .map(|(_, counter)| counter.clone());
-        let counter = counted.unwrap_or_else(|| self.status_counter(requests, status));
-        counter.increment(1);
+            .map(|(_, counter)| counter.increment(1));
+        if counted.is_none() {
+            self.status_counter(requests, status).increment(1);
+        }
     }
 
     /// Registers the counter of a status a route had not answered with yet.
@@ -321,7 +322,12 @@ impl Coordinator {
             Vec::new(),
             counts[0] as f64,
         );
-        sampled.gauge("skyclaw_hosts", "Registered hosts.", Vec::new(), hosts as f64);
+        sampled.gauge(
+            "skyclaw_hosts",
+            "Registered hosts.",
+            Vec::new(),
+            hosts as f64,
+        );
         self.sample_raft(&sampled);
         self.sample_rocksdb(&sampled);
         let mut text = self.metrics.render();

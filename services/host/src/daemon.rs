@@ -58,9 +58,8 @@ pub async fn run(
     });
     let host_metrics = Arc::new(HostMetrics::new(config.max_parallel));
     // Served until the daemon has wound down, so the last jobs are seen.
-    let _metrics_server = metrics_listener.map(|listener| {
-        AbortOnDrop(tokio::spawn(metrics::serve(host_metrics.clone(), listener)))
-    });
+    let _metrics_server = metrics_listener
+        .map(|listener| AbortOnDrop(tokio::spawn(metrics::serve(host_metrics.clone(), listener))));
     let daemon = Arc::new(Daemon {
         metrics: host_metrics,
         runner,

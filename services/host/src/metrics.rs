@@ -187,11 +187,22 @@ mod tests {
         metrics.job_ended(&ended(false, Some(StopReason::Timeout)));
         let held = metrics.slot_taken();
         let text = metrics.render();
-        assert!(text.contains(r#"skyclaw_host_jobs_total{outcome="succeeded"} 1"#), "{text}");
-        assert!(text.contains(r#"skyclaw_host_jobs_total{outcome="timed_out"} 1"#), "{text}");
-        assert!(text.contains(r#"skyclaw_host_jobs_total{outcome="failed"} 0"#), "{text}");
         assert!(
-            text.contains(r#"skyclaw_host_job_duration_seconds_bucket{outcome="succeeded",le="2.5"} 1"#),
+            text.contains(r#"skyclaw_host_jobs_total{outcome="succeeded"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"skyclaw_host_jobs_total{outcome="timed_out"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"skyclaw_host_jobs_total{outcome="failed"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"skyclaw_host_job_duration_seconds_bucket{outcome="succeeded",le="2.5"} 1"#
+            ),
             "{text}"
         );
         assert!(text.contains("skyclaw_host_slots 4"), "{text}");

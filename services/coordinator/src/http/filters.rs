@@ -102,15 +102,17 @@ pub fn auth_or_bearer(
     let token: Option<Arc<[u8]>> = token.map(|t| Arc::from(t.into_bytes()));
     warp::header::optional::<String>(TOKEN_HEADER)
         .and(warp::header::optional::<String>("authorization"))
-        .and_then(move |given: Option<String>, authorization: Option<String>| {
-            let bearer = authorization.as_deref().and_then(bearer_token);
-            let checked = check(
-                token.as_deref(),
-                given.as_deref().or(bearer),
-                "x-skyclaw-token or Authorization: Bearer",
-            );
-            async move { checked }
-        })
+        .and_then(
+            move |given: Option<String>, authorization: Option<String>| {
+                let bearer = authorization.as_deref().and_then(bearer_token);
+                let checked = check(
+                    token.as_deref(),
+                    given.as_deref().or(bearer),
+                    "x-skyclaw-token or Authorization: Bearer",
+                );
+                async move { checked }
+            },
+        )
         .untuple_one()
 }
 
@@ -125,7 +127,11 @@ fn bearer_token(authorization: &str) -> Option<&str> {
 
 /// Whether `given` is the configured `token` (any, when none is), in
 /// constant time; `credential` names where it was looked for.
-fn check(token: Option<&[u8]>, given: Option<&str>, credential: &str) -> Result<(), warp::Rejection> {
+fn check(
+    token: Option<&[u8]>,
+    given: Option<&str>,
+    credential: &str,
+) -> Result<(), warp::Rejection> {
     let Some(token) = token else {
         return Ok(());
     };
