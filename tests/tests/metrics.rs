@@ -6,6 +6,7 @@
 //!
 //! - `a_coordinator_counts_requests_jobs_and_leases_as_they_happen`
 //! - `metrics_need_the_token_and_take_it_as_a_bearer_credential`
+//! - `in_three_nodes_each_names_the_leader_and_the_leader_shows_its_followers_lag`
 //! - `a_host_serves_its_own_metrics_and_counts_each_run_by_outcome`
 
 mod util;
@@ -287,6 +288,68 @@ async fn metrics_need_the_token_and_take_it_as_a_bearer_credential() {
     )
     .await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn in_three_nodes_each_names_the_leader_and_the_leader_shows_its_followers_lag() {
+    let cluster = skyclaw_testkit::Cluster::start(skyclaw_testkit::Options {
+        routing: skyclaw_testkit::Routing::Direct,
+        ..skyclaw_testkit::Options::default()
+    })
+    .await;
+    let leader = cluster.wait_ready().await;
+    let leader_name = cluster.nodes[leader].name.clone();
+    let scrape_node = |i: usize| {
+        let url = cluster.nodes[i].url.clone();
+        let api = cluster.api.clone();
+        async move {
+            let reply = api.get(&url, "/metrics").await.expect("an answer");
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            Scrape::parse(reply.text())
+        }
+    };
+    for i in 0..cluster.nodes.len() {
+        let scrape = scrape_node(i).await;
+        let leads = if i == leader { 1.0 } else { 0.0 };
+        assert_eq!(scrape.value("skyclaw_raft_is_leader", &[]), leads);
+        assert_eq!(
+            scrape.value("skyclaw_raft_leader", &[("leader", &leader_name)]),
+            1.0
+        );
+        let lags = scrape.series.keys();
+        let lag_series = lags
+            .filter(|s| s.starts_with("skyclaw_raft_follower_lag_entries"))
+            .count();
+        assert_eq!(
+            lag_series,
+            if i == leader { 2 } else { 0 },
+            "{}",
+            scrape.text
+        );
+    }
+    // Idle, every follower catches up: a lag of 0 each.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let scrape = scrape_node(leader).await;
+        let caught_up = (0..cluster.nodes.len()).filter(|i| *i != leader).all(|i| {
+            let follower = [("follower", cluster.nodes[i].name.as_str())];
+            scrape.has_family("skyclaw_raft_follower_lag_entries")
+                && scrape
+                    .series
+                    .keys()
+                    .any(|s| s.contains(&format!("follower=\"{}\"", cluster.nodes[i].name)))
+                && scrape.value("skyclaw_raft_follower_lag_entries", &follower) == 0.0
+        });
+        if caught_up {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "followers still behind:\n{}",
+            scrape.text
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
