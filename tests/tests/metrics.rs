@@ -333,11 +333,10 @@ async fn in_three_nodes_each_names_the_leader_and_the_leader_shows_its_followers
         let scrape = scrape_node(leader).await;
         let caught_up = (0..cluster.nodes.len()).filter(|i| *i != leader).all(|i| {
             let follower = [("follower", cluster.nodes[i].name.as_str())];
-            scrape.has_family("skyclaw_raft_follower_lag_entries")
-                && scrape
-                    .series
-                    .keys()
-                    .any(|s| s.contains(&format!("follower=\"{}\"", cluster.nodes[i].name)))
+            scrape
+                .series
+                .keys()
+                .any(|s| s.contains(&format!("follower=\"{}\"", cluster.nodes[i].name)))
                 && scrape.value("skyclaw_raft_follower_lag_entries", &follower) == 0.0
         });
         if caught_up {
