@@ -118,6 +118,9 @@ impl Route {
 }
 
 pub const HEALTH: Route = Route::get("/health");
+/// Prometheus text format; besides the token header it takes
+/// `Authorization: Bearer <token>`, which scrapers can send.
+pub const METRICS: Route = Route::get("/metrics");
 
 pub const STATUS: Route = Route::get("/v1/status");
 /// The MVP's whole-state view.
@@ -150,9 +153,18 @@ pub const APPEND: Route = Route::post("/v1/replicate/append");
 pub const VOTE: Route = Route::post("/v1/replicate/vote");
 pub const SNAPSHOT: Route = Route::post("/v1/replicate/snapshot");
 
+/// Where in [`ALL`] the route serving `method` and `path` (without its
+/// query) is, if one does: what a request is counted under, so metrics
+/// name a route's template, never the ids of a raw path.
+pub fn position(method: Method, path: &str) -> Option<usize> {
+    ALL.iter()
+        .position(|route| route.method == method && route.matches(path))
+}
+
 /// Every route the API serves.
-pub const ALL: [Route; 24] = [
+pub const ALL: [Route; 25] = [
     HEALTH,
+    METRICS,
     STATUS,
     STATE,
     STATE_DIGEST,
@@ -199,6 +211,16 @@ mod tests {
         assert!(!CLAIM.matches("/v1/hosts/h-1"));
         assert!(ENQUEUE.matches("/v1/jobs"));
         assert!(!ENQUEUE.matches("/v1/jobs/x"));
+    }
+
+    #[test]
+    fn a_request_is_found_under_its_template() {
+        let at = |method, path| position(method, path).map(|i| ALL[i]);
+        assert_eq!(at(Method::Post, "/v1/jobs/j-1/cancel"), Some(CANCEL));
+        assert_eq!(at(Method::Get, "/v1/jobs/j-1"), Some(JOB));
+        assert_eq!(at(Method::Get, "/metrics"), Some(METRICS));
+        assert_eq!(at(Method::Post, "/v1/jobs/j-1"), None);
+        assert_eq!(at(Method::Get, "/v1/nothing"), None);
     }
 
     #[test]

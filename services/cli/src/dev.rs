@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::connect::non_empty;
 use crate::coordinator::{announce, bind, ServerArgs};
-use crate::host::HostArgs;
+use crate::host::{bind_metrics, HostArgs};
 use crate::signals::Shutdown;
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +67,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         format!("http://{address}")
     };
     announce(address)?;
+    let host_metrics = bind_metrics(&host_config).await?;
     print_instructions(&args.dir, &url, &token, &host_config)?;
 
     let (stop_coordinator, coordinator_stopping) = watch::channel(false);
@@ -80,6 +81,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut host = tokio::spawn(skyclaw_host::run(
         host_config,
         client,
+        host_metrics,
         stopped(host_stopping),
     ));
 

@@ -1,10 +1,14 @@
 //! `skyclaw host`: the host daemon, its settings from flags and
 //! environment over [`HostConfig`]'s defaults.
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use skyclaw_host::{HostConfig, SandboxConfig};
+use tokio::net::TcpListener;
 
 use crate::connect::ClientArgs;
 use crate::signals::Shutdown;
@@ -84,6 +88,10 @@ pub struct HostArgs {
     /// Open files per job process; 0 for none [default: 1024].
     #[arg(long, env = "SKYCLAW_LIMIT_OPEN_FILES")]
     pub limit_open_files: Option<u64>,
+    /// Serve the host's metrics (GET /metrics, no token) at this address,
+    /// e.g. 127.0.0.1:9187; port 0 picks a free one [default: none].
+    #[arg(long, env = "SKYCLAW_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// `on` or `off` (also `true`/`false`, `1`/`0`).
@@ -130,6 +138,7 @@ impl HostArgs {
             kill_grace_ms: self.kill_grace_ms.unwrap_or(base.kill_grace_ms),
             shutdown_grace_ms: self.shutdown_grace_ms.unwrap_or(base.shutdown_grace_ms),
             sandbox: self.sandbox_config(base.sandbox),
+            metrics_addr: self.metrics_addr.or(base.metrics_addr),
         }
     }
 
@@ -166,6 +175,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.validate()?;
     let client = args.client.connect()?;
     let shutdown = Shutdown::install()?;
-    skyclaw_host::run(config, client, shutdown.wait()).await?;
+    let metrics = bind_metrics(&config).await?;
+    skyclaw_host::run(config, client, metrics, shutdown.wait()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the metrics address, if one is set, and says where it listens
+/// (the port when it was 0) in one line on stdout.
+pub async fn bind_metrics(config: &HostConfig) -> anyhow::Result<Option<TcpListener>> {
+    let Some(address) = config.metrics_addr else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot serve metrics on {address}"))?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "skyclaw host metrics on http://{}/metrics",
+        listener.local_addr()?
+    )?;
+    stdout.flush()?;
+    Ok(Some(listener))
 }

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::log_store::LogStore;
 use crate::machine::StateMachine;
 use crate::materialized::{Materialized, Shared};
+use crate::metrics::Metrics;
 use crate::network::Network;
 use crate::proposer::Proposer;
 use crate::raft::{node_id_of, Member, NodeId, Raft};
@@ -42,6 +43,8 @@ pub struct Coordinator {
     leader_since: Mutex<Option<Instant>>,
     /// What proposals are stamped with and host liveness is timed by.
     pub clock: NodeClock,
+    /// What this node counts as it works, for `GET /metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 // `INCARNATION` is a random id made when the data directory is created.
@@ -104,17 +107,19 @@ impl Coordinator {
         .validate()
         .map_err(|e| Error::Raft(e.to_string()))?;
         let id = node_id_of(&format!("{}/{incarnation}", config.node_id));
+        let metrics = Arc::new(Metrics::new());
+        Metrics::keep_up(Arc::downgrade(&metrics));
         let raft = Raft::new(
             id,
             Arc::new(raft_config),
             Network::new(config.token.clone()),
-            LogStore::new(db.clone()),
-            StateMachine::new(db.clone(), shared.clone(), work.clone()),
+            LogStore::new(db.clone(), metrics.clone()),
+            StateMachine::new(db.clone(), shared.clone(), work.clone(), metrics.clone()),
         )
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
 
-        let proposer = Proposer::start(raft.clone(), clock.clone());
+        let proposer = Proposer::start(raft.clone(), clock.clone(), metrics.clone());
         let me = Member {
             name: config.node_id.clone(),
             url: advertise_url,
@@ -144,6 +149,7 @@ impl Coordinator {
             liveness: Mutex::new(HashMap::new()),
             leader_since: Mutex::new(None),
             clock,
+            metrics,
         });
         tokio::spawn(watch_leadership(coordinator.clone()));
         Ok(coordinator)

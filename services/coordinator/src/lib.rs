@@ -9,6 +9,7 @@
 //! - [`writes`]: the write path: refusals before raft, then the proposer
 //! - [`proposer`]: group commit of commands into raft entries
 //! - [`http`]: the API, one file per resource: parse, call, convert
+//! - [`metrics`]: what the node measures, and `GET /metrics`'s text
 //! - [`config`]: the documented, validated configuration
 //! - [`clock`]: this node's clock, for stamps and liveness
 //! - [`store`]: the RocksDB instance and its column families
@@ -37,6 +38,7 @@ pub mod log_store;
 pub mod machine;
 pub mod materialized;
 pub mod membership;
+pub mod metrics;
 pub mod network;
 pub mod proposer;
 pub mod raft;

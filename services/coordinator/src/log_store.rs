@@ -5,26 +5,29 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::time::Instant;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 use skyclaw_layout::raft_meta::{COMMITTED, LAST_PURGED, VOTE};
 
+use crate::metrics::Metrics;
 use crate::raft::{Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::store::{self, cf, RAFT_LOG, RAFT_META};
 
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    metrics: Arc<Metrics>,
 }
 
 // openraft's storage traits fix `StorageError` as the error type; these
 // helpers feed those methods, so boxing it here would only be undone there.
 #[allow(clippy::result_large_err)]
 impl LogStore {
-    pub fn new(db: Arc<DB>) -> LogStore {
-        LogStore { db }
+    pub fn new(db: Arc<DB>, metrics: Arc<Metrics>) -> LogStore {
+        LogStore { db, metrics }
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -114,6 +117,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        if let Some(committed) = committed {
+            self.metrics.committed_index.set(committed.index as f64);
+        }
         // Not synced: a lost committed mark only means less is re-applied
         // at start-up, and the next synced write carries it anyway.
         self.put_meta(COMMITTED, &committed, false)
@@ -135,7 +141,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = WriteBatch::default();
         let family = cf(&self.db, RAFT_LOG);
+        let mut count = 0usize;
         for entry in entries {
+            count += 1;
             batch.put_cf(
                 family,
                 store::u64_key(entry.log_id.index),
@@ -145,6 +153,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // The fsync runs on a blocking thread: raft waits for it either way,
         // but one of the runtime's few threads stays free to serve HTTP.
         let db = self.db.clone();
+        let started = Instant::now();
         let written = tokio::task::spawn_blocking(move || {
             let mut options = WriteOptions::default();
             options.set_sync(true);
@@ -153,6 +162,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         })
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(format!("the log write failed: {e}"))));
+        self.metrics
+            .append_seconds
+            .record(started.elapsed().as_secs_f64());
+        self.metrics.append_entries.record(count as f64);
         match written {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));

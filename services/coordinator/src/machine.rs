@@ -18,6 +18,7 @@ use skyclaw_state::{Affected, Command, Event, Rejection, State};
 use tokio::sync::Notify;
 
 use crate::materialized::{Materialized, Shared};
+use crate::metrics::Metrics;
 use crate::raft::{
     Answer, Entry, LogId, Reply, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -30,11 +31,22 @@ pub struct StateMachine {
     pub(crate) shared: Shared,
     /// Woken when work appears: long-polling claims wait on it.
     pub(crate) work: Arc<Notify>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl StateMachine {
-    pub fn new(db: Arc<DB>, shared: Shared, work: Arc<Notify>) -> StateMachine {
-        StateMachine { db, shared, work }
+    pub fn new(
+        db: Arc<DB>,
+        shared: Shared,
+        work: Arc<Notify>,
+        metrics: Arc<Metrics>,
+    ) -> StateMachine {
+        StateMachine {
+            db,
+            shared,
+            work,
+            metrics,
+        }
     }
 
     pub(crate) fn write_error(e: impl std::fmt::Display) -> StorageError {
@@ -54,9 +66,9 @@ struct Touched {
 // `StorageError` is what openraft's `apply` returns; see `log_store`.
 #[allow(clippy::result_large_err)]
 fn execute(
+    machine: &StateMachine,
     m: &mut Materialized,
     batch: &mut WriteBatch,
-    db: &DB,
     command: &Command,
     at: u64,
     origin: Origin,
@@ -66,11 +78,13 @@ fn execute(
         Ok(decision) => decision,
         Err(rejection) => return Ok(Err(rejection)),
     };
+    let db = &*machine.db;
     let now = Instant::now();
     for event in &decision.events {
         m.state
             .apply(event, at)
             .map_err(|v| StateMachine::write_error(format!("decided event violates state: {v}")))?;
+        count(&machine.metrics, event, &m.state, at);
         let cluster_id = m
             .state
             .cluster_id()
@@ -137,6 +151,34 @@ fn execute(
     Ok(Ok(answer(&m.state, decision.affected)))
 }
 
+/// Counts what an event applied at `at` did, for the node's metrics.
+fn count(metrics: &Metrics, event: &Event, state: &State, at: u64) {
+    match event {
+        Event::JobEnqueued(_) => metrics.jobs_enqueued.increment(1),
+        Event::JobLeased {
+            job_id,
+            lease_epoch,
+            ..
+        } => {
+            metrics.leases_granted.increment(1);
+            // Epochs count attempts: the first lease ends the job's wait.
+            if let (1, Some(job)) = (*lease_epoch, state.job(job_id)) {
+                let waited_ms = at.saturating_sub(job.created_at);
+                metrics.pickup_seconds.record(waited_ms as f64 / 1000.0);
+            }
+        }
+        Event::LeaseRenewed { .. } => metrics.leases_renewed.increment(1),
+        Event::LeaseExpired { .. } => metrics.leases_expired.increment(1),
+        _ => {}
+    }
+    if let Event::JobCompleted(_) | Event::LeaseExpired { .. } | Event::JobCancelled { .. } = event
+    {
+        if let Some(job) = event.job_id().and_then(|id| state.job(id)) {
+            metrics.job_finished(job.status);
+        }
+    }
+}
+
 /// The records a command affected, as they stand now.
 fn answer(state: &State, affected: Affected) -> Answer {
     let job = |id: &String| state.job(id).cloned().expect("affected names a known job");
@@ -176,6 +218,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let machine = &*self;
         let db = &*self.db;
         let mut batch = WriteBatch::default();
         let mut replies = Vec::new();
@@ -200,8 +243,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         m.state.tick_as_before(proposal.at)
                     };
                     for command in &proposal.commands {
-                        let result =
-                            execute(&mut m, &mut batch, db, command, at, origin, &mut touched)?;
+                        let result = execute(
+                            machine,
+                            &mut m,
+                            &mut batch,
+                            command,
+                            at,
+                            origin,
+                            &mut touched,
+                        )?;
                         reply.results.push(result);
                     }
                 }

@@ -10,6 +10,7 @@ use skyclaw_state::{Command, Rejection};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::clock::NodeClock;
+use crate::metrics::Metrics;
 use crate::raft::{encoded_size, Answer, Member, Proposal, Raft};
 
 /// Commands taken into one raft entry at most.
@@ -58,9 +59,9 @@ pub struct Proposer {
 
 impl Proposer {
     /// Starts the proposer task for `raft`, stamping entries by `clock`.
-    pub fn start(raft: Raft, clock: NodeClock) -> Proposer {
+    pub fn start(raft: Raft, clock: NodeClock, metrics: Arc<Metrics>) -> Proposer {
         let (sender, proposals) = mpsc::channel(MAX_BATCH * MAX_IN_FLIGHT);
-        tokio::spawn(propose_loop(raft, clock, proposals));
+        tokio::spawn(propose_loop(raft, clock, metrics, proposals));
         Proposer { sender }
     }
 
@@ -96,7 +97,12 @@ impl Proposer {
 
 /// Groups whatever commands are waiting into one entry. While all in-flight
 /// slots are busy, requests queue up and go out together in the next entry.
-async fn propose_loop(raft: Raft, clock: NodeClock, mut proposals: mpsc::Receiver<Pending>) {
+async fn propose_loop(
+    raft: Raft,
+    clock: NodeClock,
+    metrics: Arc<Metrics>,
+    mut proposals: mpsc::Receiver<Pending>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut carried = None;
     loop {
@@ -112,6 +118,7 @@ async fn propose_loop(raft: Raft, clock: NodeClock, mut proposals: mpsc::Receive
         };
         let batch;
         (batch, carried) = group(first, &mut proposals);
+        metrics.entry_commands.record(batch.len() as f64);
         let raft = raft.clone();
         let clock = clock.clone();
         tokio::spawn(async move {

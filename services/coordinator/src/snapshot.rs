@@ -106,6 +106,7 @@ impl StateMachine {
             anchor: Some(data.head),
         };
         drop(m);
+        self.metrics.snapshot_installs.increment(1);
         self.work.notify_waiters();
         Ok(())
     }
@@ -123,6 +124,7 @@ impl StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let started = Instant::now();
         let (meta, mut data) = {
             let m = self.shared.read().expect("state lock");
             let hosts: Vec<HostView> = m.state.hosts().cloned().collect();
@@ -177,6 +179,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         self.db
             .write_opt(batch, &options)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        self.metrics.snapshot_builds.increment(1);
+        self.metrics
+            .snapshot_build_seconds
+            .record(started.elapsed().as_secs_f64());
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(bytes)),

@@ -8,6 +8,7 @@ use openraft::testing::{StoreBuilder, Suite};
 use skyclaw_coordinator::log_store::LogStore;
 use skyclaw_coordinator::machine::StateMachine;
 use skyclaw_coordinator::materialized::Materialized;
+use skyclaw_coordinator::metrics::Metrics;
 use skyclaw_coordinator::raft::{StorageError, TypeConfig};
 use skyclaw_coordinator::store;
 use tempfile::TempDir;
@@ -24,8 +25,9 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksBuilder 
         let shared = Arc::new(RwLock::new(
             Materialized::load(&db).expect("loading an empty store"),
         ));
-        let log = LogStore::new(db.clone());
-        let machine = StateMachine::new(db, shared, Arc::new(Notify::new()));
+        let metrics = Arc::new(Metrics::new());
+        let log = LogStore::new(db.clone(), metrics.clone());
+        let machine = StateMachine::new(db, shared, Arc::new(Notify::new()), metrics);
         Ok((dir, log, machine))
     }
 }

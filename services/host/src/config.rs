@@ -1,6 +1,7 @@
 //! The host daemon's settings: one documented struct, filled by the
 //! `skyclaw` command from flags and environment, validated once before use.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -63,6 +64,11 @@ pub struct HostConfig {
     pub shutdown_grace_ms: u64,
     /// How jobs are confined.
     pub sandbox: SandboxConfig,
+    /// Where to serve the host's metrics, `GET /metrics` in Prometheus
+    /// text format (`SKYCLAW_METRICS_ADDR`). It asks for no token: keep it
+    /// on loopback (`127.0.0.1:9187`) or a private network.
+    /// Default: none, no metrics served.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The sandbox strangers' jobs run in (see [`crate::sandbox`]). Each limit
@@ -137,6 +143,7 @@ impl Default for HostConfig {
             kill_grace_ms: 10_000,
             shutdown_grace_ms: 30_000,
             sandbox: SandboxConfig::default(),
+            metrics_addr: None,
         }
     }
 }

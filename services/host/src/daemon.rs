@@ -28,18 +28,21 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::metrics::{self, HostMetrics};
 use crate::runner::{Runner, StopReason};
 use crate::{identity, reaper, Error, HostConfig, Result};
 use lease::{first_stop, Running};
 use report::REPORT_BUDGET_AFTER_SHUTDOWN;
 
 /// Runs the host daemon until `shutdown` completes, then winds down as the
-/// module says and returns. Fails early only on a bad configuration, an
-/// unreadable host id, or a coordinator refusing to register the host (a
-/// wrong token, say); unreachable coordinators are waited out.
+/// module says and returns. With `metrics_listener`, serves its metrics
+/// there meanwhile. Fails early only on a bad configuration, an unreadable
+/// host id, or a coordinator refusing to register the host (a wrong token,
+/// say); unreachable coordinators are waited out.
 pub async fn run(
     config: HostConfig,
     client: Client,
+    metrics_listener: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     config.validate()?;
@@ -53,7 +56,12 @@ pub async fn run(
         shutdown.await;
         let _ = stopping_tx.send(true);
     });
+    let host_metrics = Arc::new(HostMetrics::new(config.max_parallel));
+    // Served until the daemon has wound down, so the last jobs are seen.
+    let _metrics_server = metrics_listener
+        .map(|listener| AbortOnDrop(tokio::spawn(metrics::serve(host_metrics.clone(), listener))));
     let daemon = Arc::new(Daemon {
+        metrics: host_metrics,
         runner,
         sandbox,
         slots: Arc::new(Semaphore::new(config.max_parallel as usize)),
@@ -97,8 +105,18 @@ pub async fn run(
     Ok(())
 }
 
+/// Ends a task when dropped, however the daemon returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 struct Daemon {
     client: Client,
+    metrics: Arc<HostMetrics>,
     config: HostConfig,
     runner: Runner,
     /// The sandbox level, as reported when registering.

@@ -20,10 +20,13 @@
 //! - [`sandbox`]: the directory, Landlock rules and limits a job runs under
 //! - [`reaper`]: every process a job starts, found and killed when it ends
 //! - [`output`]: bounded capture of stdout and stderr
+//! - [`metrics`]: jobs by outcome, durations and slots, and the server
+//!   that shows them (`--metrics-addr`)
 
 pub mod config;
 pub mod daemon;
 pub mod identity;
+pub mod metrics;
 pub mod output;
 pub mod reaper;
 pub mod runner;

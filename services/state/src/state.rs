@@ -42,6 +42,9 @@ pub struct State {
     /// Live leases by holder: the jobs each host holds.
     held: HashMap<String, BTreeSet<String>>,
     idempotency: HashMap<String, String>,
+    /// How many jobs have each status, indexed as [`JobStatus::ALL`]:
+    /// kept as jobs change, so reading it costs nothing at any size.
+    by_status: [usize; 5],
     next_order: u64,
     clock: LogClock,
 }
@@ -99,6 +102,11 @@ impl State {
 
     pub fn leased_count(&self) -> usize {
         self.leases.len()
+    }
+
+    /// How many jobs have each status, in the order of [`JobStatus::ALL`].
+    pub fn status_counts(&self) -> [usize; 5] {
+        self.by_status
     }
 
     /// Jobs in enqueue order, starting after the job `after` (exclusive).
@@ -203,6 +211,7 @@ impl State {
             .collect();
         state.jobs.reserve(jobs.len());
         for job in jobs {
+            state.by_status[job.status.index()] += 1;
             state.jobs.insert(job.id.clone(), job);
         }
         state

@@ -25,6 +25,11 @@ impl JobStatus {
         JobStatus::Cancelled,
     ];
 
+    /// Where this status is in [`JobStatus::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Queued => "queued",

@@ -87,25 +87,65 @@ pub fn auth(token: Option<String>) -> impl Filter<Extract = (), Error = warp::Re
     let token: Option<Arc<[u8]>> = token.map(|t| Arc::from(t.into_bytes()));
     warp::header::optional::<String>(TOKEN_HEADER)
         .and_then(move |given: Option<String>| {
-            let token = token.clone();
-            async move {
-                let Some(token) = token else {
-                    return Ok(());
-                };
-                match given {
-                    Some(given) if bool::from(given.as_bytes().ct_eq(&token)) => Ok(()),
-                    Some(_) => Err(warp::reject::custom(ApiError::new(
-                        StatusCode::UNAUTHORIZED,
-                        format!("invalid {TOKEN_HEADER}"),
-                    ))),
-                    None => Err(warp::reject::custom(ApiError::new(
-                        StatusCode::UNAUTHORIZED,
-                        format!("missing {TOKEN_HEADER} header"),
-                    ))),
-                }
-            }
+            let checked = check(token.as_deref(), given.as_deref(), TOKEN_HEADER);
+            async move { checked }
         })
         .untuple_one()
+}
+
+/// Like [`auth`], but also takes the token as `Authorization: Bearer
+/// <token>`: a scraper can send that header and no other. The token
+/// header wins when both come.
+pub fn auth_or_bearer(
+    token: Option<String>,
+) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    let token: Option<Arc<[u8]>> = token.map(|t| Arc::from(t.into_bytes()));
+    warp::header::optional::<String>(TOKEN_HEADER)
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(
+            move |given: Option<String>, authorization: Option<String>| {
+                let bearer = authorization.as_deref().and_then(bearer_token);
+                let checked = check(
+                    token.as_deref(),
+                    given.as_deref().or(bearer),
+                    "x-skyclaw-token or Authorization: Bearer",
+                );
+                async move { checked }
+            },
+        )
+        .untuple_one()
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is
+/// case-insensitive (RFC 7235).
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
+/// Whether `given` is the configured `token` (any, when none is), in
+/// constant time; `credential` names where it was looked for.
+fn check(
+    token: Option<&[u8]>,
+    given: Option<&str>,
+    credential: &str,
+) -> Result<(), warp::Rejection> {
+    let Some(token) = token else {
+        return Ok(());
+    };
+    match given {
+        Some(given) if bool::from(given.as_bytes().ct_eq(token)) => Ok(()),
+        Some(_) => Err(warp::reject::custom(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("invalid {credential}"),
+        ))),
+        None => Err(warp::reject::custom(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("missing {credential}"),
+        ))),
+    }
 }
 
 /// Refuses a raft RPC meant for another raft id than this node's, with

@@ -1,9 +1,11 @@
 //! The HTTP API. Routes are grouped by resource, one file each: [`jobs`],
-//! [`hosts`], [`log`], [`cluster`] and raft's own [`replicate`]; each file
-//! holds its routes and handlers, and every handler parses, calls the
-//! coordinator, and converts ([`convert`]). Route paths live once, in
-//! `skyclaw_api::routes`; [`filters`] match them and hold authentication
-//! and body limits; [`forward`] passes writes on a follower to the leader.
+//! [`hosts`], [`log`], [`cluster`], raft's own [`replicate`] and the
+//! scrapers' [`metrics`]; each file holds its routes and handlers, and
+//! every handler parses, calls the coordinator, and converts ([`convert`]).
+//! Route paths live once, in `skyclaw_api::routes`; [`filters`] match them
+//! and hold authentication and body limits; [`forward`] passes writes on a
+//! follower to the leader. Every answer, errors included, is counted by
+//! route template and status on its way out.
 
 mod cluster;
 mod convert;
@@ -14,6 +16,7 @@ mod hosts;
 mod jobs;
 mod json;
 mod log;
+mod metrics;
 mod replicate;
 
 use std::future::Future;
@@ -21,7 +24,7 @@ use std::sync::Arc;
 
 use skyclaw_api::routes::{self, LEADER_HEADER};
 use warp::filters::BoxedFilter;
-use warp::reply::Response;
+use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use crate::coordinator::Coordinator;
@@ -45,12 +48,24 @@ pub fn routes(coordinator: Arc<Coordinator>) -> BoxedFilter<(Response,)> {
             .or(replicate::routes(&coordinator))
             .unify(),
     );
+    let counted = coordinator.metrics.clone();
     health
+        .or(metrics::routes(&coordinator))
+        .unify()
         .or(api)
         .unify()
         .recover(error::recover)
         .unify()
         .map(move |response: Response| with_leader(&coordinator, response))
+        .with(warp::log::custom(move |info: warp::log::Info<'_>| {
+            counted.request(
+                info.method(),
+                info.path(),
+                info.status().as_u16(),
+                info.elapsed(),
+            )
+        }))
+        .map(Reply::into_response)
         .boxed()
 }
 

@@ -130,6 +130,7 @@ impl Daemon {
         lease_watchdog: impl Future<Output = bool>,
         _slot: OwnedSemaphorePermit,
     ) {
+        let _in_use = self.metrics.slot_taken();
         tracing::info!(job = %job.id, lease_epoch, "job started");
         let run = self.runner.run(&job.payload, stop);
         tokio::pin!(run);
@@ -156,6 +157,7 @@ impl Daemon {
             duration_ms = result.duration.as_millis() as u64,
             "job ended"
         );
+        self.metrics.job_ended(&result);
         if matches!(
             result.stopped,
             Some(StopReason::LeaseLost | StopReason::LeaseExpired)

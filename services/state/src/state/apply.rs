@@ -23,6 +23,26 @@ impl State {
         if at > self.clock.at {
             self.clock = LogClock::resumed(at);
         }
+        let status_of = |state: &State| {
+            let id = event.job_id()?;
+            state.jobs.get(id).map(|job| job.status)
+        };
+        let before = status_of(self);
+        self.fold(event, at);
+        let after = status_of(self);
+        if before != after {
+            if let Some(before) = before {
+                self.by_status[before.index()] -= 1;
+            }
+            if let Some(after) = after {
+                self.by_status[after.index()] += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes the views and indexes as a checked `event` says.
+    fn fold(&mut self, event: &Event, at: u64) {
         match event {
             Event::ClusterCreated { cluster_id } => self.cluster_id = Some(cluster_id.clone()),
             Event::HostRegistered {
@@ -168,7 +188,6 @@ impl State {
                 job.updated_at = at;
             }
         }
-        Ok(())
     }
 
     /// Drops the live lease of `job_id` from the job, the index and its host.

@@ -82,6 +82,22 @@ fn jobs_are_listed_in_enqueue_order_after_a_cursor() {
 }
 
 #[test]
+fn jobs_are_counted_by_status_as_they_move() {
+    let mut state = cluster();
+    register(&mut state, "h", &["shell"], 2);
+    for id in ["a", "b", "c"] {
+        enqueue(&mut state, spec(id), 10);
+    }
+    assert_eq!(state.status_counts(), [3, 0, 0, 0, 0]);
+    assert_eq!(claim(&mut state, "h", 2, 20), ["a", "b"]);
+    assert_eq!(state.status_counts(), [1, 2, 0, 0, 0]);
+    run(&mut state, complete("a", "h", Some(1), true), 30).unwrap();
+    run(&mut state, complete("b", "h", Some(1), false), 30).unwrap();
+    run(&mut state, Command::Cancel { job_id: "c".into() }, 40).unwrap();
+    assert_eq!(state.status_counts(), [0, 0, 1, 1, 1]);
+}
+
+#[test]
 fn a_state_rebuilt_from_its_views_decides_alike() {
     let mut state = cluster();
     register(&mut state, "h", &["shell"], 2);
@@ -107,6 +123,7 @@ fn a_state_rebuilt_from_its_views_decides_alike() {
     assert_eq!(restored.digest(), state.digest());
     assert_eq!(restored.next_expiry(), state.next_expiry());
     assert_eq!(restored.queued_count(), state.queued_count());
+    assert_eq!(restored.status_counts(), state.status_counts());
     assert_eq!(restored.clock(0), state.clock(0));
 
     let commands = [
