@@ -131,6 +131,9 @@ pub const JOB: Route = Route::get("/v1/jobs/{id}");
 pub const CANCEL: Route = Route::post("/v1/jobs/{id}/cancel");
 pub const COMPLETE: Route = Route::post("/v1/jobs/{id}/complete");
 
+/// Jobs by status, the queue's depth and the last hour's activity.
+pub const SUMMARY: Route = Route::get("/v1/summary");
+
 pub const REGISTER: Route = Route::post("/v1/hosts/register");
 pub const HOSTS: Route = Route::get("/v1/hosts");
 pub const HEARTBEAT: Route = Route::post("/v1/hosts/{id}/heartbeat");
@@ -150,9 +153,18 @@ pub const APPEND: Route = Route::post("/v1/replicate/append");
 pub const VOTE: Route = Route::post("/v1/replicate/vote");
 pub const SNAPSHOT: Route = Route::post("/v1/replicate/snapshot");
 
+/// The web dashboard: its page, script and style sheet, served without
+/// a credential (the page asks for one and sends it with each API call).
+pub const UI: Route = Route::get("/ui");
+pub const UI_SCRIPT: Route = Route::get("/ui/app.js");
+pub const UI_STYLE: Route = Route::get("/ui/app.css");
+
 /// Every route the API serves.
-pub const ALL: [Route; 24] = [
+pub const ALL: [Route; 28] = [
     HEALTH,
+    UI,
+    UI_SCRIPT,
+    UI_STYLE,
     STATUS,
     STATE,
     STATE_DIGEST,
@@ -160,6 +172,7 @@ pub const ALL: [Route; 24] = [
     ENQUEUE_BATCH,
     JOBS,
     JOB,
+    SUMMARY,
     CANCEL,
     COMPLETE,
     REGISTER,

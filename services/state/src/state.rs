@@ -7,6 +7,7 @@
 //! - [`decide`]: `State::decide`, a command's events or its rejection
 //! - [`apply`]: `State::apply` and the invariants it checks ([`Violation`])
 //! - [`digest`]: `State::digest` and [`encode_view`], a view's canonical bytes
+//! - [`tally`]: counts by status, queue depth and recent activity, for people
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -19,9 +20,11 @@ use crate::view::{HostView, JobStatus, JobView};
 pub mod apply;
 pub mod decide;
 pub mod digest;
+pub mod tally;
 
 pub use apply::Violation;
 pub use digest::encode_view;
+pub use tally::Tally;
 
 /// Queue order: higher priority first, then older first.
 type QueueKey = (Reverse<i32>, u64, String);
@@ -44,6 +47,7 @@ pub struct State {
     idempotency: HashMap<String, String>,
     next_order: u64,
     clock: LogClock,
+    tally: Tally,
 }
 
 impl State {
@@ -101,6 +105,11 @@ impl State {
         self.leases.len()
     }
 
+    /// Jobs by status, the queue's depth and the last hour's activity.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
     /// Jobs in enqueue order, starting after the job `after` (exclusive).
     pub fn jobs_after<'a>(&'a self, after: Option<&str>) -> impl Iterator<Item = &'a JobView> {
         let start = after
@@ -108,6 +117,17 @@ impl State {
             .map_or(0, |job| job.order + 1);
         self.by_order
             .range(start..)
+            .filter_map(|(_, id)| self.job(id))
+    }
+
+    /// Jobs newest first, starting before the job `before` (exclusive).
+    pub fn jobs_before<'a>(&'a self, before: Option<&str>) -> impl Iterator<Item = &'a JobView> {
+        let end = before
+            .and_then(|id| self.jobs.get(id))
+            .map_or(u64::MAX, |job| job.order);
+        self.by_order
+            .range(..end)
+            .rev()
             .filter_map(|(_, id)| self.job(id))
     }
 
@@ -201,6 +221,7 @@ impl State {
             .iter()
             .filter_map(|job| Some((job.idempotency_key.clone()?, job.id.clone())))
             .collect();
+        state.tally = Tally::from_views(jobs.iter().map(Box::as_ref), state.clock.at);
         state.jobs.reserve(jobs.len());
         for job in jobs {
             state.jobs.insert(job.id.clone(), job);

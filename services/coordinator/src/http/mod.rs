@@ -1,5 +1,6 @@
 //! The HTTP API. Routes are grouped by resource, one file each: [`jobs`],
-//! [`hosts`], [`log`], [`cluster`] and raft's own [`replicate`]; each file
+//! [`hosts`], [`log`], [`cluster`], raft's own [`replicate`] and the web
+//! dashboard's assets ([`ui`]); each file
 //! holds its routes and handlers, and every handler parses, calls the
 //! coordinator, and converts ([`convert`]). Route paths live once, in
 //! `skyclaw_api::routes`; [`filters`] match them and hold authentication
@@ -15,6 +16,7 @@ mod jobs;
 mod json;
 mod log;
 mod replicate;
+mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -46,6 +48,8 @@ pub fn routes(coordinator: Arc<Coordinator>) -> BoxedFilter<(Response,)> {
             .unify(),
     );
     health
+        .or(ui::routes())
+        .unify()
         .or(api)
         .unify()
         .recover(error::recover)
