@@ -31,7 +31,9 @@ fn the_dashboard_works_in_a_real_browser() {
         .stdout(std::fs::File::create(cluster.path().join("dashboard.log")).unwrap())
         .stderr(std::fs::File::create(cluster.path().join("dashboard.err")).unwrap())
         .spawn()
-        .unwrap_or_else(|e| panic!("node, which drives the browser, must be installed (scripts/setup --tests): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("node, which drives the browser, must be installed (scripts/setup --tests): {e}")
+        });
     let deadline = Instant::now() + LIMIT;
     let status = loop {
         if let Some(status) = node.try_wait().unwrap() {

@@ -235,7 +235,7 @@ impl Coordinator {
                     )));
                 }
             }
-            let walk: Box<dyn Iterator<Item = &JobView>> = match order {
+            let walk: Box<dyn Iterator<Item = &JobView> + '_> = match order {
                 Order::OldestFirst => Box::new(m.state.jobs_after(after)),
                 Order::NewestFirst => Box::new(m.state.jobs_before(after)),
             };

@@ -41,9 +41,7 @@ const ASSETS: [(Route, &str, &str); 3] = [
 
 pub fn routes() -> BoxedFilter<(Response,)> {
     let [first, rest @ ..] = ASSETS.map(|(route, content_type, body)| {
-        at(route)
-            .map(move || asset(content_type, body))
-            .boxed()
+        at(route).map(move || asset(content_type, body)).boxed()
     });
     rest.into_iter()
         .fold(first, |routes, next| routes.or(next).unify().boxed())

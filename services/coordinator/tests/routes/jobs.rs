@@ -378,20 +378,21 @@ async fn jobs_are_filtered_by_host_capability_and_command_newest_first_if_asked(
             .map(|job| job["id"].as_str().unwrap().to_string())
             .collect()
     };
+    let [plain, gpu, other] = [&plain, &gpu, &other].map(|id| id.as_str());
     let (_, by_host) = t.get("/v1/jobs?host=h-1").await;
-    assert_eq!(ids(&by_host), [plain.clone()]);
+    assert_eq!(ids(&by_host), [plain]);
     let (_, by_capability) = t.get("/v1/jobs?capability=gpu").await;
-    assert_eq!(ids(&by_capability), [gpu.clone()]);
+    assert_eq!(ids(&by_capability), [gpu]);
     let (_, by_argument) = t.get("/v1/jobs?command=bet").await;
-    assert_eq!(ids(&by_argument), [gpu.clone()]);
+    assert_eq!(ids(&by_argument), [gpu]);
     let (_, by_command) = t.get("/v1/jobs?command=echo&status=queued").await;
-    assert_eq!(ids(&by_command), [other.clone()]);
+    assert_eq!(ids(&by_command), [other]);
     // A form's empty fields filter nothing.
     let (_, newest) = t
         .get("/v1/jobs?order=newest&limit=2&host=&capability=&command=&status=")
         .await;
-    assert_eq!(ids(&newest), [other.clone(), gpu.clone()]);
-    assert_eq!(newest["next"], gpu.as_str());
+    assert_eq!(ids(&newest), [other, gpu]);
+    assert_eq!(newest["next"], gpu);
     let (_, rest) = t.get(&format!("/v1/jobs?order=newest&after={gpu}")).await;
     assert_eq!(ids(&rest), [plain]);
     assert!(rest.get("next").is_none(), "{rest}");
@@ -408,7 +409,11 @@ async fn a_bad_list_filter_gets_a_4xx_naming_it() {
         ("host=%3Cscript%3E", StatusCode::BAD_REQUEST, "host"),
         ("capability=a%20b", StatusCode::BAD_REQUEST, "capability"),
         ("command=a%00b", StatusCode::BAD_REQUEST, "command"),
-        (&format!("command={long}"), StatusCode::PAYLOAD_TOO_LARGE, "command"),
+        (
+            &format!("command={long}"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "command",
+        ),
         ("limit=0", StatusCode::BAD_REQUEST, "limit"),
         ("after=nobody", StatusCode::BAD_REQUEST, "after"),
     ] {
@@ -434,7 +439,8 @@ async fn the_summary_counts_jobs_by_status_queue_and_minute() {
     assert_eq!(t.claim("h").await["id"], done.as_str());
     let (status, _) = t.complete(&done, success("h", Some(1))).await;
     assert_eq!(status, StatusCode::OK);
-    t.post(&format!("/v1/jobs/{cancelled}/cancel"), json!({})).await;
+    t.post(&format!("/v1/jobs/{cancelled}/cancel"), json!({}))
+        .await;
 
     let (status, summary) = t.get("/v1/summary").await;
     assert_eq!(status, StatusCode::OK, "{summary}");
@@ -453,7 +459,12 @@ async fn the_summary_counts_jobs_by_status_queue_and_minute() {
     let minutes = summary["perMinute"].as_array().unwrap();
     let total = |field: &str| -> u64 { minutes.iter().map(|m| m[field].as_u64().unwrap()).sum() };
     assert_eq!(
-        (total("enqueued"), total("completed"), total("failed"), total("cancelled")),
+        (
+            total("enqueued"),
+            total("completed"),
+            total("failed"),
+            total("cancelled")
+        ),
         (3, 1, 0, 1)
     );
     assert!(summary["at"].as_u64().unwrap() >= minutes[0]["minute"].as_u64().unwrap());

@@ -28,7 +28,11 @@ async fn the_dashboard_is_served_without_a_token_under_a_strict_policy() {
                 .unwrap_or_default()
                 .to_string()
         };
-        assert!(header("content-type").starts_with(content_type), "{}", route.path);
+        assert!(
+            header("content-type").starts_with(content_type),
+            "{}",
+            route.path
+        );
         let policy = header("content-security-policy");
         assert!(policy.contains("default-src 'self'"), "{policy}");
         assert!(policy.contains("script-src 'self';"), "{policy}");
@@ -58,6 +62,10 @@ async fn the_dashboard_is_served_without_a_token_under_a_strict_policy() {
         .path(routes::UI.path)
         .reply(&t.routes)
         .await;
-    assert_ne!(post.status(), StatusCode::OK, "the dashboard is read with GET only");
+    assert_ne!(
+        post.status(),
+        StatusCode::OK,
+        "the dashboard is read with GET only"
+    );
     t.stop().await;
 }

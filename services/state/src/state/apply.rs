@@ -38,7 +38,9 @@ impl State {
             self.clock = LogClock::resumed(at);
         }
         let job_id = job_named(event);
-        let before = job_id.and_then(|id| self.jobs.get(id)).map(|job| job.status);
+        let before = job_id
+            .and_then(|id| self.jobs.get(id))
+            .map(|job| job.status);
         self.fold(event, at);
         if let Some(job) = job_id.and_then(|id| self.jobs.get(id)) {
             self.tally.moved(job, before, at);

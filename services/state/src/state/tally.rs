@@ -102,10 +102,14 @@ impl Tally {
         if status == JobStatus::Queued {
             *self.queued_by_priority.entry(job.priority).or_default() += 1;
             for capability in capabilities(job) {
-                *self
-                    .queued_by_capability
-                    .entry(capability.to_string())
-                    .or_default() += 1;
+                // Looked up first: most jobs share a few capabilities, and
+                // an owned key per enqueue would cost a replay dearly.
+                match self.queued_by_capability.get_mut(capability) {
+                    Some(depth) => *depth += 1,
+                    None => {
+                        self.queued_by_capability.insert(capability.to_string(), 1);
+                    }
+                }
             }
         }
     }
@@ -124,16 +128,19 @@ impl Tally {
     /// Counts a change of status in its minute and forgets minutes that
     /// fell out of the hour.
     fn note(&mut self, at: u64, before: Option<JobStatus>, after: JobStatus) {
-        let minute = minute_of(at);
-        let activity = self.activity.entry(minute).or_default();
-        match (before, after) {
-            (None, _) => activity.enqueued += 1,
-            (_, JobStatus::Completed) => activity.completed += 1,
-            (_, JobStatus::Failed) => activity.failed += 1,
-            (_, JobStatus::Cancelled) => activity.cancelled += 1,
-            (Some(_), JobStatus::Queued | JobStatus::Leased) => {}
-        }
-        let newest = *self.activity.last_key_value().map_or(&minute, |(k, _)| k);
+        let count: fn(&mut Activity) -> &mut u64 = match (before, after) {
+            (None, _) => |activity| &mut activity.enqueued,
+            (_, JobStatus::Completed) => |activity| &mut activity.completed,
+            (_, JobStatus::Failed) => |activity| &mut activity.failed,
+            (_, JobStatus::Cancelled) => |activity| &mut activity.cancelled,
+            // A claim, or a lease that ran out: no end, and no new job.
+            (Some(_), JobStatus::Queued | JobStatus::Leased) => return,
+        };
+        *count(self.activity.entry(minute_of(at)).or_default()) += 1;
+        let newest = self
+            .activity
+            .last_key_value()
+            .map_or(0, |(&minute, _)| minute);
         let oldest_kept = newest.saturating_sub(ACTIVITY_MINUTES - 1);
         while self
             .activity
@@ -188,7 +195,10 @@ mod tests {
     use crate::state::fixture::*;
     use crate::state::State;
 
-    fn queue(state: &State) -> (Vec<(i32, u64)>, Vec<(&str, u64)>) {
+    /// The queue's depth by priority and by capability.
+    type Depths<'a> = (Vec<(i32, u64)>, Vec<(&'a str, u64)>);
+
+    fn queue(state: &State) -> Depths<'_> {
         let tally = state.tally();
         (
             tally.queued_by_priority().collect(),
@@ -215,19 +225,42 @@ mod tests {
         assert_eq!(claim(&mut state, "h", 2, MINUTE_MS), ["urgent", "plain"]);
         assert_eq!(queue(&state), (vec![], vec![]));
         assert_eq!(state.tally().count(JobStatus::Leased), 2);
-        run(&mut state, complete("urgent", "h", Some(1), true), MINUTE_MS).unwrap();
-        run(&mut state, complete("plain", "h", Some(1), false), 2 * MINUTE_MS).unwrap();
+        run(
+            &mut state,
+            complete("urgent", "h", Some(1), true),
+            MINUTE_MS,
+        )
+        .unwrap();
+        run(
+            &mut state,
+            complete("plain", "h", Some(1), false),
+            2 * MINUTE_MS,
+        )
+        .unwrap();
         let tally = state.tally();
         assert_eq!(tally.count(JobStatus::Leased), 0);
         assert_eq!(tally.count(JobStatus::Completed), 1);
         assert_eq!(tally.count(JobStatus::Failed), 1);
         let minutes: Vec<_> = tally.activity().collect();
-        let enqueued = Activity { enqueued: 2, ..Activity::default() };
-        let completed = Activity { completed: 1, ..Activity::default() };
-        let failed = Activity { failed: 1, ..Activity::default() };
+        let enqueued = Activity {
+            enqueued: 2,
+            ..Activity::default()
+        };
+        let completed = Activity {
+            completed: 1,
+            ..Activity::default()
+        };
+        let failed = Activity {
+            failed: 1,
+            ..Activity::default()
+        };
         assert_eq!(
             minutes,
-            [(0, enqueued), (MINUTE_MS, completed), (2 * MINUTE_MS, failed)]
+            [
+                (0, enqueued),
+                (MINUTE_MS, completed),
+                (2 * MINUTE_MS, failed)
+            ]
         );
     }
 
