@@ -63,8 +63,9 @@ async function eventually(what, probe) {
   }
 }
 
-async function shoot(page, name) {
-  if (screenshots) await page.screenshot({ path: join(screenshots, `dashboard-${name}.png`), fullPage: true });
+// Saves the page as `docs/` shows it: all of it, or what fits the window.
+async function shoot(page, name, fullPage = true) {
+  if (screenshots) await page.screenshot({ path: join(screenshots, `dashboard-${name}.png`), fullPage });
 }
 
 const enqueue = (body) => eventually('the coordinator to take a job', () => call('POST', '/v1/jobs', body));
@@ -133,7 +134,7 @@ try {
   await page.click('nav a[data-page=log]');
   await page.waitForSelector('[data-ready=log]');
   check(!(await page.textContent('#view')).includes('hunter2-secret'), 'the log page masks environments');
-  await shoot(page, 'log');
+  await shoot(page, 'log', false);
   await page.click('nav a[data-page=overview]');
   await page.waitForSelector('[data-ready=overview]');
   await shoot(page, 'overview');

@@ -64,8 +64,11 @@ function statusBadge(status) {
   return el('span', { class: `status status-${status}` }, status);
 }
 
-function jobLink(id) {
-  return el('a', { href: `#/job/${encodeURIComponent(id)}`, class: 'mono' }, id);
+// A link to a job's page; `short` shows the id's first 8 characters (the
+// full id is the link's title).
+function jobLink(id, short) {
+  return el('a', { href: `#/job/${encodeURIComponent(id)}`, class: 'mono', title: id },
+    short ? id.slice(0, 8) : id);
 }
 
 function time(ms) {
@@ -82,10 +85,15 @@ function ago(ms) {
   return `${Math.round(seconds / 3600)} h ago`;
 }
 
+// A word as a POSIX shell would need it written.
+function quoted(word) {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
+
 function commandLine(payload) {
-  if (payload.kind === 'shell') return [payload.command, ...(payload.args || [])].join(' ');
+  if (payload.kind === 'shell') return [payload.command, ...(payload.args || [])].map(quoted).join(' ');
   const args = payload.args === undefined ? ['--run'] : payload.args;
-  return ['automaton', ...args].join(' ');
+  return ['automaton', ...args].map(quoted).join(' ');
 }
 
 // A copy of `value` with every `env` map's values masked, wherever it sits
@@ -323,8 +331,8 @@ function overview() {
 // summary's time, as three lines.
 function activityChart(summary) {
   const minute = 60000;
-  const width = 720;
-  const height = 180;
+  const width = 1000;
+  const height = 200;
   const pad = { left: 36, right: 12, top: 12, bottom: 24 };
   const last = Math.floor(summary.at / minute) * minute;
   const first = last - 59 * minute;
@@ -343,7 +351,7 @@ function activityChart(summary) {
   svg('text', { x: 4, y: y(top) + 4 }, String(top)),
   svg('text', { x: 4, y: y(0) + 4 }, '0'),
   svg('text', { x: pad.left, y: height - 6 }, '60 min ago'),
-  svg('text', { x: width - pad.right - 24, y: height - 6 }, 'now'),
+  svg('text', { x: width - pad.right - 20, y: height - 6 }, 'now'),
   series.map((s) => svg('polyline', {
     class: s,
     points: minutes.map((m, i) => `${x(i).toFixed(1)},${y(m[s] || 0).toFixed(1)}`).join(' '),
@@ -422,7 +430,7 @@ function jobs(_, params) {
   const draw = async () => {
     const page = await get(`/v1/jobs${query({ ...filter, limit: JOBS_PER_PAGE, after })}`);
     const rows = page.jobs.map((job) => el('tr', { 'data-job': job.id },
-      el('td', {}, jobLink(job.id)),
+      el('td', {}, jobLink(job.id, true)),
       el('td', {}, statusBadge(job.status), job.cancelRequested && !isFinal(job) ? ' (cancelling)' : ''),
       el('td', { class: 'wrap mono' }, commandLine(job.payload)),
       el('td', {}, job.assignedHostId || ''),
