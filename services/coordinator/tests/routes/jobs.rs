@@ -470,3 +470,53 @@ async fn the_summary_counts_jobs_by_status_queue_and_minute() {
     assert!(summary["at"].as_u64().unwrap() >= minutes[0]["minute"].as_u64().unwrap());
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_list_looks_at_a_bounded_number_of_jobs_and_says_where_to_go_on() {
+    let t = TestNode::start_with(|config| config.max_body_bytes = 4 * 1024 * 1024).await;
+    let examined = skyclaw_coordinator::jobs::MAX_EXAMINED;
+    let batch = json!({ "jobs": vec![shell_job("filler"); 4_000] });
+    let mut enqueued = 0;
+    while enqueued <= examined {
+        let (status, body) = t.post("/v1/jobs/batch", batch.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        enqueued += 4_000;
+    }
+    let needle = t.enqueue_echo("needle").await;
+    let (status, first) = t.get("/v1/jobs?command=needle").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["jobs"], json!([]), "nothing matched among the first");
+    let next = first["next"]
+        .as_str()
+        .expect("a next cursor after the bound");
+    let (_, second) = t
+        .get(&format!("/v1/jobs?command=needle&after={next}"))
+        .await;
+    assert_eq!(second["jobs"][0]["id"], needle.as_str());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_summary_lists_a_bounded_number_of_capabilities() {
+    let t = TestNode::start_with(|config| config.max_body_bytes = 1024 * 1024).await;
+    let jobs: Vec<Value> = (0..150)
+        .map(|i| {
+            json!({
+                "payload": { "kind": "shell", "command": "true" },
+                "requirement": { "requiredCapabilities": [format!("cap-{i:03}")] },
+                "priority": i,
+            })
+        })
+        .collect();
+    let (status, body) = t.post("/v1/jobs/batch", json!({ "jobs": jobs })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, summary) = t.get("/v1/summary").await;
+    assert_eq!(summary["jobs"]["queued"], 150);
+    let by_capability = summary["queuedByCapability"].as_array().unwrap();
+    let by_priority = summary["queuedByPriority"].as_array().unwrap();
+    assert_eq!(by_capability.len(), 100);
+    assert_eq!(by_capability[0]["capability"], "cap-000");
+    assert_eq!(by_priority.len(), 100);
+    assert_eq!(by_priority[0], json!({ "priority": 149, "depth": 1 }));
+    t.stop().await;
+}

@@ -6,7 +6,8 @@
 //! - [`hosts`]: register, list, heartbeat (renewal, cancel delivery, lost)
 //! - [`claims`]: the MVP and multi-job shapes, order, capabilities, long poll
 //! - [`jobs`]: enqueue, idempotency, batch, get, list with filters and
-//!   pages, the summary, cancel, complete
+//!   pages (and the bound on what one list looks at), the summary, cancel,
+//!   complete
 //! - [`log`]: head, events as a segment and as JSON, digest, state
 //! - [`entries`]: a request too large for one raft entry gets 413
 //! - [`membership`]: joins that do not hold, removing the last voter
