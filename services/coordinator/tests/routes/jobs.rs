@@ -1,5 +1,6 @@
 //! Jobs: enqueue (priority, maxAttempts, idempotency), batch (atomic), get,
-//! list with pages, cancel, complete (fencing, repeats).
+//! list with pages and filters (bounded in what it looks at), the summary
+//! (bounded in what it lists), cancel, complete (fencing, repeats).
 
 use serde_json::{json, Value};
 use skyclaw_api::routes::{IDEMPOTENCY_HEADER, TOKEN_HEADER};
