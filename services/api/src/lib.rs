@@ -228,6 +228,61 @@ pub struct JobsPage {
     pub next: Option<String>,
 }
 
+/// Jobs in each status.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    pub queued: u64,
+    pub leased: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+/// Queued jobs of one priority.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriorityDepth {
+    pub priority: i32,
+    pub depth: u64,
+}
+
+/// Queued jobs that require one capability; `""` counts the jobs that
+/// require none. A job that requires several counts under each.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapabilityDepth {
+    pub capability: String,
+    pub depth: u64,
+}
+
+/// What happened to jobs in one minute of the log's time.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MinuteActivity {
+    /// The minute's start (ms since the Unix epoch).
+    pub minute: u64,
+    pub enqueued: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+/// `GET /v1/summary`: what the dashboard's overview shows, from this
+/// node's state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobsSummary {
+    pub node_id: String,
+    /// The log's time this summary is as of (ms since the Unix epoch).
+    pub at: u64,
+    pub jobs: StatusCounts,
+    /// Highest priority first; at most 100 priorities.
+    pub queued_by_priority: Vec<PriorityDepth>,
+    /// By name; at most 100 capabilities.
+    pub queued_by_capability: Vec<CapabilityDepth>,
+    /// The minutes of the last hour in which something happened, oldest
+    /// first.
+    pub per_minute: Vec<MinuteActivity>,
+}
+
 /// `POST /v1/jobs/:id/complete`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

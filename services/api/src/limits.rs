@@ -224,6 +224,22 @@ fn timeout(field: &str, timeout_ms: Option<u64>) -> Checked {
     }
 }
 
+/// What `GET /v1/jobs` filters by: a host id, a required capability, and
+/// text to find in the command line (no longer than a command may be).
+pub fn job_filter(host: Option<&str>, capability: Option<&str>, text: Option<&str>) -> Checked {
+    if let Some(host) = host {
+        id("host", host)?;
+    }
+    if let Some(capability) = capability {
+        capabilities("capability", std::slice::from_ref(&capability.to_string()))?;
+    }
+    if let Some(text) = text {
+        at_most("command", text.len(), MAX_COMMAND_BYTES, "bytes")?;
+        no_nul("command", text)?;
+    }
+    Ok(())
+}
+
 /// An `x-idempotency-key` header, if one was sent.
 pub fn idempotency_key(key: Option<&str>) -> Checked {
     match key {

@@ -134,6 +134,9 @@ pub const JOB: Route = Route::get("/v1/jobs/{id}");
 pub const CANCEL: Route = Route::post("/v1/jobs/{id}/cancel");
 pub const COMPLETE: Route = Route::post("/v1/jobs/{id}/complete");
 
+/// Jobs by status, the queue's depth and the last hour's activity.
+pub const SUMMARY: Route = Route::get("/v1/summary");
+
 pub const REGISTER: Route = Route::post("/v1/hosts/register");
 pub const HOSTS: Route = Route::get("/v1/hosts");
 pub const HEARTBEAT: Route = Route::post("/v1/hosts/{id}/heartbeat");
@@ -153,6 +156,12 @@ pub const APPEND: Route = Route::post("/v1/replicate/append");
 pub const VOTE: Route = Route::post("/v1/replicate/vote");
 pub const SNAPSHOT: Route = Route::post("/v1/replicate/snapshot");
 
+/// The web dashboard: its page, script and style sheet, served without
+/// a credential (the page asks for one and sends it with each API call).
+pub const UI: Route = Route::get("/ui");
+pub const UI_SCRIPT: Route = Route::get("/ui/app.js");
+pub const UI_STYLE: Route = Route::get("/ui/app.css");
+
 /// Where in [`ALL`] the route serving `method` and `path` (without its
 /// query) is, if one does: what a request is counted under, so metrics
 /// name a route's template, never the ids of a raw path.
@@ -162,9 +171,12 @@ pub fn position(method: Method, path: &str) -> Option<usize> {
 }
 
 /// Every route the API serves.
-pub const ALL: [Route; 25] = [
+pub const ALL: [Route; 29] = [
     HEALTH,
     METRICS,
+    UI,
+    UI_SCRIPT,
+    UI_STYLE,
     STATUS,
     STATE,
     STATE_DIGEST,
@@ -172,6 +184,7 @@ pub const ALL: [Route; 25] = [
     ENQUEUE_BATCH,
     JOBS,
     JOB,
+    SUMMARY,
     CANCEL,
     COMPLETE,
     REGISTER,

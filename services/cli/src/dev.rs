@@ -120,6 +120,7 @@ fn print_instructions(dir: &Path, url: &str, token: &str, host: &HostConfig) -> 
          Use it from another shell with:\n  \
          export SKYCLAW_COORDINATOR_URL={url}\n  \
          export SKYCLAW_TOKEN={token}\n\
+         The dashboard is at {url}/ui (sign in with the token).\n\
          Press Ctrl-C to stop; running again keeps the data.",
         dir = dir.display(),
         slots = host.max_parallel,

@@ -11,8 +11,8 @@ use skyclaw_api::routes::{self, MEMBERSHIP_TIMEOUT};
 use skyclaw_api::{
     AddMemberRequest, BatchEnqueueRequest, ClaimRequest, ClaimResponse, ClusterStatus,
     CompleteRequest, EnqueueRequest, Health, HeartbeatRequest, HeartbeatResponse, Host,
-    HostResponse, HostsResponse, Job, JobResponse, JobStatus, JobsPage, JobsResponse, LogHead,
-    RegisterHostRequest, RemoveMemberRequest, StateDigest, StateResponse, Status,
+    HostResponse, HostsResponse, Job, JobResponse, JobStatus, JobsPage, JobsResponse, JobsSummary,
+    LogHead, RegisterHostRequest, RemoveMemberRequest, StateDigest, StateResponse, Status,
 };
 
 use crate::{Client, Result};
@@ -201,6 +201,11 @@ impl Client {
     /// `GET /v1/jobs`: one page, oldest first.
     pub async fn list_jobs(&self, filter: &ListJobs) -> Result<JobsPage> {
         self.get_with_query(routes::JOBS, filter).await
+    }
+
+    /// `GET /v1/summary`: jobs by status, the queue's depth, the last hour.
+    pub async fn summary(&self) -> Result<JobsSummary> {
+        self.get(routes::SUMMARY, None).await
     }
 
     /// `POST /v1/jobs/:id/cancel`: a queued job ends at once, a leased one

@@ -1,13 +1,17 @@
 //! What a coordinator does with jobs: enqueue, claim (with its long poll),
-//! complete, cancel, and read them back with their output. Each method
-//! takes what the request said, owns the policy (defaults, key
-//! derivation, waiting), and answers with typed records.
+//! complete, cancel, read them back with their output (one, a filtered
+//! page, all), and sum them up. Each method takes what the request said,
+//! owns the policy (defaults, key derivation, waiting, how much one read
+//! may examine), and answers with typed records.
 
 use std::time::{Duration, Instant};
 
 use skyclaw_api::EnqueueRequest;
 use skyclaw_log_format::{Hash32, JobSpec};
-use skyclaw_state::{BlobRef, Command, JobReport, JobStatus, JobView, DEFAULT_MAX_ATTEMPTS};
+use skyclaw_state::state::tally::Activity;
+use skyclaw_state::{
+    BlobRef, Command, JobReport, JobStatus, JobView, Payload, DEFAULT_MAX_ATTEMPTS,
+};
 
 use crate::coordinator::Coordinator;
 use crate::failure::Failure;
@@ -26,10 +30,76 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// One page of jobs, oldest first; `next` is the id to continue after.
+/// One page of jobs; `next` is the id to continue after.
 pub struct Page {
     pub jobs: Vec<Job>,
     pub next: Option<String>,
+}
+
+/// Jobs one list request examines at most. The views are in memory and
+/// read under the state's lock, so a filter that matches little must not
+/// walk a million jobs per request: past this many the page ends early
+/// and `next` says where to go on.
+pub const MAX_EXAMINED: usize = 10_000;
+/// Priorities and capabilities a summary lists at most.
+pub const MAX_SUMMARY_GROUPS: usize = 100;
+
+/// Which jobs a list shows; a field left `None` admits every job.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    /// Run (or running) by this host, in its latest attempt.
+    pub host_id: Option<String>,
+    /// Requiring this capability.
+    pub capability: Option<String>,
+    /// Text found in the command or one of its arguments.
+    pub command: Option<String>,
+}
+
+impl JobFilter {
+    fn admits(&self, job: &JobView) -> bool {
+        self.status.is_none_or(|status| job.status == status)
+            && self
+                .host_id
+                .as_ref()
+                .is_none_or(|host| job.assigned_host_id.as_ref() == Some(host))
+            && self
+                .capability
+                .as_ref()
+                .is_none_or(|capability| job.required_capabilities.contains(capability))
+            && self
+                .command
+                .as_deref()
+                .is_none_or(|text| command_contains(&job.payload, text))
+    }
+}
+
+fn command_contains(payload: &Payload, text: &str) -> bool {
+    match payload {
+        Payload::Shell { command, args, .. } => {
+            command.contains(text) || args.iter().any(|arg| arg.contains(text))
+        }
+        Payload::AutomatonRun { args, .. } => args.iter().flatten().any(|arg| arg.contains(text)),
+    }
+}
+
+/// The order a list walks the jobs in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    #[default]
+    OldestFirst,
+    NewestFirst,
+}
+
+/// Jobs by status, the queue's depth and the last hour, as of `at` (the
+/// log's time).
+pub struct Summary {
+    pub at: u64,
+    pub counts: Vec<(JobStatus, u64)>,
+    pub queued_by_priority: Vec<(i32, u64)>,
+    pub queued_by_capability: Vec<(String, u64)>,
+    /// Minutes with activity, oldest first, by their start.
+    pub per_minute: Vec<(u64, Activity)>,
 }
 
 impl Coordinator {
@@ -166,14 +236,17 @@ impl Coordinator {
         }
     }
 
-    /// Up to `limit` jobs after the job `after`, with `status` if given.
+    /// Up to `limit` jobs that `filter` admits, in `order`, after the job
+    /// `after`. At most [`MAX_EXAMINED`] jobs are looked at, so a page may
+    /// hold fewer than `limit` and still have a `next`.
     pub async fn jobs_page(
         &self,
-        status: Option<JobStatus>,
+        filter: &JobFilter,
+        order: Order,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page, Failure> {
-        let (views, more) = self.read(|m| {
+        let (views, next) = self.read(|m| {
             if let Some(after) = after {
                 if m.state.job(after).is_none() {
                     return Err(Failure::invalid(format!(
@@ -181,17 +254,58 @@ impl Coordinator {
                     )));
                 }
             }
-            let mut matching = m
-                .state
-                .jobs_after(after)
-                .filter(|job| status.is_none_or(|s| job.status == s));
-            let page: Vec<JobView> = matching.by_ref().take(limit).cloned().collect();
-            Ok((page, matching.next().is_some()))
+            let walk: Box<dyn Iterator<Item = &JobView> + '_> = match order {
+                Order::OldestFirst => Box::new(m.state.jobs_after(after)),
+                Order::NewestFirst => Box::new(m.state.jobs_before(after)),
+            };
+            let mut page = Vec::new();
+            let mut last_examined = None;
+            let mut more = false;
+            for (examined, job) in walk.enumerate() {
+                if examined == MAX_EXAMINED {
+                    more = true;
+                    break;
+                }
+                if filter.admits(job) {
+                    if page.len() == limit {
+                        more = true;
+                        break;
+                    }
+                    page.push(job.clone());
+                }
+                last_examined = Some(job);
+            }
+            let next = last_examined.filter(|_| more).map(|job| job.id.clone());
+            Ok((page, next))
         })?;
-        let next = views.last().filter(|_| more).map(|job| job.id.clone());
         Ok(Page {
             jobs: self.with_outputs(views).await,
             next,
+        })
+    }
+
+    /// Jobs by status, the queue's depth and the last hour's activity, from
+    /// the counts the state keeps as it applies (no walk over the jobs).
+    pub fn summary(&self) -> Summary {
+        self.read(|m| {
+            let tally = m.state.tally();
+            Summary {
+                at: m.state.last_at(),
+                counts: JobStatus::ALL
+                    .into_iter()
+                    .map(|status| (status, tally.count(status)))
+                    .collect(),
+                queued_by_priority: tally
+                    .queued_by_priority()
+                    .take(MAX_SUMMARY_GROUPS)
+                    .collect(),
+                queued_by_capability: tally
+                    .queued_by_capability()
+                    .take(MAX_SUMMARY_GROUPS)
+                    .map(|(capability, depth)| (capability.to_string(), depth))
+                    .collect(),
+                per_minute: tally.activity().collect(),
+            }
         })
     }
 

@@ -7,6 +7,7 @@
 //! - [`decide`]: `State::decide`, a command's events or its rejection
 //! - [`apply`]: `State::apply` and the invariants it checks ([`Violation`])
 //! - [`digest`]: `State::digest` and [`encode_view`], a view's canonical bytes
+//! - [`tally`]: counts by status, queue depth and recent activity, for people
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -19,9 +20,11 @@ use crate::view::{HostView, JobStatus, JobView};
 pub mod apply;
 pub mod decide;
 pub mod digest;
+pub mod tally;
 
 pub use apply::Violation;
 pub use digest::encode_view;
+pub use tally::Tally;
 
 /// Queue order: higher priority first, then older first.
 type QueueKey = (Reverse<i32>, u64, String);
@@ -42,11 +45,9 @@ pub struct State {
     /// Live leases by holder: the jobs each host holds.
     held: HashMap<String, BTreeSet<String>>,
     idempotency: HashMap<String, String>,
-    /// How many jobs have each status, indexed as [`JobStatus::ALL`]:
-    /// kept as jobs change, so reading it costs nothing at any size.
-    by_status: [usize; 5],
     next_order: u64,
     clock: LogClock,
+    tally: Tally,
 }
 
 impl State {
@@ -104,9 +105,15 @@ impl State {
         self.leases.len()
     }
 
+    /// Jobs by status, the queue's depth and the last hour's activity:
+    /// kept as jobs change, so reading it costs nothing at any size.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
     /// How many jobs have each status, in the order of [`JobStatus::ALL`].
-    pub fn status_counts(&self) -> [usize; 5] {
-        self.by_status
+    pub fn status_counts(&self) -> [u64; 5] {
+        JobStatus::ALL.map(|status| self.tally.count(status))
     }
 
     /// Jobs in enqueue order, starting after the job `after` (exclusive).
@@ -116,6 +123,17 @@ impl State {
             .map_or(0, |job| job.order + 1);
         self.by_order
             .range(start..)
+            .filter_map(|(_, id)| self.job(id))
+    }
+
+    /// Jobs newest first, starting before the job `before` (exclusive).
+    pub fn jobs_before<'a>(&'a self, before: Option<&str>) -> impl Iterator<Item = &'a JobView> {
+        let end = before
+            .and_then(|id| self.jobs.get(id))
+            .map_or(u64::MAX, |job| job.order);
+        self.by_order
+            .range(..end)
+            .rev()
             .filter_map(|(_, id)| self.job(id))
     }
 
@@ -209,9 +227,9 @@ impl State {
             .iter()
             .filter_map(|job| Some((job.idempotency_key.clone()?, job.id.clone())))
             .collect();
+        state.tally = Tally::from_views(jobs.iter().map(Box::as_ref), state.clock.at);
         state.jobs.reserve(jobs.len());
         for job in jobs {
-            state.by_status[job.status.index()] += 1;
             state.jobs.insert(job.id.clone(), job);
         }
         state

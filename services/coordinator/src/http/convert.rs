@@ -3,10 +3,10 @@
 //! one place a request becomes a domain value.
 
 use skyclaw_api as api;
-use skyclaw_state::{HostView, JobReport};
+use skyclaw_state::{HostView, JobReport, JobStatus};
 
 use crate::coordinator::Coordinator;
-use crate::jobs::Job;
+use crate::jobs::{Job, Summary};
 
 pub fn job(job: Job) -> api::Job {
     let Job { view, output } = job;
@@ -43,6 +43,46 @@ pub fn job(job: Job) -> api::Job {
 
 pub fn jobs(jobs: Vec<Job>) -> Vec<api::Job> {
     jobs.into_iter().map(job).collect()
+}
+
+pub fn summary(coordinator: &Coordinator, summary: Summary) -> api::JobsSummary {
+    let mut jobs = api::StatusCounts::default();
+    for (status, count) in summary.counts {
+        let field = match status {
+            JobStatus::Queued => &mut jobs.queued,
+            JobStatus::Leased => &mut jobs.leased,
+            JobStatus::Completed => &mut jobs.completed,
+            JobStatus::Failed => &mut jobs.failed,
+            JobStatus::Cancelled => &mut jobs.cancelled,
+        };
+        *field = count;
+    }
+    api::JobsSummary {
+        node_id: coordinator.me.name.clone(),
+        at: summary.at,
+        jobs,
+        queued_by_priority: summary
+            .queued_by_priority
+            .into_iter()
+            .map(|(priority, depth)| api::PriorityDepth { priority, depth })
+            .collect(),
+        queued_by_capability: summary
+            .queued_by_capability
+            .into_iter()
+            .map(|(capability, depth)| api::CapabilityDepth { capability, depth })
+            .collect(),
+        per_minute: summary
+            .per_minute
+            .into_iter()
+            .map(|(minute, activity)| api::MinuteActivity {
+                minute,
+                enqueued: activity.enqueued,
+                completed: activity.completed,
+                failed: activity.failed,
+                cancelled: activity.cancelled,
+            })
+            .collect(),
+    }
 }
 
 /// A host, with when it was last heard from as this node knows it.

@@ -1,5 +1,5 @@
-//! The job routes: enqueue (one or a batch), read and list, cancel, and
-//! a host's claim and completion. Each handler parses, calls the
+//! The job routes: enqueue (one or a batch), read, list and sum up,
+//! cancel, and a host's claim and completion. Each handler parses, calls the
 //! coordinator, and converts.
 
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use super::forward::{self, unless_leading, Deadline};
 use super::json::{parse, parse_or_default, reply, Handled};
 use super::{convert, finish};
 use crate::coordinator::Coordinator;
+use crate::jobs::{JobFilter, Order};
 
 /// Jobs one list page holds at most.
 const MAX_PAGE: usize = 1_000;
@@ -55,9 +56,10 @@ pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
         .and(filters::query::<ReadQuery>())
         .then(job);
     let list = at(routes::JOBS)
-        .and(with)
+        .and(with.clone())
         .and(filters::query::<ListQuery>())
         .then(list);
+    let summary = at(routes::SUMMARY).and(with).then(summary);
 
     write(routes::ENQUEUE, Deadline::Write)
         .or(enqueue.map(finish))
@@ -81,6 +83,8 @@ pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
         .or(job.map(finish))
         .unify()
         .or(list.map(finish))
+        .unify()
+        .or(summary.map(finish))
         .unify()
         .boxed()
 }
@@ -181,19 +185,50 @@ async fn job(job: PathId, coordinator: Arc<Coordinator>, query: ReadQuery) -> Ha
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
+    host: Option<String>,
+    capability: Option<String>,
+    /// Text to find in the command line.
+    command: Option<String>,
+    /// `oldest` (the default) or `newest` first.
+    order: Option<String>,
     limit: Option<usize>,
     after: Option<String>,
 }
 
+/// An empty parameter is no parameter: a form's empty field sends one.
+fn given(parameter: Option<String>) -> Option<String> {
+    parameter.filter(|value| !value.is_empty())
+}
+
 async fn list(coordinator: Arc<Coordinator>, query: ListQuery) -> Handled {
-    let status = match query.status.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(JobStatus::parse(text).ok_or_else(|| {
+    let status = match given(query.status) {
+        None => None,
+        Some(text) => Some(JobStatus::parse(&text).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "status must be one of queued, leased, completed, failed, cancelled; got {text:?}"
             ))
         })?),
     };
+    let order = match given(query.order).as_deref() {
+        None | Some("oldest") => Order::OldestFirst,
+        Some("newest") => Order::NewestFirst,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "order must be oldest or newest; got {other:?}"
+            )))
+        }
+    };
+    let filter = JobFilter {
+        status,
+        host_id: given(query.host),
+        capability: given(query.capability),
+        command: given(query.command),
+    };
+    limits::job_filter(
+        filter.host_id.as_deref(),
+        filter.capability.as_deref(),
+        filter.command.as_deref(),
+    )?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(format!(
@@ -201,10 +236,15 @@ async fn list(coordinator: Arc<Coordinator>, query: ListQuery) -> Handled {
         )));
     }
     let page = coordinator
-        .jobs_page(status, query.after.as_deref(), limit)
+        .jobs_page(&filter, order, given(query.after).as_deref(), limit)
         .await?;
     reply(&api::JobsPage {
         jobs: convert::jobs(page.jobs),
         next: page.next,
     })
+}
+
+async fn summary(coordinator: Arc<Coordinator>) -> Handled {
+    let summary = coordinator.summary();
+    reply(&convert::summary(&coordinator, summary))
 }

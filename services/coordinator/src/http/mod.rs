@@ -1,11 +1,12 @@
 //! The HTTP API. Routes are grouped by resource, one file each: [`jobs`],
-//! [`hosts`], [`log`], [`cluster`], raft's own [`replicate`] and the
-//! scrapers' [`metrics`]; each file holds its routes and handlers, and
-//! every handler parses, calls the coordinator, and converts ([`convert`]).
-//! Route paths live once, in `skyclaw_api::routes`; [`filters`] match them
-//! and hold authentication and body limits; [`forward`] passes writes on a
-//! follower to the leader. Every answer, errors included, is counted by
-//! route template and status on its way out.
+//! [`hosts`], [`log`], [`cluster`], raft's own [`replicate`], the
+//! scrapers' [`metrics`] and the web dashboard's assets ([`ui`]); each file
+//! holds its routes and handlers, and every handler parses, calls the
+//! coordinator, and converts ([`convert`]). Route paths live once, in
+//! `skyclaw_api::routes`; [`filters`] match them and hold authentication
+//! and body limits; [`forward`] passes writes on a follower to the leader.
+//! Every answer, errors included, is counted by route template and status
+//! on its way out.
 
 mod cluster;
 mod convert;
@@ -18,6 +19,7 @@ mod json;
 mod log;
 mod metrics;
 mod replicate;
+mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -51,6 +53,8 @@ pub fn routes(coordinator: Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let counted = coordinator.metrics.clone();
     health
         .or(metrics::routes(&coordinator))
+        .unify()
+        .or(ui::routes())
         .unify()
         .or(api)
         .unify()

@@ -1,5 +1,6 @@
 //! Jobs: enqueue (priority, maxAttempts, idempotency), batch (atomic), get,
-//! list with pages, cancel, complete (fencing, repeats).
+//! list with pages and filters (bounded in what it looks at), the summary
+//! (bounded in what it lists), cancel, complete (fencing, repeats).
 
 use serde_json::{json, Value};
 use skyclaw_api::routes::{IDEMPOTENCY_HEADER, TOKEN_HEADER};
@@ -351,5 +352,172 @@ async fn expiry_requeues_until_max_attempts_then_fails() {
     assert_eq!(t.claim("h").await, Value::Null);
     sweeper.abort();
     let _ = sweeper.await;
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn jobs_are_filtered_by_host_capability_and_command_newest_first_if_asked() {
+    let t = TestNode::start().await;
+    t.register("h-1", &["shell", "gpu"], 4).await;
+    let plain = t.enqueue_echo("alpha").await;
+    let gpu = t
+        .enqueue(json!({
+            "payload": { "kind": "shell", "command": "render", "args": ["--frames", "beta"] },
+            "requirement": { "requiredCapabilities": ["gpu"] },
+        }))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = t.enqueue_echo("gamma").await;
+    t.post("/v1/hosts/h-1/claim", json!({ "maxJobs": 1 })).await;
+    let ids = |page: &Value| -> Vec<String> {
+        page["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|job| job["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let [plain, gpu, other] = [&plain, &gpu, &other].map(|id| id.as_str());
+    let (_, by_host) = t.get("/v1/jobs?host=h-1").await;
+    assert_eq!(ids(&by_host), [plain]);
+    let (_, by_capability) = t.get("/v1/jobs?capability=gpu").await;
+    assert_eq!(ids(&by_capability), [gpu]);
+    let (_, by_argument) = t.get("/v1/jobs?command=bet").await;
+    assert_eq!(ids(&by_argument), [gpu]);
+    let (_, by_command) = t.get("/v1/jobs?command=echo&status=queued").await;
+    assert_eq!(ids(&by_command), [other]);
+    // A form's empty fields filter nothing.
+    let (_, newest) = t
+        .get("/v1/jobs?order=newest&limit=2&host=&capability=&command=&status=")
+        .await;
+    assert_eq!(ids(&newest), [other, gpu]);
+    assert_eq!(newest["next"], gpu);
+    let (_, rest) = t.get(&format!("/v1/jobs?order=newest&after={gpu}")).await;
+    assert_eq!(ids(&rest), [plain]);
+    assert!(rest.get("next").is_none(), "{rest}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_list_filter_gets_a_4xx_naming_it() {
+    let t = TestNode::start().await;
+    let long = "x".repeat(skyclaw_api::limits::MAX_COMMAND_BYTES + 1);
+    for (query, status, named) in [
+        ("order=sideways", StatusCode::BAD_REQUEST, "order"),
+        ("host=a/b", StatusCode::BAD_REQUEST, "host"),
+        ("host=%3Cscript%3E", StatusCode::BAD_REQUEST, "host"),
+        ("capability=a%20b", StatusCode::BAD_REQUEST, "capability"),
+        ("command=a%00b", StatusCode::BAD_REQUEST, "command"),
+        (
+            &format!("command={long}"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "command",
+        ),
+        ("limit=0", StatusCode::BAD_REQUEST, "limit"),
+        ("after=nobody", StatusCode::BAD_REQUEST, "after"),
+    ] {
+        let (got, body) = t.get(&format!("/v1/jobs?{query}")).await;
+        assert_eq!(got, status, "{query}: {body}");
+        assert!(error_message(&body).contains(named), "{query}: {body}");
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_summary_counts_jobs_by_status_queue_and_minute() {
+    let t = TestNode::start().await;
+    t.register("h", &["shell"], 1).await;
+    let done = t.enqueue_echo("one").await;
+    let cancelled = t.enqueue_echo("two").await;
+    t.enqueue(json!({
+        "payload": { "kind": "shell", "command": "nvidia-smi" },
+        "requirement": { "requiredCapabilities": ["gpu"] },
+        "priority": 9,
+    }))
+    .await;
+    assert_eq!(t.claim("h").await["id"], done.as_str());
+    let (status, _) = t.complete(&done, success("h", Some(1))).await;
+    assert_eq!(status, StatusCode::OK);
+    t.post(&format!("/v1/jobs/{cancelled}/cancel"), json!({}))
+        .await;
+
+    let (status, summary) = t.get("/v1/summary").await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(
+        summary["jobs"],
+        json!({ "queued": 1, "leased": 0, "completed": 1, "failed": 0, "cancelled": 1 })
+    );
+    assert_eq!(
+        summary["queuedByPriority"],
+        json!([{ "priority": 9, "depth": 1 }])
+    );
+    assert_eq!(
+        summary["queuedByCapability"],
+        json!([{ "capability": "gpu", "depth": 1 }])
+    );
+    let minutes = summary["perMinute"].as_array().unwrap();
+    let total = |field: &str| -> u64 { minutes.iter().map(|m| m[field].as_u64().unwrap()).sum() };
+    assert_eq!(
+        (
+            total("enqueued"),
+            total("completed"),
+            total("failed"),
+            total("cancelled")
+        ),
+        (3, 1, 0, 1)
+    );
+    assert!(summary["at"].as_u64().unwrap() >= minutes[0]["minute"].as_u64().unwrap());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_list_looks_at_a_bounded_number_of_jobs_and_says_where_to_go_on() {
+    let t = TestNode::start_with(|config| config.max_body_bytes = 4 * 1024 * 1024).await;
+    let examined = skyclaw_coordinator::jobs::MAX_EXAMINED;
+    let batch = json!({ "jobs": vec![shell_job("filler"); 4_000] });
+    let mut enqueued = 0;
+    while enqueued <= examined {
+        let (status, body) = t.post("/v1/jobs/batch", batch.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        enqueued += 4_000;
+    }
+    let needle = t.enqueue_echo("needle").await;
+    let (status, first) = t.get("/v1/jobs?command=needle").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["jobs"], json!([]), "nothing matched among the first");
+    let next = first["next"]
+        .as_str()
+        .expect("a next cursor after the bound");
+    let (_, second) = t
+        .get(&format!("/v1/jobs?command=needle&after={next}"))
+        .await;
+    assert_eq!(second["jobs"][0]["id"], needle.as_str());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_summary_lists_a_bounded_number_of_capabilities() {
+    let t = TestNode::start_with(|config| config.max_body_bytes = 1024 * 1024).await;
+    let jobs: Vec<Value> = (0..150)
+        .map(|i| {
+            json!({
+                "payload": { "kind": "shell", "command": "true" },
+                "requirement": { "requiredCapabilities": [format!("cap-{i:03}")] },
+                "priority": i,
+            })
+        })
+        .collect();
+    let (status, body) = t.post("/v1/jobs/batch", json!({ "jobs": jobs })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, summary) = t.get("/v1/summary").await;
+    assert_eq!(summary["jobs"]["queued"], 150);
+    let by_capability = summary["queuedByCapability"].as_array().unwrap();
+    let by_priority = summary["queuedByPriority"].as_array().unwrap();
+    assert_eq!(by_capability.len(), 100);
+    assert_eq!(by_capability[0]["capability"], "cap-000");
+    assert_eq!(by_priority.len(), 100);
+    assert_eq!(by_priority[0], json!({ "priority": 149, "depth": 1 }));
     t.stop().await;
 }

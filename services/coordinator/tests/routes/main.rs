@@ -5,12 +5,14 @@
 //!   body limit
 //! - [`hosts`]: register, list, heartbeat (renewal, cancel delivery, lost)
 //! - [`claims`]: the MVP and multi-job shapes, order, capabilities, long poll
-//! - [`jobs`]: enqueue, idempotency, batch, get, list and pages, cancel,
+//! - [`jobs`]: enqueue, idempotency, batch, get, list with filters and
+//!   pages (and the bound on what one list looks at), the summary, cancel,
 //!   complete
 //! - [`log`]: head, events as a segment and as JSON, digest, state
 //! - [`entries`]: a request too large for one raft entry gets 413
 //! - [`membership`]: joins that do not hold, removing the last voter
 //! - [`restart`]: stop and start on the same directory
+//! - [`ui`]: the dashboard's assets and the headers they carry
 //! - [`util`]: starting a node, requests, waiting with a deadline
 
 mod basics;
@@ -21,4 +23,5 @@ mod jobs;
 mod log;
 mod membership;
 mod restart;
+mod ui;
 mod util;

@@ -7,6 +7,20 @@ use super::{queue_key, State};
 use crate::clock::LogClock;
 use crate::view::{HostView, JobOutcome, JobStatus, JobView, Lease};
 
+/// The job `event` is about, if any.
+fn job_named(event: &Event) -> Option<&str> {
+    match event {
+        Event::ClusterCreated { .. } | Event::HostRegistered { .. } => None,
+        Event::JobEnqueued(spec) => Some(&spec.job_id),
+        Event::JobCompleted(done) => Some(&done.job_id),
+        Event::JobLeased { job_id, .. }
+        | Event::LeaseRenewed { job_id, .. }
+        | Event::LeaseExpired { job_id, .. }
+        | Event::CancelRequested { job_id }
+        | Event::JobCancelled { job_id } => Some(job_id),
+    }
+}
+
 /// An event that does not fit the state it is applied to. Events made by
 /// `decide` never produce one; an auditor replaying a foreign log may.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -23,25 +37,19 @@ impl State {
         if at > self.clock.at {
             self.clock = LogClock::resumed(at);
         }
-        let status_of = |state: &State| {
-            let id = event.job_id()?;
-            state.jobs.get(id).map(|job| job.status)
-        };
-        let before = status_of(self);
+        let job_id = job_named(event);
+        let before = job_id
+            .and_then(|id| self.jobs.get(id))
+            .map(|job| job.status);
         self.fold(event, at);
-        let after = status_of(self);
-        if before != after {
-            if let Some(before) = before {
-                self.by_status[before.index()] -= 1;
-            }
-            if let Some(after) = after {
-                self.by_status[after.index()] += 1;
-            }
+        if let Some(job) = job_id.and_then(|id| self.jobs.get(id)) {
+            self.tally.moved(job, before, at);
         }
         Ok(())
     }
 
-    /// Changes the views and indexes as a checked `event` says.
+    /// Changes the views and indexes as `event` says; `check` made sure
+    /// it fits.
     fn fold(&mut self, event: &Event, at: u64) {
         match event {
             Event::ClusterCreated { cluster_id } => self.cluster_id = Some(cluster_id.clone()),
