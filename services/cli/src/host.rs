@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use skyclaw_host::{HostConfig, SandboxConfig};
 
 use crate::connect::ClientArgs;
+use crate::logging::LogArgs;
 use crate::signals::Shutdown;
 
 #[derive(Debug, clap::Args)]
@@ -15,6 +16,8 @@ pub struct Args {
     pub host: HostArgs,
     #[command(flatten)]
     pub client: ClientArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Host settings, shared with `skyclaw dev`. Unset ones keep the defaults

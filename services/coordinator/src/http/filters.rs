@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use skyclaw_api::routes::{Method, Route, Segment, TOKEN_HEADER};
 use subtle::ConstantTimeEq;
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
+use warp::http::{HeaderValue, StatusCode};
 use warp::Filter;
 
 use super::error::ApiError;
@@ -82,11 +82,17 @@ pub fn with(
     warp::any().map(move || coordinator.clone())
 }
 
-/// Requires the configured token, compared in constant time.
+/// Requires the configured token, compared in constant time. A header
+/// that is not text is a wrong token like any other (401), not a malformed
+/// request.
 pub fn auth(token: Option<String>) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     let token: Option<Arc<[u8]>> = token.map(|t| Arc::from(t.into_bytes()));
-    warp::header::optional::<String>(TOKEN_HEADER)
-        .and_then(move |given: Option<String>| {
+    let given = warp::header::value(TOKEN_HEADER)
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
+    given
+        .and_then(move |given: Option<HeaderValue>| {
             let token = token.clone();
             async move {
                 let Some(token) = token else {

@@ -4,6 +4,8 @@
 //! coordinator, and converts ([`convert`]). Route paths live once, in
 //! `skyclaw_api::routes`; [`filters`] match them and hold authentication
 //! and body limits; [`forward`] passes writes on a follower to the leader.
+//! Around them all, [`request_id`] gives each request its id, span and
+//! `x-request-id`; [`openapi`] serves the API's description.
 
 mod cluster;
 mod convert;
@@ -14,7 +16,9 @@ mod hosts;
 mod jobs;
 mod json;
 mod log;
+mod openapi;
 mod replicate;
+pub mod request_id;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,18 +26,21 @@ use std::sync::Arc;
 use skyclaw_api::routes::{self, LEADER_HEADER};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
-use warp::Filter;
+use warp::{Filter, Reply};
 
 use crate::coordinator::Coordinator;
 pub use error::ApiError;
 use json::Handled;
 
-/// Every route of the API, with JSON errors and the leader header.
+/// Every route of the API, with JSON errors, the leader header, and each
+/// request in a span with its id.
 pub fn routes(coordinator: Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let health = filters::at(routes::HEALTH)
         .and(filters::with(coordinator.clone()))
         .then(health)
-        .map(finish);
+        .map(finish)
+        .or(openapi::route())
+        .unify();
     let api = filters::auth(coordinator.config.token.clone()).and(
         jobs::routes(&coordinator)
             .or(hosts::routes(&coordinator))
@@ -45,12 +52,15 @@ pub fn routes(coordinator: Arc<Coordinator>) -> BoxedFilter<(Response,)> {
             .or(replicate::routes(&coordinator))
             .unify(),
     );
-    health
-        .or(api)
-        .unify()
-        .recover(error::recover)
-        .unify()
-        .map(move |response: Response| with_leader(&coordinator, response))
+    let answered = health.or(api).unify().recover(error::recover).unify();
+    request_id::id()
+        .and(answered)
+        .map(move |id: request_id::RequestId, mut response: Response| {
+            id.stamp(&mut response);
+            with_leader(&coordinator, response)
+        })
+        .with(warp::trace(request_id::span))
+        .map(Reply::into_response)
         .boxed()
 }
 
