@@ -9,9 +9,11 @@
 //! operation needs but `/health` and the document itself.
 //!
 //! - [`operations`]: what each route takes and answers
+//! - [`constraints`]: the limits of `limits.rs`, written into the schemas
 //! - [`stand_in`]: schemas for `Payload` and `JobStatus`, whose crates stay
 //!   free of utoipa
 
+mod constraints;
 mod operations;
 pub mod stand_in;
 
@@ -38,6 +40,7 @@ pub fn document() -> OpenApi {
             );
         }
     }
+    constraints::apply(&mut schemas.0);
     let components = ComponentsBuilder::new()
         .schemas_from_iter(schemas.0)
         .security_scheme(

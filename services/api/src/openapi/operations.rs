@@ -15,8 +15,7 @@ use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{Content, Ref, RefOr, Required, Response, ResponseBuilder, Schema};
 use utoipa::ToSchema;
 
-use super::stand_in;
-use super::Schemas;
+use super::{constraints, stand_in, Schemas};
 use crate::limits;
 use crate::routes::{
     self, Method, Route, IDEMPOTENCY_HEADER, LEADER_HEADER, REQUEST_ID_HEADER, SEGMENT_CONTENT_TYPE,
@@ -124,7 +123,7 @@ impl Described {
             .schema_type(Type::String)
             .min_length(Some(1))
             .max_length(Some(limits::MAX_ID_BYTES))
-            .pattern(Some("^[A-Za-z0-9._:@-]+$"));
+            .pattern(Some(constraints::ID_PATTERN));
         self.parameters.push(
             ParameterBuilder::new()
                 .name("id")
