@@ -4,12 +4,12 @@
 //! the document sends what the server accepts. A limit the document does
 //! not show is still enforced; a request over it gets 400 or 413.
 
-use utoipa::openapi::schema::{ArrayItems, Object};
+use utoipa::openapi::schema::{ArrayItems, Object, ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 
 use crate::limits::{
-    MAX_BATCH_JOBS, MAX_CAPABILITIES, MAX_CAPABILITY_BYTES, MAX_ID_BYTES, MAX_JOBS_PER_CLAIM,
-    MAX_NAME_BYTES, MAX_RUNNING,
+    MAX_BATCH_JOBS, MAX_CAPABILITIES, MAX_CAPABILITY_BYTES, MAX_COMMAND_BYTES, MAX_ENV_NAME_BYTES,
+    MAX_ENV_VARS, MAX_ID_BYTES, MAX_JOBS_PER_CLAIM, MAX_NAME_BYTES, MAX_RUNNING,
 };
 use skyclaw_state::{MAX_ATTEMPTS_LIMIT, MAX_PARALLEL_LIMIT};
 
@@ -70,9 +70,17 @@ const BOUNDS: &[(&str, &str, Bound)] = &[
     ("CompleteRequest", "hostId", Bound::Id(MAX_ID_BYTES)),
 ];
 
+/// A shell command: not blank (`limits::payload`).
+pub const COMMAND_PATTERN: &str = "\\S";
+/// An environment variable's name: not empty, no `=`.
+pub const ENV_NAME_PATTERN: &str = "^[^=]+$";
+
 /// Writes every bound into `schemas`.
 pub(super) fn apply(schemas: &mut [(String, RefOr<Schema>)]) {
     for (name, schema) in schemas.iter_mut() {
+        if name == "Payload" {
+            payload(schema);
+        }
         let RefOr::T(Schema::Object(object)) = schema else {
             continue;
         };
@@ -110,6 +118,32 @@ impl Bound {
     }
 }
 
+/// Each kind of payload: its command and its environment's names.
+fn payload(schema: &mut RefOr<Schema>) {
+    let RefOr::T(Schema::OneOf(kinds)) = schema else {
+        return;
+    };
+    for kind in &mut kinds.items {
+        let RefOr::T(Schema::Object(kind)) = kind else {
+            continue;
+        };
+        if let Some(RefOr::T(Schema::Object(command))) = kind.properties.get_mut("command") {
+            command.max_length = Some(MAX_COMMAND_BYTES);
+            command.pattern = Some(COMMAND_PATTERN.to_string());
+        }
+        if let Some(RefOr::T(Schema::Object(env))) = kind.properties.get_mut("env") {
+            env.max_properties = Some(MAX_ENV_VARS);
+            env.property_names = Some(Box::new(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(MAX_ENV_NAME_BYTES))
+                    .pattern(Some(ENV_NAME_PATTERN))
+                    .into(),
+            ));
+        }
+    }
+}
+
 fn id(text: &mut Object, bytes: usize) {
     text.min_length = Some(1);
     text.max_length = Some(bytes);
@@ -118,8 +152,6 @@ fn id(text: &mut Object, bytes: usize) {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
-
     use super::*;
 
     /// Every bound reached its field: a renamed field or type would leave
@@ -141,6 +173,18 @@ mod tests {
             };
             assert!(shown, "{schema}.{property}: {field}");
         }
-        assert_ne!(schemas["RegisterHostRequest"], Value::Null);
+        for kind in schemas["Payload"]["oneOf"].as_array().unwrap() {
+            let env = &kind["properties"]["env"];
+            assert_eq!(env["propertyNames"]["pattern"], ENV_NAME_PATTERN, "{kind}");
+            assert_eq!(env["maxProperties"], MAX_ENV_VARS, "{kind}");
+        }
+        let commands: Vec<_> = schemas["Payload"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|kind| kind["properties"].get("command"))
+            .collect();
+        assert_eq!(commands.len(), 1, "the shell kind has a command");
+        assert_eq!(commands[0]["pattern"], COMMAND_PATTERN, "{}", commands[0]);
     }
 }
