@@ -5,26 +5,30 @@
 //! Layout:
 //! - [`routes`]: paths and header names
 //! - [`limits`]: what a request may carry, checked before anything happens
+//! - [`openapi`]: the OpenAPI document, generated from these types and the
+//!   routes
 //! - this file: request and response bodies, records
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 pub use skyclaw_log_format::event::Payload;
 pub use skyclaw_state::JobStatus;
 
 pub mod limits;
+pub mod openapi;
 pub mod routes;
 
 /// The body of every error response, whatever the status.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
 }
 
 /// `GET /health`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     pub ok: bool,
@@ -32,7 +36,7 @@ pub struct Health {
 }
 
 /// A host as the API shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Host {
     pub id: String,
@@ -51,14 +55,14 @@ pub struct Host {
     pub sandbox: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Requirement {
     #[serde(default)]
     pub required_capabilities: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobResult {
     pub finished_at: u64,
@@ -69,12 +73,13 @@ pub struct JobResult {
 }
 
 /// A job as the API shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
     pub id: String,
     pub created_at: u64,
     pub updated_at: u64,
+    #[schema(value_type = openapi::stand_in::JobStatus)]
     pub status: JobStatus,
     /// Claims so far; the live lease's epoch equals it.
     pub attempts: u32,
@@ -89,6 +94,7 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancel_requested: bool,
     pub requirement: Requirement,
+    #[schema(value_type = openapi::stand_in::Payload)]
     pub payload: Payload,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<JobResult>,
@@ -97,7 +103,7 @@ pub struct Job {
 }
 
 /// `POST /v1/hosts/register`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterHostRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,18 +119,18 @@ pub struct RegisterHostRequest {
     pub sandbox: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct HostResponse {
     pub host: Host,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct HostsResponse {
     pub hosts: Vec<Host>,
 }
 
 /// A job a host says it is running, with the lease it runs it under.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunningJob {
     pub job_id: String,
@@ -132,7 +138,7 @@ pub struct RunningJob {
 }
 
 /// `POST /v1/hosts/:id/heartbeat`. `running` renews those leases.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,7 +147,7 @@ pub struct HeartbeatRequest {
     pub running: Option<Vec<RunningJob>>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatResponse {
     pub host: Host,
@@ -155,7 +161,7 @@ pub struct HeartbeatResponse {
 }
 
 /// `POST /v1/hosts/:id/claim`; the body may be empty.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimRequest {
     /// Wait up to this long for matching work (long poll).
@@ -167,15 +173,19 @@ pub struct ClaimRequest {
 }
 
 /// The MVP's claim answer: one job or null.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ClaimResponse {
+    /// Always present, `null` when no work matched: that is what tells
+    /// this answer from the `{jobs}` one.
+    #[schema(required = true)]
     pub job: Option<Job>,
 }
 
 /// `POST /v1/jobs`. The idempotency key travels in a header.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnqueueRequest {
+    #[schema(value_type = openapi::stand_in::Payload)]
     pub payload: Payload,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requirement: Option<Requirement>,
@@ -204,24 +214,24 @@ impl EnqueueRequest {
 }
 
 /// `POST /v1/jobs/batch`: all jobs are appended together or none is.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct BatchEnqueueRequest {
     pub jobs: Vec<EnqueueRequest>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobResponse {
     pub job: Job,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobsResponse {
     pub jobs: Vec<Job>,
 }
 
 /// `GET /v1/jobs`: one page, oldest first; `next` is the `after` cursor of
 /// the following page.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobsPage {
     pub jobs: Vec<Job>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,7 +239,7 @@ pub struct JobsPage {
 }
 
 /// Jobs in each status.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatusCounts {
     pub queued: u64,
     pub leased: u64,
@@ -239,7 +249,7 @@ pub struct StatusCounts {
 }
 
 /// Queued jobs of one priority.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PriorityDepth {
     pub priority: i32,
     pub depth: u64,
@@ -247,14 +257,14 @@ pub struct PriorityDepth {
 
 /// Queued jobs that require one capability; `""` counts the jobs that
 /// require none. A job that requires several counts under each.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CapabilityDepth {
     pub capability: String,
     pub depth: u64,
 }
 
 /// What happened to jobs in one minute of the log's time.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MinuteActivity {
     /// The minute's start (ms since the Unix epoch).
@@ -267,7 +277,7 @@ pub struct MinuteActivity {
 
 /// `GET /v1/summary`: what the dashboard's overview shows, from this
 /// node's state.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobsSummary {
     pub node_id: String,
@@ -284,7 +294,7 @@ pub struct JobsSummary {
 }
 
 /// `POST /v1/jobs/:id/complete`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CompleteRequest {
     pub host_id: String,
@@ -301,7 +311,7 @@ pub struct CompleteRequest {
 }
 
 /// `GET /v1/state`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateResponse {
     pub node_id: String,
@@ -310,7 +320,7 @@ pub struct StateResponse {
 }
 
 /// `GET /v1/log/head`: the last record of this node's event log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogHead {
     pub seq: u64,
@@ -320,14 +330,52 @@ pub struct LogHead {
 }
 
 /// `GET /v1/state/digest`: a hash of every view, as of event `seq`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StateDigest {
     pub seq: u64,
     pub digest: String,
 }
 
+/// `GET /v1/events?format=json`: a run of the event log, for people.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventRecords {
+    pub records: Vec<EventRecord>,
+}
+
+/// One record of the event log as JSON (`log-format/FORMAT.md` has its
+/// bytes).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRecord {
+    pub seq: u64,
+    /// The log's time of the record (ms since the Unix epoch).
+    pub at: u64,
+    /// The raft entry the record was applied from.
+    pub origin: RecordOrigin,
+    /// 64 lowercase hex digits.
+    pub prev_hash: String,
+    /// 64 lowercase hex digits.
+    pub hash: String,
+    /// The event as `{kind: fields}` (`{"jobEnqueued": {…}}`); `null` if
+    /// this build cannot decode it.
+    pub event: serde_json::Value,
+}
+
+/// The raft entry a record came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RecordOrigin {
+    pub term: u64,
+    pub index: u64,
+}
+
+/// What a membership change answers once it is done.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Done {
+    pub ok: bool,
+}
+
 /// `GET /v1/status`: what `skyclaw status` prints.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
     pub node_id: String,
@@ -344,7 +392,7 @@ pub struct Status {
 }
 
 /// `GET /v1/cluster/hello`: who a coordinator is, for bootstrap and joins.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterHello {
     pub name: String,
@@ -361,7 +409,7 @@ pub struct ClusterHello {
 
 /// `POST /v1/cluster/join`: a node asks to become a voter, replacing any
 /// earlier incarnation of the same name.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinRequest {
     pub name: String,
@@ -370,19 +418,19 @@ pub struct JoinRequest {
 }
 
 /// `POST /v1/cluster/add`: add the coordinator serving at `url`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct AddMemberRequest {
     pub name: String,
     pub url: String,
 }
 
 /// `POST /v1/cluster/remove`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct RemoveMemberRequest {
     pub name: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterMember {
     pub name: String,
@@ -398,7 +446,7 @@ pub struct ClusterMember {
 }
 
 /// `GET /v1/cluster`: members, leader, term, and how far each has applied.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStatus {
     pub node_id: String,

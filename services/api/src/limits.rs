@@ -54,6 +54,10 @@ pub const MAX_RUNNING: usize = 1_024;
 pub const MAX_JOBS_PER_CLAIM: u32 = 256;
 /// An `x-idempotency-key`.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
+/// Jobs one `GET /v1/jobs` page holds at most.
+pub const MAX_JOBS_PAGE: usize = 1_000;
+/// Records one `GET /v1/events` returns at most.
+pub const MAX_EVENTS_PAGE: u64 = 10_000;
 
 /// Why a request is refused, naming the field.
 #[derive(Clone, Debug, PartialEq, Eq)]

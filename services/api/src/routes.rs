@@ -14,6 +14,9 @@ pub const IDEMPOTENCY_HEADER: &str = "x-idempotency-key";
 pub const LEADER_HEADER: &str = "x-skyclaw-leader";
 /// Content type of `GET /v1/events` in its binary form.
 pub const SEGMENT_CONTENT_TYPE: &str = "application/vnd.skyclaw.segment";
+/// Names one request in the coordinator's log and on its answer: taken
+/// from the caller when it is a plausible id, made up otherwise.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Set on a request one coordinator passes to the leader, so it is never
 /// passed on twice.
 pub const FORWARDED_HEADER: &str = "x-skyclaw-forwarded";
@@ -26,6 +29,16 @@ pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
 pub enum Method {
     Get,
     Post,
+}
+
+impl Method {
+    /// As HTTP spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
 }
 
 /// One route: a method and a path, with `{id}` for at most one id.
@@ -121,6 +134,8 @@ pub const HEALTH: Route = Route::get("/health");
 /// Prometheus text format; besides the token header it takes
 /// `Authorization: Bearer <token>`, which scrapers can send.
 pub const METRICS: Route = Route::get("/metrics");
+/// The OpenAPI document of the routes below, served without the token.
+pub const OPENAPI: Route = Route::get("/v1/openapi.json");
 
 pub const STATUS: Route = Route::get("/v1/status");
 /// The MVP's whole-state view.
@@ -155,6 +170,9 @@ pub const REMOVE_MEMBER: Route = Route::post("/v1/cluster/remove");
 pub const APPEND: Route = Route::post("/v1/replicate/append");
 pub const VOTE: Route = Route::post("/v1/replicate/vote");
 pub const SNAPSHOT: Route = Route::post("/v1/replicate/snapshot");
+/// The routes only coordinators call one another on: openraft's messages
+/// in MessagePack, left out of the OpenAPI document.
+pub const RAFT: [Route; 3] = [APPEND, VOTE, SNAPSHOT];
 
 /// The web dashboard: its page, script and style sheet, served without
 /// a credential (the page asks for one and sends it with each API call).
@@ -171,9 +189,10 @@ pub fn position(method: Method, path: &str) -> Option<usize> {
 }
 
 /// Every route the API serves.
-pub const ALL: [Route; 29] = [
+pub const ALL: [Route; 30] = [
     HEALTH,
     METRICS,
+    OPENAPI,
     UI,
     UI_SCRIPT,
     UI_STYLE,

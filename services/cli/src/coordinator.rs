@@ -9,6 +9,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::connect::non_empty;
+use crate::logging::LogArgs;
 use crate::signals::Shutdown;
 
 #[derive(Debug, clap::Args)]
@@ -29,6 +30,8 @@ pub struct Args {
     /// Where RocksDB keeps this node's data [default: .skyclaw/coordinator].
     #[arg(long, env = "SKYCLAW_DB_PATH")]
     pub db_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Coordinator settings `skyclaw dev` shares with `skyclaw coordinator`.

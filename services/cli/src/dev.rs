@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::connect::non_empty;
 use crate::coordinator::{announce, bind, ServerArgs};
 use crate::host::{bind_metrics, HostArgs};
+use crate::logging::LogArgs;
 use crate::signals::Shutdown;
 
 #[derive(Debug, clap::Args)]
@@ -38,6 +39,8 @@ pub struct Args {
     pub server: ServerArgs,
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 const TOKEN_FILE: &str = "token";

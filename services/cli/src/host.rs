@@ -11,6 +11,7 @@ use skyclaw_host::{HostConfig, SandboxConfig};
 use tokio::net::TcpListener;
 
 use crate::connect::ClientArgs;
+use crate::logging::LogArgs;
 use crate::signals::Shutdown;
 
 #[derive(Debug, clap::Args)]
@@ -19,6 +20,8 @@ pub struct Args {
     pub host: HostArgs,
     #[command(flatten)]
     pub client: ClientArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Host settings, shared with `skyclaw dev`. Unset ones keep the defaults

@@ -8,6 +8,7 @@
 //! Layout:
 //! - [`connect`]: the coordinator URL and token flags every client command takes
 //! - [`signals`]: SIGINT/SIGTERM as a shutdown future
+//! - [`logging`]: text or JSON lines on stderr
 //! - [`coordinator`], [`dev`], [`host`]: the long-running roles
 //! - [`enqueue`], [`jobs`], [`hosts`], [`status`], [`cluster`]: client commands
 //! - [`audit`]: `audit` and `log export`, from the auditor's crate
@@ -22,6 +23,7 @@ mod enqueue;
 mod host;
 mod hosts;
 mod jobs;
+mod logging;
 mod signals;
 mod status;
 mod table;
@@ -70,20 +72,33 @@ enum Command {
 }
 
 impl Command {
-    /// Long-running roles log at `info` (openraft's chatter only from
-    /// `warn`); one-shot commands only warn, so their output stays clean
-    /// for scripts. `RUST_LOG` overrides both.
+    /// Long-running roles log at `info` (openraft's chatter, and a line
+    /// for each request that succeeded, only from `warn`); one-shot commands
+    /// only warn, so their output stays clean for scripts. `RUST_LOG`
+    /// overrides both.
     fn default_log_filter(&self) -> &'static str {
         match self {
-            Command::Coordinator(_) | Command::Dev(_) | Command::Host(_) => "info,openraft=warn",
+            Command::Coordinator(_) | Command::Dev(_) | Command::Host(_) => {
+                "info,openraft=warn,warp::filters::trace=warn"
+            }
             _ => "warn",
+        }
+    }
+
+    /// Only the long-running roles take `--log-format`.
+    fn log_format(&self) -> logging::LogFormat {
+        match self {
+            Command::Coordinator(args) => args.log.log_format,
+            Command::Dev(args) => args.log.log_format,
+            Command::Host(args) => args.log.log_format,
+            _ => logging::LogFormat::Text,
         }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.command.default_log_filter());
+    logging::init(cli.command.default_log_filter(), cli.command.log_format());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&error.into()),
@@ -113,15 +128,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 fn fail(error: &anyhow::Error) -> ExitCode {
     eprintln!("skyclaw: {error:#}");
     ExitCode::FAILURE
-}
-
-fn init_logging(default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 #[cfg(test)]

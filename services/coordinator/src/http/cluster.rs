@@ -81,7 +81,7 @@ async fn status(coordinator: Arc<Coordinator>) -> Handled {
 }
 
 fn done() -> Handled {
-    reply(&serde_json::json!({ "ok": true }))
+    reply(&api::Done { ok: true })
 }
 
 async fn join(coordinator: Arc<Coordinator>, body: Bytes) -> Handled {

@@ -120,3 +120,23 @@ pub fn report(job_id: String, request: api::CompleteRequest) -> JobReport {
         error: request.error,
     }
 }
+
+/// A record of the log as `GET /v1/events?format=json` shows it; an event
+/// this build cannot decode shows as `null`.
+pub fn record(record: skyclaw_log_format::Record) -> api::EventRecord {
+    api::EventRecord {
+        seq: record.seq,
+        at: record.at,
+        origin: api::RecordOrigin {
+            term: record.origin.term,
+            index: record.origin.index,
+        },
+        prev_hash: record.prev_hash.to_hex(),
+        hash: record.hash.to_hex(),
+        event: record
+            .decode_event()
+            .ok()
+            .and_then(|event| serde_json::to_value(event).ok())
+            .unwrap_or(serde_json::Value::Null),
+    }
+}

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use skyclaw_api::routes::{Method, Route, Segment, TOKEN_HEADER};
 use subtle::ConstantTimeEq;
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
+use warp::http::{HeaderValue, StatusCode};
 use warp::Filter;
 
 use super::error::ApiError;
@@ -82,12 +82,15 @@ pub fn with(
     warp::any().map(move || coordinator.clone())
 }
 
-/// Requires the configured token, compared in constant time.
+/// Requires the configured token, compared in constant time. A header
+/// that is not text is a wrong token like any other (401), not a malformed
+/// request.
 pub fn auth(token: Option<String>) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     let token: Option<Arc<[u8]>> = token.map(|t| Arc::from(t.into_bytes()));
-    warp::header::optional::<String>(TOKEN_HEADER)
-        .and_then(move |given: Option<String>| {
-            let checked = check(token.as_deref(), given.as_deref(), TOKEN_HEADER);
+    header(TOKEN_HEADER)
+        .and_then(move |given: Option<HeaderValue>| {
+            let given = given.as_ref().map(HeaderValue::as_bytes);
+            let checked = check(token.as_deref(), given, TOKEN_HEADER);
             async move { checked }
         })
         .untuple_one()
@@ -100,20 +103,35 @@ pub fn auth_or_bearer(
     token: Option<String>,
 ) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     let token: Option<Arc<[u8]>> = token.map(|t| Arc::from(t.into_bytes()));
-    warp::header::optional::<String>(TOKEN_HEADER)
-        .and(warp::header::optional::<String>("authorization"))
+    header(TOKEN_HEADER)
+        .and(header("authorization"))
         .and_then(
-            move |given: Option<String>, authorization: Option<String>| {
-                let bearer = authorization.as_deref().and_then(bearer_token);
+            move |given: Option<HeaderValue>, authorization: Option<HeaderValue>| {
+                let bearer = authorization
+                    .as_ref()
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(bearer_token)
+                    .map(str::as_bytes);
                 let checked = check(
                     token.as_deref(),
-                    given.as_deref().or(bearer),
+                    given.as_ref().map(HeaderValue::as_bytes).or(bearer),
                     "x-skyclaw-token or Authorization: Bearer",
                 );
                 async move { checked }
             },
         )
         .untuple_one()
+}
+
+/// A header's raw value, if sent: a value that is not text is still a
+/// (wrong) credential, refused with 401 like any other.
+fn header(
+    name: &'static str,
+) -> impl Filter<Extract = (Option<HeaderValue>,), Error = std::convert::Infallible> + Clone {
+    warp::header::value(name)
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify()
 }
 
 /// The token of an `Authorization: Bearer <token>` value; the scheme is
@@ -129,14 +147,14 @@ fn bearer_token(authorization: &str) -> Option<&str> {
 /// constant time; `credential` names where it was looked for.
 fn check(
     token: Option<&[u8]>,
-    given: Option<&str>,
+    given: Option<&[u8]>,
     credential: &str,
 ) -> Result<(), warp::Rejection> {
     let Some(token) = token else {
         return Ok(());
     };
     match given {
-        Some(given) if bool::from(given.as_bytes().ct_eq(token)) => Ok(()),
+        Some(given) if bool::from(given.ct_eq(token)) => Ok(()),
         Some(_) => Err(warp::reject::custom(ApiError::new(
             StatusCode::UNAUTHORIZED,
             format!("invalid {credential}"),

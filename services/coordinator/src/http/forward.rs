@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use skyclaw_api::routes::{
-    Route, FORWARDED_HEADER, IDEMPOTENCY_HEADER, MEMBERSHIP_TIMEOUT, TOKEN_HEADER,
+    Route, FORWARDED_HEADER, IDEMPOTENCY_HEADER, MEMBERSHIP_TIMEOUT, REQUEST_ID_HEADER,
+    TOKEN_HEADER,
 };
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, Method, StatusCode};
@@ -24,7 +25,7 @@ use crate::proposer::{WriteError, WRITE_TIMEOUT};
 
 /// Headers a forwarded request keeps. The token is the cluster's own: this
 /// node already checked the caller's.
-const KEPT: [&str; 2] = [IDEMPOTENCY_HEADER, "content-type"];
+const KEPT: [&str; 3] = [IDEMPOTENCY_HEADER, "content-type", REQUEST_ID_HEADER];
 /// Time on top of the leader's own bound for the round trip.
 const MARGIN: Duration = Duration::from_secs(5);
 

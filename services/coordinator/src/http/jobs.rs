@@ -22,9 +22,6 @@ use super::{convert, finish};
 use crate::coordinator::Coordinator;
 use crate::jobs::{JobFilter, Order};
 
-/// Jobs one list page holds at most.
-const MAX_PAGE: usize = 1_000;
-
 pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let with = filters::with(coordinator.clone());
     let body = filters::body(coordinator.config.max_body_bytes);
@@ -230,9 +227,10 @@ async fn list(coordinator: Arc<Coordinator>, query: ListQuery) -> Handled {
         filter.command.as_deref(),
     )?;
     let limit = query.limit.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
+    if !(1..=limits::MAX_JOBS_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(format!(
-            "limit must be between 1 and {MAX_PAGE}"
+            "limit must be between 1 and {}",
+            limits::MAX_JOBS_PAGE
         )));
     }
     let page = coordinator

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
+use skyclaw_api::limits::MAX_EVENTS_PAGE;
 use skyclaw_api::{self as api, routes};
-use skyclaw_log_format::{Hash32, Origin};
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -19,9 +19,6 @@ use super::jobs::ReadQuery;
 use super::json::{reply, Handled};
 use super::{convert, finish};
 use crate::coordinator::Coordinator;
-
-/// Records one `GET /v1/events` returns at most.
-const MAX_EVENTS_PAGE: u64 = 10_000;
 
 pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let with = filters::with(coordinator.clone());
@@ -84,18 +81,6 @@ struct EventsQuery {
     format: Option<String>,
 }
 
-/// One record as `?format=json` shows it.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RecordJson {
-    seq: u64,
-    at: u64,
-    origin: Origin,
-    prev_hash: Hash32,
-    hash: Hash32,
-    event: serde_json::Value,
-}
-
 /// A run of records from this node's own event log: a segment, or JSON
 /// for people.
 async fn events(coordinator: Arc<Coordinator>, query: EventsQuery) -> Handled {
@@ -117,23 +102,9 @@ async fn events(coordinator: Arc<Coordinator>, query: EventsQuery) -> Handled {
     };
     let run = coordinator.records(from, limit).await?;
     if as_json {
-        let records: Vec<RecordJson> = run
-            .records
-            .into_iter()
-            .map(|record| RecordJson {
-                seq: record.seq,
-                at: record.at,
-                origin: record.origin,
-                prev_hash: record.prev_hash,
-                hash: record.hash,
-                event: record
-                    .decode_event()
-                    .ok()
-                    .and_then(|event| serde_json::to_value(event).ok())
-                    .unwrap_or(serde_json::Value::Null),
-            })
-            .collect();
-        return reply(&serde_json::json!({ "records": records }));
+        return reply(&api::EventRecords {
+            records: run.records.into_iter().map(convert::record).collect(),
+        });
     }
     let bytes = skyclaw_log_format::segment::write_segment(
         &run.cluster_id,

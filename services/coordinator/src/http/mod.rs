@@ -5,8 +5,10 @@
 //! coordinator, and converts ([`convert`]). Route paths live once, in
 //! `skyclaw_api::routes`; [`filters`] match them and hold authentication
 //! and body limits; [`forward`] passes writes on a follower to the leader.
-//! Every answer, errors included, is counted by route template and status
-//! on its way out.
+//! Around them all, [`request_id`] gives each request its id, span and
+//! `x-request-id`, and every answer, errors included, is counted by route
+//! template and status on its way out; [`openapi`] serves the API's
+//! description.
 
 mod cluster;
 mod convert;
@@ -18,7 +20,9 @@ mod jobs;
 mod json;
 mod log;
 mod metrics;
+mod openapi;
 mod replicate;
+pub mod request_id;
 mod ui;
 
 use std::future::Future;
@@ -33,12 +37,15 @@ use crate::coordinator::Coordinator;
 pub use error::ApiError;
 use json::Handled;
 
-/// Every route of the API, with JSON errors and the leader header.
+/// Every route of the API, with JSON errors, the leader header, and each
+/// request in a span with its id.
 pub fn routes(coordinator: Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let health = filters::at(routes::HEALTH)
         .and(filters::with(coordinator.clone()))
         .then(health)
-        .map(finish);
+        .map(finish)
+        .or(openapi::route())
+        .unify();
     let api = filters::auth(coordinator.config.token.clone()).and(
         jobs::routes(&coordinator)
             .or(hosts::routes(&coordinator))
@@ -51,7 +58,7 @@ pub fn routes(coordinator: Arc<Coordinator>) -> BoxedFilter<(Response,)> {
             .unify(),
     );
     let counted = coordinator.metrics.clone();
-    health
+    let answered = health
         .or(metrics::routes(&coordinator))
         .unify()
         .or(ui::routes())
@@ -59,8 +66,13 @@ pub fn routes(coordinator: Arc<Coordinator>) -> BoxedFilter<(Response,)> {
         .or(api)
         .unify()
         .recover(error::recover)
-        .unify()
-        .map(move |response: Response| with_leader(&coordinator, response))
+        .unify();
+    request_id::id()
+        .and(answered)
+        .map(move |id: request_id::RequestId, mut response: Response| {
+            id.stamp(&mut response);
+            with_leader(&coordinator, response)
+        })
         .with(warp::log::custom(move |info: warp::log::Info<'_>| {
             counted.request(
                 info.method(),
@@ -69,6 +81,7 @@ pub fn routes(coordinator: Arc<Coordinator>) -> BoxedFilter<(Response,)> {
                 info.elapsed(),
             )
         }))
+        .with(warp::trace(request_id::span))
         .map(Reply::into_response)
         .boxed()
 }

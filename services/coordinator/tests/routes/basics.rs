@@ -254,3 +254,17 @@ async fn writes_without_a_leader_get_503_with_retry_after() {
     drop(routes);
     crate::util::stop_node(node).await;
 }
+
+#[tokio::test]
+async fn a_token_that_is_not_text_is_a_wrong_token() {
+    let t = TestNode::start().await;
+    let response = warp::test::request()
+        .path("/v1/status")
+        .header(TOKEN_HEADER, &b"\xfftest-token"[..])
+        .reply(&t.routes)
+        .await;
+    let (status, body) = decode(response);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(error_message(&body).contains(TOKEN_HEADER), "{body}");
+    t.stop().await;
+}

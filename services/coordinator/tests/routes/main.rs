@@ -11,6 +11,8 @@
 //! - [`log`]: head, events as a segment and as JSON, digest, state
 //! - [`entries`]: a request too large for one raft entry gets 413
 //! - [`membership`]: joins that do not hold, removing the last voter
+//! - [`openapi`]: the document lists exactly the routes, all routed
+//! - [`request_id`]: `x-request-id` on every answer
 //! - [`restart`]: stop and start on the same directory
 //! - [`ui`]: the dashboard's assets and the headers they carry
 //! - [`util`]: starting a node, requests, waiting with a deadline
@@ -22,6 +24,8 @@ mod hosts;
 mod jobs;
 mod log;
 mod membership;
+mod openapi;
+mod request_id;
 mod restart;
 mod ui;
 mod util;
