@@ -96,6 +96,7 @@ try {
   await page.fill('#token', token);
   await page.click('#login-form button[type=submit]');
   await page.waitForSelector('[data-ready=overview]');
+  check(await page.$('[data-pickup]') !== null, 'the overview shows the pickup latency');
   check(!page.url().includes(token), 'the token is not in the URL');
   check(await page.evaluate(() => document.cookie) === '', 'no cookie is set');
 

@@ -273,6 +273,14 @@ pub struct MinuteActivity {
     pub completed: u64,
     pub failed: u64,
     pub cancelled: u64,
+    /// Jobs leased for the first time in this minute (after a restart,
+    /// counted from then on: the views keep no time of a first lease).
+    #[serde(default)]
+    pub picked_up: u64,
+    /// Their time from enqueue to that first lease, summed (ms): the
+    /// pickup latency is `pickupMs / pickedUp`.
+    #[serde(default)]
+    pub pickup_ms: u64,
 }
 
 /// `GET /v1/summary`: what the dashboard's overview shows, from this

@@ -292,6 +292,7 @@ function overview() {
       cards,
       el('h2', {}, 'The last hour, per minute'),
       activityChart(summary),
+      pickup(summary),
       el('div', { class: 'grid' },
         el('div', {},
           el('h2', {}, 'Queue by priority'),
@@ -325,6 +326,17 @@ function overview() {
         ['Cluster', el('span', { class: 'mono' }, head.clusterId)],
       ]));
   }, 5000);
+}
+
+// How long jobs waited from enqueue to their first lease, over the hour.
+function pickup(summary) {
+  const pickedUp = summary.perMinute.reduce((sum, m) => sum + (m.pickedUp || 0), 0);
+  const waited = summary.perMinute.reduce((sum, m) => sum + (m.pickupMs || 0), 0);
+  const mean = pickedUp === 0 ? 'no job picked up' : `${Math.round(waited / pickedUp)} ms`;
+  return fields([
+    ['Pickup latency (mean)', el('span', { 'data-pickup': '' }, mean)],
+    ['Jobs picked up', pickedUp],
+  ]);
 }
 
 // Enqueued, completed and failed jobs per minute over the hour before the

@@ -80,6 +80,8 @@ pub fn summary(coordinator: &Coordinator, summary: Summary) -> api::JobsSummary 
                 completed: activity.completed,
                 failed: activity.failed,
                 cancelled: activity.cancelled,
+                picked_up: activity.picked_up,
+                pickup_ms: activity.pickup_ms,
             })
             .collect(),
     }

@@ -468,6 +468,9 @@ async fn the_summary_counts_jobs_by_status_queue_and_minute() {
         ),
         (3, 1, 0, 1)
     );
+    // One job was leased: one pickup, its wait no longer than the test.
+    assert_eq!(total("pickedUp"), 1);
+    assert!(total("pickupMs") < 60_000, "{summary}");
     assert!(summary["at"].as_u64().unwrap() >= minutes[0]["minute"].as_u64().unwrap());
     t.stop().await;
 }

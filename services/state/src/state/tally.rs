@@ -25,6 +25,10 @@ pub struct Activity {
     pub completed: u64,
     pub failed: u64,
     pub cancelled: u64,
+    /// Jobs leased for the first time.
+    pub picked_up: u64,
+    /// Their time from enqueue to that first lease, summed (ms).
+    pub pickup_ms: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -69,6 +73,13 @@ impl Tally {
         }
         self.enter(job.status, job);
         self.note(at, before, job.status);
+        // A first lease is a pickup; a lease again after expiry is not.
+        if before == Some(JobStatus::Queued) && job.status == JobStatus::Leased && job.attempts == 1
+        {
+            let activity = self.activity.entry(minute_of(at)).or_default();
+            activity.picked_up += 1;
+            activity.pickup_ms += at.saturating_sub(job.created_at);
+        }
     }
 
     pub fn count(&self, status: JobStatus) -> u64 {
@@ -189,6 +200,7 @@ mod tests {
     use skyclaw_log_format::event::JobSpec;
 
     use super::*;
+    use crate::command::Command;
     use crate::state::fixture::*;
     use crate::state::State;
 
@@ -243,8 +255,12 @@ mod tests {
             enqueued: 2,
             ..Activity::default()
         };
+        // Both were leased for the first time at one minute, 59 s and
+        // 58 s after they were enqueued.
         let completed = Activity {
             completed: 1,
+            picked_up: 2,
+            pickup_ms: 59_000 + 58_000,
             ..Activity::default()
         };
         let failed = Activity {
@@ -293,9 +309,36 @@ mod tests {
             assert_eq!(rebuilt.tally().count(status), state.tally().count(status));
         }
         assert_eq!(queue(&rebuilt), queue(&state));
+        // The views keep no time of a first lease: pickups count again
+        // from the rebuild on.
+        let without_pickups = |tally: &Tally| -> Vec<_> {
+            tally
+                .activity()
+                .map(|(at, activity)| {
+                    let activity = Activity {
+                        picked_up: 0,
+                        pickup_ms: 0,
+                        ..activity
+                    };
+                    (at, activity)
+                })
+                .collect()
+        };
         assert_eq!(
-            rebuilt.tally().activity().collect::<Vec<_>>(),
-            state.tally().activity().collect::<Vec<_>>()
+            without_pickups(rebuilt.tally()),
+            without_pickups(state.tally())
         );
+        assert!(rebuilt.tally().activity().all(|(_, a)| a.picked_up == 0));
+    }
+
+    #[test]
+    fn a_lease_again_after_expiry_is_no_pickup() {
+        let mut state = leased();
+        let first: u64 = state.tally().activity().map(|(_, a)| a.picked_up).sum();
+        assert_eq!(first, 1);
+        run(&mut state, Command::ExpireLeases, 10 * MINUTE_MS).unwrap();
+        assert_eq!(claim(&mut state, "h", 1, 11 * MINUTE_MS), ["j"]);
+        let after: u64 = state.tally().activity().map(|(_, a)| a.picked_up).sum();
+        assert_eq!(after, 1, "the second lease is not a pickup");
     }
 }
