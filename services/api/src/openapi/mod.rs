@@ -9,11 +9,13 @@
 //! operation needs but `/health` and the document itself.
 //!
 //! - [`operations`]: what each route takes and answers
+//! - [`described`]: the builder those descriptions are written with
 //! - [`constraints`]: the limits of `limits.rs`, written into the schemas
 //! - [`stand_in`]: schemas for `Payload` and `JobStatus`, whose crates stay
 //!   free of utoipa
 
 mod constraints;
+mod described;
 mod operations;
 pub mod stand_in;
 
@@ -36,7 +38,7 @@ pub fn document() -> OpenApi {
         if let Some(operation) = operations::operation(route, &mut schemas) {
             paths = paths.path(
                 route.path,
-                utoipa::openapi::PathItem::new(operations::http_method(route), operation),
+                utoipa::openapi::PathItem::new(described::http_method(route), operation),
             );
         }
     }
