@@ -2,7 +2,7 @@
 //! Prometheus text format. Events are counted where they happen through
 //! handles registered once here (requests in [`crate::http`], leases and
 //! jobs at apply in [`crate::machine`], the log's appends in
-//! [`crate::log_store`], group commit in [`crate::writes`], snapshots in
+//! [`crate::log_store`], group commit in [`crate::proposer`], snapshots in
 //! [`crate::snapshot`]); what is a view of the state, of raft or of
 //! RocksDB is read at scrape time into a recorder made for that scrape, so
 //! a member that left or a leader that stepped down leaves no stale series.
