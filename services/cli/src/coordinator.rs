@@ -16,14 +16,14 @@ use crate::signals::Shutdown;
 pub struct Args {
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Address to listen on.
+    /// Address to listen on [default: 0.0.0.0 with a token; without one,
+    /// 127.0.0.1, and only loopback addresses are allowed].
     #[arg(
         long = "host",
         value_name = "ADDRESS",
-        env = "SKYCLAW_COORDINATOR_HOST",
-        default_value = "0.0.0.0"
+        env = "SKYCLAW_COORDINATOR_HOST"
     )]
-    pub bind_host: String,
+    pub bind_host: Option<String>,
     /// Port to listen on; 0 picks a free one.
     #[arg(long, env = "SKYCLAW_COORDINATOR_PORT", default_value_t = 8787)]
     pub port: u16,
@@ -106,11 +106,37 @@ impl ServerArgs {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.server.config(args.db_path.clone());
     config.validate()?;
+    let host = listen_host(args.bind_host.as_deref(), config.token.is_some()).await?;
     let shutdown = Shutdown::install()?;
-    let listener = bind(&args.bind_host, args.port).await?;
+    let listener = bind(&host, args.port).await?;
     announce(listener.local_addr()?)?;
     skyclaw_coordinator::run(config, listener, shutdown.wait()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where to listen. With a token, anywhere. Without one, every request is
+/// trusted (it may enqueue, complete others' jobs, change the membership),
+/// so only where no one else can connect: loopback, by default; an
+/// address others can reach is refused.
+async fn listen_host(given: Option<&str>, has_token: bool) -> anyhow::Result<String> {
+    let Some(host) = given else {
+        let default = if has_token { "0.0.0.0" } else { "127.0.0.1" };
+        return Ok(default.to_string());
+    };
+    if has_token {
+        return Ok(host.to_string());
+    }
+    let mut addresses = tokio::net::lookup_host((host, 0))
+        .await
+        .with_context(|| format!("cannot resolve {host}"))?
+        .peekable();
+    anyhow::ensure!(
+        addresses.peek().is_some() && addresses.all(|address| address.ip().is_loopback()),
+        "refusing to listen on {host} without a token: anyone who can connect could enqueue \
+         jobs, complete other hosts' jobs and change the cluster; set SKYCLAW_TOKEN (or \
+         --token), or listen on a loopback address such as 127.0.0.1"
+    );
+    Ok(host.to_string())
 }
 
 pub async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {

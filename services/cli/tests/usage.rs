@@ -6,6 +6,7 @@
 //! - `every_subcommand_has_help`
 //! - `usage_errors_exit_2`
 //! - `help_names_the_environment_variables_but_hides_the_token`
+//! - `without_a_token_a_coordinator_listens_on_loopback_only`
 
 use std::process::{Command, Output};
 
@@ -115,4 +116,54 @@ fn help_names_the_environment_variables_but_hides_the_token() {
         );
     }
     assert!(!help.contains("do-not-print-me"));
+}
+
+/// Without a token every request is trusted, so a coordinator without one
+/// listens where no one else can connect: loopback by default, and it
+/// refuses an address others could reach, naming what to set.
+#[test]
+fn without_a_token_a_coordinator_listens_on_loopback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    for host in ["0.0.0.0", "::"] {
+        let out = skyclaw(
+            &[
+                "coordinator",
+                "--host",
+                host,
+                "--port",
+                "0",
+                "--db-path",
+                db,
+            ],
+            &[],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{host}: {stderr}");
+        assert!(stderr.contains("without a token"), "{stderr}");
+        assert!(stderr.contains("SKYCLAW_TOKEN"), "{stderr}");
+        assert!(out.stdout.is_empty(), "{host}: it must not have listened");
+    }
+
+    let mut coordinator = Command::new(env!("CARGO_BIN_EXE_skyclaw"))
+        .args(["coordinator", "--port", "0", "--db-path", db])
+        .env_remove("SKYCLAW_TOKEN")
+        .env_remove("SKYCLAW_COORDINATOR_HOST")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(coordinator.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    coordinator.kill().ok();
+    coordinator.wait().ok();
+    assert!(
+        line.starts_with("skyclaw coordinator listening on http://127.0.0.1:"),
+        "{line}"
+    );
 }
