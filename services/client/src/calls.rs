@@ -118,23 +118,7 @@ impl Client {
     /// waiting up to `wait` for one to appear. Retries carry one
     /// idempotency key, so a lost answer costs the job no attempt.
     pub async fn claim(&self, host_id: &str, wait: Option<Duration>) -> Result<Option<Job>> {
-        let request = ClaimRequest {
-            wait_ms: wait.map(duration_ms),
-            max_jobs: None,
-        };
-        let timeout = self.request_timeout() + wait.unwrap_or_default() + LONG_POLL_MARGIN;
-        // One key for every retry of this call: a retry whose first answer
-        // was lost gets the same lease back rather than a second one.
-        let key = self.made_up_key();
-        let response: ClaimResponse = self
-            .post(
-                routes::CLAIM,
-                Some(host_id),
-                &request,
-                key.as_deref(),
-                Some(timeout),
-            )
-            .await?;
+        let response: ClaimResponse = self.claim_call(host_id, None, wait).await?;
         Ok(response.job)
     }
 
@@ -146,22 +130,29 @@ impl Client {
         max_jobs: u32,
         wait: Option<Duration>,
     ) -> Result<Vec<Job>> {
+        let response: JobsResponse = self.claim_call(host_id, Some(max_jobs), wait).await?;
+        Ok(response.jobs)
+    }
+
+    /// A claim, long-polling up to `wait`; the answer's shape depends on
+    /// whether `maxJobs` was given.
+    async fn claim_call<T: serde::de::DeserializeOwned>(
+        &self,
+        host_id: &str,
+        max_jobs: Option<u32>,
+        wait: Option<Duration>,
+    ) -> Result<T> {
         let request = ClaimRequest {
             wait_ms: wait.map(duration_ms),
-            max_jobs: Some(max_jobs),
+            max_jobs,
         };
         let timeout = self.request_timeout() + wait.unwrap_or_default() + LONG_POLL_MARGIN;
+        // One key for every retry of this call: a retry whose first answer
+        // was lost gets the same lease back rather than a second one.
         let key = self.made_up_key();
-        let response: JobsResponse = self
-            .post(
-                routes::CLAIM,
-                Some(host_id),
-                &request,
-                key.as_deref(),
-                Some(timeout),
-            )
-            .await?;
-        Ok(response.jobs)
+        let id = Some(host_id);
+        self.post(routes::CLAIM, id, &request, key.as_deref(), Some(timeout))
+            .await
     }
 
     /// `POST /v1/jobs`. Without a key one is made up, so that the retries

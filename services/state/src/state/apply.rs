@@ -7,20 +7,6 @@ use super::{queue_key, State};
 use crate::clock::LogClock;
 use crate::view::{HostView, JobOutcome, JobStatus, JobView, Lease};
 
-/// The job `event` is about, if any.
-fn job_named(event: &Event) -> Option<&str> {
-    match event {
-        Event::ClusterCreated { .. } | Event::HostRegistered { .. } => None,
-        Event::JobEnqueued(spec) => Some(&spec.job_id),
-        Event::JobCompleted(done) => Some(&done.job_id),
-        Event::JobLeased { job_id, .. }
-        | Event::LeaseRenewed { job_id, .. }
-        | Event::LeaseExpired { job_id, .. }
-        | Event::CancelRequested { job_id }
-        | Event::JobCancelled { job_id } => Some(job_id),
-    }
-}
-
 /// An event that does not fit the state it is applied to. Events made by
 /// `decide` never produce one; an auditor replaying a foreign log may.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +23,7 @@ impl State {
         if at > self.clock.at {
             self.clock = LogClock::resumed(at);
         }
-        let job_id = job_named(event);
+        let job_id = event.job_id();
         let before = job_id
             .and_then(|id| self.jobs.get(id))
             .map(|job| job.status);

@@ -83,7 +83,7 @@ impl Tally {
     }
 
     pub fn count(&self, status: JobStatus) -> u64 {
-        self.by_status[index(status)]
+        self.by_status[status.index()]
     }
 
     /// Queued jobs by priority, highest first.
@@ -109,7 +109,7 @@ impl Tally {
     }
 
     fn enter(&mut self, status: JobStatus, job: &JobView) {
-        self.by_status[index(status)] += 1;
+        self.by_status[status.index()] += 1;
         if status == JobStatus::Queued {
             *self.queued_by_priority.entry(job.priority).or_default() += 1;
             for capability in capabilities(job) {
@@ -126,7 +126,7 @@ impl Tally {
     }
 
     fn leave(&mut self, status: JobStatus, job: &JobView) {
-        let count = &mut self.by_status[index(status)];
+        let count = &mut self.by_status[status.index()];
         *count = count.saturating_sub(1);
         if status == JobStatus::Queued {
             decrement(&mut self.queued_by_priority, &job.priority);
@@ -161,10 +161,6 @@ impl Tally {
             self.activity.pop_first();
         }
     }
-}
-
-fn index(status: JobStatus) -> usize {
-    status.index()
 }
 
 fn minute_of(at: u64) -> u64 {
