@@ -33,7 +33,30 @@ pub enum Event {
         /// The sandbox level the host reported (`landlock+no_new_privs+rlimits`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sandbox: Option<String>,
+        /// The host's ed25519 public key (32 bytes), which its id is
+        /// derived from; absent for hosts without one (the MVP's), which
+        /// are trusted as whoever holds the shared token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        public_key: Option<Hash32>,
+        /// When the coordinator issued the challenge the host signed to
+        /// register: each registration of a keyed host names a later one
+        /// than the last, so a signed registration is good once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        challenge_at: Option<u64>,
     },
+    /// An admin approved a pending host, or it presented an enrollment
+    /// key (`enrolledWith`, whose uses this spends): it may now claim.
+    HostApproved {
+        host_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enrolled_with: Option<String>,
+    },
+    /// An admin revoked a host: its leases end and its requests are refused.
+    HostRevoked { host_id: String },
+    /// An admin issued an API key. Only the key's BLAKE3 hash is kept.
+    KeyIssued(Box<KeyGrant>),
+    /// An admin revoked an API key.
+    KeyRevoked { key_id: String },
     /// A job entered the queue.
     JobEnqueued(Box<JobSpec>),
     /// A host took a queued job under a lease; `lease_epoch` is the attempt number.
@@ -84,6 +107,58 @@ pub struct JobSpec {
     /// BLAKE3 of the request body the idempotency key was first used with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_hash: Option<Hash32>,
+    /// The account (tenant) of the enqueuer's key; absent for jobs an
+    /// admin enqueued, which belong to no account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+/// An API key as the log keeps it: who may do what, never the key itself.
+// Format: MessagePack map { keyId: str, hash: bin(32), role: str, account?: str,
+//         scopes: [str], expiresAt?: u64, uses?: u32 }
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyGrant {
+    pub key_id: String,
+    /// BLAKE3 of the key's secret text.
+    pub hash: Hash32,
+    pub role: KeyRole,
+    /// The enqueuer's account; its jobs are the only ones the key reaches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<Scope>,
+    /// After this time (ms since the Unix epoch, by the log's clock) the
+    /// key is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// How many hosts an enrollment key may still approve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<u32>,
+}
+
+/// What an API key is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyRole {
+    /// Everything but raft's own messages.
+    Admin,
+    /// Its account's jobs, within its scopes.
+    Enqueuer,
+    /// The log routes.
+    Auditor,
+    /// Approves the hosts that present it at registration.
+    Enroll,
+}
+
+/// One thing an enqueuer's or auditor's key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Enqueue,
+    Read,
+    Cancel,
+    Log,
 }
 
 /// What a host reported when a job finished.
@@ -366,7 +441,12 @@ impl Event {
     /// The job this event is about, if any.
     pub fn job_id(&self) -> Option<&str> {
         match self {
-            Event::ClusterCreated { .. } | Event::HostRegistered { .. } => None,
+            Event::ClusterCreated { .. }
+            | Event::HostRegistered { .. }
+            | Event::HostApproved { .. }
+            | Event::HostRevoked { .. }
+            | Event::KeyIssued(_)
+            | Event::KeyRevoked { .. } => None,
             Event::JobEnqueued(spec) => Some(&spec.job_id),
             Event::JobCompleted(done) => Some(&done.job_id),
             Event::JobLeased { job_id, .. }
@@ -384,6 +464,10 @@ impl Event {
             Event::JobCompleted(done) => vec![&done.stdout, &done.stderr],
             Event::ClusterCreated { .. }
             | Event::HostRegistered { .. }
+            | Event::HostApproved { .. }
+            | Event::HostRevoked { .. }
+            | Event::KeyIssued(_)
+            | Event::KeyRevoked { .. }
             | Event::JobEnqueued(_)
             | Event::JobLeased { .. }
             | Event::LeaseRenewed { .. }

@@ -34,6 +34,7 @@ impl Coordinator {
                 .unwrap_or_else(|| DEFAULT_CAPABILITIES.map(String::from).to_vec()),
             max_parallel: request.max_parallel.unwrap_or(1),
             sandbox: request.sandbox,
+            key: None,
         };
         let host = self.perform(command).await?.into_host()?;
         self.saw_host(&host.id, self.clock.now_ms());

@@ -3,7 +3,7 @@
 //! follows).
 
 use serde::{Deserialize, Serialize};
-use skyclaw_log_format::event::{BlobRef, Event, JobSpec};
+use skyclaw_log_format::event::{BlobRef, Event, Hash32, JobSpec, KeyGrant};
 
 /// A request for a state change. The leader stamps each with the time it is
 /// proposed; commands carry every id they need, so applying one never
@@ -22,6 +22,22 @@ pub enum Command {
         /// The sandbox level the host reports, if it reports one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sandbox: Option<String>,
+        /// The key the host proved it holds (the coordinator checked its
+        /// signature over a challenge issued at `challenge_at`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<HostKey>,
+    },
+    /// An admin lets a pending host work.
+    ApproveHost {
+        host_id: String,
+    },
+    /// An admin shuts a host out: its leases end, its requests are refused.
+    RevokeHost {
+        host_id: String,
+    },
+    IssueKey(KeyGrant),
+    RevokeKey {
+        key_id: String,
     },
     /// All of `jobs` are enqueued, or none is.
     Enqueue {
@@ -61,6 +77,22 @@ pub enum Command {
     Expire {
         leases: Vec<(String, u32)>,
     },
+}
+
+/// A keyed host's registration: its key, the challenge it signed, and
+/// how it is let in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostKey {
+    pub public_key: Hash32,
+    pub challenge_at: u64,
+    /// The enrollment key it presented, by id (the coordinator found it by
+    /// the hash of the secret the host sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enroll_key: Option<String>,
+    /// Approved at once: an admin registered it, or the coordinator
+    /// approves its own loopback host (`skyclaw dev`).
+    #[serde(default)]
+    pub approved: bool,
 }
 
 /// What a host reports when a job ends: the command `Complete` carries it.
@@ -163,6 +195,9 @@ pub enum Rejection {
     /// 503: the cluster has not written its first event yet.
     #[error("the cluster is not initialized yet")]
     NotInitialized,
+    /// 403: the caller may not do this (a host not approved, or revoked).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 #[cfg(test)]

@@ -14,8 +14,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rustc_hash::FxHashMap;
 
+use skyclaw_log_format::event::Hash32;
+
 use crate::clock::LogClock;
-use crate::view::{HostView, JobStatus, JobView};
+use crate::view::{HostView, JobStatus, JobView, KeyView};
 
 pub mod apply;
 pub mod decide;
@@ -45,6 +47,9 @@ pub struct State {
     /// Live leases by holder: the jobs each host holds.
     held: HashMap<String, BTreeSet<String>>,
     idempotency: HashMap<String, String>,
+    /// API keys by id, and their ids by the hash of their secret.
+    keys: BTreeMap<String, KeyView>,
+    key_hashes: HashMap<Hash32, String>,
     next_order: u64,
     clock: LogClock,
     tally: Tally,
@@ -87,6 +92,19 @@ impl State {
 
     pub fn hosts(&self) -> impl Iterator<Item = &HostView> {
         self.hosts.values()
+    }
+
+    pub fn key(&self, id: &str) -> Option<&KeyView> {
+        self.keys.get(id)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &KeyView> {
+        self.keys.values()
+    }
+
+    /// The key whose secret hashes to `hash`, if one was issued.
+    pub fn key_by_hash(&self, hash: &Hash32) -> Option<&KeyView> {
+        self.keys.get(self.key_hashes.get(hash)?)
     }
 
     pub fn job(&self, id: &str) -> Option<&JobView> {
@@ -191,6 +209,7 @@ impl State {
         cluster_id: Option<String>,
         clock: LogClock,
         hosts: impl IntoIterator<Item = HostView>,
+        keys: impl IntoIterator<Item = KeyView>,
         jobs: impl IntoIterator<Item = J>,
     ) -> State {
         let mut state = State {
@@ -200,6 +219,9 @@ impl State {
         };
         for host in hosts {
             state.hosts.insert(host.id.clone(), host);
+        }
+        for key in keys {
+            state.index_key(key);
         }
         // The same indexes as `index_job` builds one job at a time, built
         // here in bulk from jobs in enqueue order: a million sorted runs
@@ -242,6 +264,12 @@ impl State {
     /// Where the log's clock stands, to persist beside the views.
     pub fn log_clock(&self) -> LogClock {
         self.clock
+    }
+
+    fn index_key(&mut self, key: KeyView) {
+        self.key_hashes
+            .insert(key.grant.hash, key.grant.key_id.clone());
+        self.keys.insert(key.grant.key_id.clone(), key);
     }
 
     fn hold(&mut self, host_id: &str, job_id: &str) {

@@ -3,7 +3,7 @@
 //! encoding is part of what replicas must agree on.
 
 use serde::{Deserialize, Serialize};
-use skyclaw_log_format::event::{BlobRef, Payload};
+use skyclaw_log_format::event::{BlobRef, Hash32, KeyGrant, Payload};
 
 /// Job status. `Leased` jobs are held by a host; the last three are final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,6 +69,66 @@ pub struct HostView {
     /// The sandbox level the host last reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// The host's ed25519 public key; `None` for a host without one (the
+    /// MVP's), which whoever holds the shared token speaks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<Hash32>,
+    /// The challenge time of its last registration (keyed hosts).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub challenge_at: u64,
+    // Views of hosts without keys encode as they did before keys existed.
+    #[serde(default, skip_serializing_if = "HostAccess::is_active")]
+    pub access: HostAccess,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Whether a host may work. A keyed host starts `Pending` until an admin
+/// approves it or it enrolls with a key; a host without a key is `Active`
+/// from the start, as in the MVP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostAccess {
+    Pending,
+    #[default]
+    Active,
+    Revoked,
+}
+
+impl HostAccess {
+    fn is_active(&self) -> bool {
+        *self == HostAccess::Active
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostAccess::Pending => "pending",
+            HostAccess::Active => "active",
+            HostAccess::Revoked => "revoked",
+        }
+    }
+}
+
+/// An API key as the state keeps it: its grant, and whether it was revoked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyView {
+    pub grant: KeyGrant,
+    pub issued_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<u64>,
+}
+
+impl KeyView {
+    /// Whether the key is honoured at time `at`: not revoked, not expired,
+    /// and (an enrollment key) not used up.
+    pub fn is_live(&self, at: u64) -> bool {
+        self.revoked_at.is_none()
+            && self.grant.expires_at.is_none_or(|expires| at < expires)
+            && self.grant.uses != Some(0)
+    }
 }
 
 impl HostView {
@@ -125,5 +185,8 @@ pub struct JobView {
     pub outcome: Option<JobOutcome>,
     pub error: Option<String>,
     pub idempotency_key: Option<String>,
-    pub request_hash: Option<skyclaw_log_format::event::Hash32>,
+    pub request_hash: Option<Hash32>,
+    /// The enqueuer's account, if an enqueuer's key enqueued it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }

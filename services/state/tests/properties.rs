@@ -246,6 +246,7 @@ impl Run {
                 capabilities: capabilities(*mask),
                 max_parallel: *max_parallel,
                 sandbox: None,
+                key: None,
             },
             Op::Enqueue(drafts) => Command::Enqueue {
                 jobs: drafts
@@ -260,6 +261,7 @@ impl Run {
                             max_attempts: if draft.valid { draft.max_attempts } else { 0 },
                             idempotency_key: draft.key.map(|k| format!("key-{k}")),
                             request_hash: draft.key.map(|_| Hash32([draft.body; 32])),
+                            account: None,
                         }
                     })
                     .collect(),
@@ -597,6 +599,12 @@ impl Run {
                     }
                 }
             }
+            Command::ApproveHost { .. }
+            | Command::RevokeHost { .. }
+            | Command::IssueKey(_)
+            | Command::RevokeKey { .. } => {
+                unreachable!("the model makes no access commands; their own tests cover them")
+            }
             Command::ExpireLeases | Command::Expire { .. } => {
                 let due: BTreeSet<(String, u32)> = state
                     .jobs_after(None)
@@ -752,6 +760,7 @@ fn restore(state: &State) -> State {
         state.cluster_id().map(str::to_string),
         state.log_clock(),
         hosts,
+        state.keys().cloned(),
         jobs,
     )
 }

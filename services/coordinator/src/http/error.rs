@@ -77,6 +77,7 @@ impl From<Rejection> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, message)
             }
             Rejection::NotInitialized => ApiError::unavailable(rejection.to_string()),
+            Rejection::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, message),
         }
     }
 }

@@ -38,6 +38,7 @@ fn register(name: &str) -> Command {
         capabilities: vec!["shell".into()],
         max_parallel: 2,
         sandbox: None,
+        key: None,
     }
 }
 

@@ -1,11 +1,11 @@
 //! `State::apply`: folds one event into the views and indexes, after
 //! checking it keeps every invariant a log must keep ([`Violation`]).
 
-use skyclaw_log_format::event::Event;
+use skyclaw_log_format::event::{Event, KeyRole};
 
 use super::{queue_key, State};
 use crate::clock::LogClock;
-use crate::view::{HostView, JobOutcome, JobStatus, JobView, Lease};
+use crate::view::{HostAccess, HostView, JobOutcome, JobStatus, JobView, KeyView, Lease};
 
 /// An event that does not fit the state it is applied to. Events made by
 /// `decide` never produce one; an auditor replaying a foreign log may.
@@ -45,6 +45,8 @@ impl State {
                 capabilities,
                 max_parallel,
                 sandbox,
+                public_key,
+                challenge_at,
             } => {
                 let host = self
                     .hosts
@@ -58,12 +60,47 @@ impl State {
                         registered_at: at,
                         updated_at: at,
                         sandbox: None,
+                        public_key: *public_key,
+                        challenge_at: 0,
+                        // A keyed host waits for approval; one without a
+                        // key is trusted as the token's holder, as before.
+                        access: match public_key {
+                            Some(_) => HostAccess::Pending,
+                            None => HostAccess::Active,
+                        },
                     });
+                host.challenge_at = challenge_at.unwrap_or(host.challenge_at);
                 host.name = name.clone();
                 host.sandbox = sandbox.clone();
                 host.capabilities = capabilities.clone();
                 host.max_parallel = *max_parallel;
                 host.updated_at = at;
+            }
+            Event::HostApproved {
+                host_id,
+                enrolled_with,
+            } => {
+                self.hosts.get_mut(host_id).expect("checked").access = HostAccess::Active;
+                if let Some(uses) = enrolled_with
+                    .as_ref()
+                    .and_then(|id| self.keys.get_mut(id))
+                    .and_then(|key| key.grant.uses.as_mut())
+                {
+                    *uses -= 1;
+                }
+            }
+            Event::HostRevoked { host_id } => {
+                let host = self.hosts.get_mut(host_id).expect("checked");
+                host.access = HostAccess::Revoked;
+                host.updated_at = at;
+            }
+            Event::KeyIssued(grant) => self.index_key(KeyView {
+                grant: (**grant).clone(),
+                issued_at: at,
+                revoked_at: None,
+            }),
+            Event::KeyRevoked { key_id } => {
+                self.keys.get_mut(key_id).expect("checked").revoked_at = Some(at);
             }
             Event::JobEnqueued(spec) => {
                 let job = JobView {
@@ -84,6 +121,7 @@ impl State {
                     error: None,
                     idempotency_key: spec.idempotency_key.clone(),
                     request_hash: spec.request_hash,
+                    account: spec.account.clone(),
                 };
                 self.next_order += 1;
                 self.index_job(&job);
@@ -226,7 +264,78 @@ impl State {
             Event::ClusterCreated { .. } if self.cluster_id.is_some() => {
                 fail("the cluster is created twice".into())
             }
-            Event::ClusterCreated { .. } | Event::HostRegistered { .. } => Ok(()),
+            Event::ClusterCreated { .. } => Ok(()),
+            Event::HostRegistered {
+                host_id,
+                public_key,
+                challenge_at,
+                ..
+            } => {
+                let existing = self.hosts.get(host_id);
+                if existing.is_some_and(|host| host.access == HostAccess::Revoked) {
+                    return fail(format!("revoked host {host_id} registers again"));
+                }
+                let Some(key) = public_key else {
+                    return match existing.and_then(|host| host.public_key) {
+                        Some(_) => fail(format!("keyed host {host_id} registers without its key")),
+                        None => Ok(()),
+                    };
+                };
+                if *host_id != crate::host_id_for(key) {
+                    return fail(format!("host {host_id} is not the id of its key"));
+                }
+                match existing {
+                    Some(host) if host.public_key != Some(*key) => {
+                        fail(format!("host {host_id} registers with another key"))
+                    }
+                    Some(host) if challenge_at.unwrap_or(0) <= host.challenge_at => {
+                        fail(format!("host {host_id} registers with a used challenge"))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Event::HostApproved {
+                host_id,
+                enrolled_with,
+            } => {
+                match self.hosts.get(host_id).map(|host| host.access) {
+                    Some(HostAccess::Pending) => {}
+                    Some(access) => {
+                        return fail(format!("host {host_id} is approved while {}", access.as_str()))
+                    }
+                    None => return fail(format!("host {host_id} is unknown")),
+                }
+                match enrolled_with.as_ref().map(|id| (id, self.keys.get(id))) {
+                    Some((_, Some(key)))
+                        if key.grant.role == KeyRole::Enroll && key.is_live(at) =>
+                    {
+                        Ok(())
+                    }
+                    Some((id, _)) => fail(format!(
+                        "host {host_id} enrolled with key {id}, which may not enroll it"
+                    )),
+                    None => Ok(()),
+                }
+            }
+            Event::HostRevoked { host_id } => match self.hosts.get(host_id) {
+                Some(host) if host.access == HostAccess::Revoked => {
+                    fail(format!("host {host_id} is revoked twice"))
+                }
+                Some(_) => Ok(()),
+                None => fail(format!("host {host_id} is unknown")),
+            },
+            Event::KeyIssued(grant) => {
+                if self.keys.contains_key(&grant.key_id) || self.key_hashes.contains_key(&grant.hash)
+                {
+                    return fail(format!("key {} is issued twice", grant.key_id));
+                }
+                Ok(())
+            }
+            Event::KeyRevoked { key_id } => match self.keys.get(key_id) {
+                Some(key) if key.revoked_at.is_none() => Ok(()),
+                Some(_) => fail(format!("key {key_id} is revoked twice")),
+                None => fail(format!("key {key_id} is unknown")),
+            },
             Event::JobEnqueued(spec) => {
                 if self.jobs.contains_key(&spec.job_id) {
                     return fail(format!("job {} is enqueued twice", spec.job_id));
@@ -270,6 +379,12 @@ impl State {
                     .hosts
                     .get(host_id)
                     .ok_or_else(|| Violation(format!("host {host_id} is unknown")))?;
+                if host.access != HostAccess::Active {
+                    return fail(format!(
+                        "job {job_id} leased to {} host {host_id}",
+                        host.access.as_str()
+                    ));
+                }
                 if host.active_leases >= host.max_parallel {
                     return fail(format!(
                         "host {host_id} would hold more than {} leases",
@@ -293,7 +408,12 @@ impl State {
                 lease_epoch,
             } => {
                 let lease = live_lease(job_id, *lease_epoch)?;
-                if at < lease.expires_at {
+                // A revoked host's leases end at once.
+                let revoked = self
+                    .hosts
+                    .get(&lease.host_id)
+                    .is_some_and(|host| host.access == HostAccess::Revoked);
+                if at < lease.expires_at && !revoked {
                     return fail(format!(
                         "job {job_id}: lease epoch {lease_epoch} expired before its time"
                     ));
@@ -378,6 +498,8 @@ mod tests {
             capabilities: vec![],
             max_parallel: 1,
             sandbox: None,
+            public_key: None,
+            challenge_at: None,
         };
         assert!(state.apply(&event, 1).is_err());
         assert_eq!(state.hosts().count(), 0);

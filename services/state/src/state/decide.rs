@@ -8,11 +8,11 @@ use skyclaw_log_format::event::{Completion, Event, JobSpec};
 use super::State;
 use crate::command::{Affected, Blob, Command, Decision, JobReport, Rejection};
 use crate::view::{JobStatus, JobView};
-use crate::MAX_PARALLEL_LIMIT;
 
+mod access;
 mod shape;
 
-use shape::{check_capabilities, check_spec};
+use shape::check_spec;
 
 impl State {
     /// What `command` leads to at time `at` (see [`State::clock`]). Pure: the
@@ -37,13 +37,20 @@ impl State {
                 capabilities,
                 max_parallel,
                 sandbox,
+                key,
             } => self.decide_register(
                 host_id,
                 name,
                 capabilities,
                 *max_parallel,
                 sandbox.as_deref(),
+                key.as_ref(),
+                at,
             ),
+            Command::ApproveHost { host_id } => self.decide_approve(host_id),
+            Command::RevokeHost { host_id } => self.decide_revoke(host_id),
+            Command::IssueKey(grant) => self.decide_issue_key(grant),
+            Command::RevokeKey { key_id } => self.decide_revoke_key(key_id),
             Command::Enqueue { jobs } => self.decide_enqueue(jobs),
             Command::Claim {
                 host_id,
@@ -141,48 +148,6 @@ impl State {
             .collect()
     }
 
-    fn decide_register(
-        &self,
-        host_id: &str,
-        name: &str,
-        capabilities: &[String],
-        max_parallel: u32,
-        sandbox: Option<&str>,
-    ) -> Result<Decision, Rejection> {
-        if host_id.is_empty() || host_id.len() > 128 {
-            return Err(Rejection::Invalid(
-                "hostId must be 1 to 128 characters".into(),
-            ));
-        }
-        if name.trim().is_empty() {
-            return Err(Rejection::Invalid("name must not be empty".into()));
-        }
-        if !(1..=MAX_PARALLEL_LIMIT).contains(&max_parallel) {
-            return Err(Rejection::Invalid(format!(
-                "maxParallel must be between 1 and {MAX_PARALLEL_LIMIT}"
-            )));
-        }
-        check_capabilities("capabilities", capabilities)?;
-        let unchanged = self.hosts.get(host_id).is_some_and(|host| {
-            host.name == name
-                && host.capabilities == capabilities
-                && host.max_parallel == max_parallel
-                && host.sandbox.as_deref() == sandbox
-        });
-        let events = if unchanged {
-            vec![]
-        } else {
-            vec![Event::HostRegistered {
-                host_id: host_id.to_string(),
-                name: name.to_string(),
-                capabilities: capabilities.to_vec(),
-                max_parallel,
-                sandbox: sandbox.map(str::to_string),
-            }]
-        };
-        Ok(Decision::new(events, Affected::Host(host_id.to_string())))
-    }
-
     fn decide_enqueue(&self, specs: &[JobSpec]) -> Result<Decision, Rejection> {
         if specs.is_empty() {
             return Err(Rejection::Invalid("jobs must not be empty".into()));
@@ -201,6 +166,12 @@ impl State {
                 }
                 if let Some(existing) = self.idempotency.get(key) {
                     let job = &self.jobs[existing];
+                    // Another account's key: say nothing of its job.
+                    if job.account != spec.account {
+                        return Err(Rejection::Conflict(format!(
+                            "idempotency key {key:?} is taken; choose another"
+                        )));
+                    }
                     if job.request_hash != spec.request_hash {
                         return Err(Rejection::Conflict(format!(
                             "idempotency key {key:?} was already used for job {existing} with a different request"
@@ -233,6 +204,7 @@ impl State {
             .hosts
             .get(host_id)
             .ok_or_else(|| Rejection::NotFound(format!("host {host_id} is not registered")))?;
+        access::check_may_work(host)?;
         if let Some(key) = claim_key {
             let again = self.claimed_with(host_id, key);
             if !again.is_empty() {
@@ -269,11 +241,12 @@ impl State {
         at: u64,
         lease_ms: u64,
     ) -> Result<Decision, Rejection> {
-        if !self.hosts.contains_key(host_id) {
+        let Some(host) = self.hosts.get(host_id) else {
             return Err(Rejection::NotFound(format!(
                 "host {host_id} is not registered"
             )));
-        }
+        };
+        access::check_not_revoked(host)?;
         let mut events = Vec::new();
         let mut lost = Vec::new();
         let mut seen = BTreeSet::new();

@@ -6,8 +6,8 @@ use skyclaw_log_format::event::Hash32;
 use super::State;
 
 impl State {
-    /// A BLAKE3 hash over the cluster id and every host and job view in a
-    /// fixed order. Replicas (and auditors) that applied the same events
+    /// A BLAKE3 hash over the cluster id and every host, key and job view
+    /// in a fixed order (a cluster without keys hashes as before keys). Replicas (and auditors) that applied the same events
     /// agree on it.
     pub fn digest(&self) -> Hash32 {
         let mut hasher = blake3::Hasher::new();
@@ -19,6 +19,9 @@ impl State {
         let mut bytes = Vec::with_capacity(512);
         for host in self.hosts.values() {
             digest_view(&mut hasher, &mut bytes, b'h', host);
+        }
+        for key in self.keys.values() {
+            digest_view(&mut hasher, &mut bytes, b'k', key);
         }
         for id in self.by_order.values() {
             digest_view(&mut hasher, &mut bytes, b'j', &self.jobs[id]);

@@ -31,6 +31,7 @@ pub(super) fn spec(job_id: &str) -> JobSpec {
         max_attempts: DEFAULT_MAX_ATTEMPTS,
         idempotency_key: None,
         request_hash: None,
+        account: None,
     }
 }
 
@@ -71,6 +72,7 @@ pub(super) fn register(state: &mut State, host_id: &str, capabilities: &[&str], 
             capabilities: strings(capabilities),
             max_parallel,
             sandbox: None,
+            key: None,
         },
         1,
     )

@@ -299,6 +299,7 @@ mod tests {
             state.cluster_id().map(str::to_string),
             state.log_clock(),
             hosts,
+            state.keys().cloned(),
             jobs,
         );
         for status in JobStatus::ALL {

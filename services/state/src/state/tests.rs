@@ -118,6 +118,7 @@ fn a_state_rebuilt_from_its_views_decides_alike() {
         state.cluster_id().map(str::to_string),
         state.log_clock(),
         state.hosts().cloned(),
+        state.keys().cloned(),
         state.jobs_after(None).cloned(),
     );
     assert_eq!(restored.digest(), state.digest());

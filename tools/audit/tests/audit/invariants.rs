@@ -26,6 +26,7 @@ fn second_attempt() -> (LogBuilder, Vec<Record>) {
             capabilities: vec!["shell".into()],
             max_parallel: 1,
             sandbox: None,
+            key: None,
         },
         T0,
     );
@@ -124,6 +125,7 @@ fn a_job_leased_to_a_second_host_is_a_violation() {
                 capabilities: vec!["shell".into()],
                 max_parallel: 4,
                 sandbox: None,
+                key: None,
             },
             T0 + 5_500,
         )

@@ -58,6 +58,7 @@ fn registration_is_validated_field_by_field() {
             capabilities,
             max_parallel,
             sandbox: None,
+            key: None,
         }
     };
     let cases = [
@@ -90,6 +91,7 @@ fn re_registering_unchanged_writes_nothing_and_changes_keep_registered_at() {
             capabilities: strings(&["shell"]),
             max_parallel: 2,
             sandbox: None,
+            key: None,
         },
         10,
     )
@@ -100,6 +102,7 @@ fn re_registering_unchanged_writes_nothing_and_changes_keep_registered_at() {
         capabilities: strings(&["shell"]),
         max_parallel: 2,
         sandbox: None,
+        key: None,
     };
     let decision = run(&mut state, same, 20).unwrap();
     assert!(decision.events.is_empty());
@@ -111,6 +114,7 @@ fn re_registering_unchanged_writes_nothing_and_changes_keep_registered_at() {
         capabilities: strings(&["shell", "gpu"]),
         max_parallel: 4,
         sandbox: None,
+        key: None,
     };
     assert_eq!(run(&mut state, changed, 30).unwrap().events.len(), 1);
     let host = state.host("h").unwrap();
