@@ -603,9 +603,19 @@ mod tests {
             any::<u32>(),
             proptest::option::of(text()),
             proptest::option::of(any::<[u8; 32]>().prop_map(Hash32)),
+            proptest::option::of(text()),
         )
             .prop_map(
-                |(job_id, payload, required_capabilities, priority, max_attempts, key, hash)| {
+                |(
+                    job_id,
+                    payload,
+                    required_capabilities,
+                    priority,
+                    max_attempts,
+                    key,
+                    hash,
+                    account,
+                )| {
                     Event::JobEnqueued(Box::new(JobSpec {
                         job_id,
                         payload,
@@ -614,6 +624,41 @@ mod tests {
                         max_attempts,
                         idempotency_key: key,
                         request_hash: hash,
+                        account,
+                    }))
+                },
+            );
+        let role = prop_oneof![
+            Just(KeyRole::Admin),
+            Just(KeyRole::Enqueuer),
+            Just(KeyRole::Auditor),
+            Just(KeyRole::Enroll),
+        ];
+        let scope = prop_oneof![
+            Just(Scope::Enqueue),
+            Just(Scope::Read),
+            Just(Scope::Cancel),
+            Just(Scope::Log),
+        ];
+        let grant = (
+            text(),
+            any::<[u8; 32]>().prop_map(Hash32),
+            role,
+            proptest::option::of(text()),
+            proptest::collection::vec(scope, 0..4),
+            any::<Option<u64>>(),
+            any::<Option<u32>>(),
+        )
+            .prop_map(
+                |(key_id, hash, role, account, scopes, expires_at, uses)| {
+                    Event::KeyIssued(Box::new(KeyGrant {
+                        key_id,
+                        hash,
+                        role,
+                        account,
+                        scopes,
+                        expires_at,
+                        uses,
                     }))
                 },
             );
@@ -650,17 +695,32 @@ mod tests {
                 text(),
                 text(),
                 proptest::collection::vec(text(), 0..3),
-                any::<u32>()
+                any::<u32>(),
+                proptest::option::of(any::<[u8; 32]>().prop_map(Hash32)),
+                any::<Option<u64>>(),
             )
-                .prop_map(|(host_id, name, capabilities, max_parallel)| {
-                    Event::HostRegistered {
-                        host_id,
-                        name,
-                        capabilities,
-                        max_parallel,
-                        sandbox: None,
+                .prop_map(
+                    |(host_id, name, capabilities, max_parallel, public_key, challenge_at)| {
+                        Event::HostRegistered {
+                            host_id,
+                            name,
+                            capabilities,
+                            max_parallel,
+                            sandbox: None,
+                            public_key,
+                            challenge_at,
+                        }
                     }
-                }),
+                ),
+            (text(), proptest::option::of(text())).prop_map(|(host_id, enrolled_with)| {
+                Event::HostApproved {
+                    host_id,
+                    enrolled_with,
+                }
+            }),
+            text().prop_map(|host_id| Event::HostRevoked { host_id }),
+            grant,
+            text().prop_map(|key_id| Event::KeyRevoked { key_id }),
             job_spec,
             (
                 text(),

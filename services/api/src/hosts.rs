@@ -21,9 +21,24 @@ pub struct Host {
     /// do not say (the MVP's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// `pending` until an admin approves it, `active`, or `revoked`.
+    /// Hosts without a key (the MVP's) are active from the start.
+    #[serde(default = "active")]
+    pub access: String,
+    /// The host's ed25519 public key, base64url without padding; its id
+    /// is the hex SHA-256 of the key's 32 bytes (its OpenClaw device id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
 }
 
-/// `POST /v1/hosts/register`.
+fn active() -> String {
+    "active".into()
+}
+
+/// `POST /v1/hosts/register`. A host with a key also sends `publicKey`,
+/// the `challenge` it was given and its `signature` over
+/// [`registration_message`]; its `hostId`, if sent, must be the one its
+/// key gives. A host without a key registers with the admin token.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterHostRequest {
@@ -38,11 +53,72 @@ pub struct RegisterHostRequest {
     /// or `none (turned off by the host's owner)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// The host's ed25519 public key (32 bytes, base64url, no padding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// The challenge from `POST /v1/hosts/challenge`, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+    /// The ed25519 signature (64 bytes, base64url, no padding) of
+    /// [`registration_message`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// An enrollment key an admin issued: the host is approved at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enroll_key: Option<String>,
+}
+
+/// `POST /v1/hosts/challenge`: what a host signs to register with its key.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Challenge {
+    /// Good for one registration, within a minute of being issued, at
+    /// any coordinator of the cluster.
+    pub challenge: String,
+    pub cluster_id: String,
+}
+
+/// What a host signs to register: every field that names it or says what
+/// it can do, after a line that says what the bytes are for, so the
+/// signature means nothing anywhere else.
+// Format: UTF-8 lines, each ending in "\n":
+//         "skyclaw host registration v1", "cluster " clusterId,
+//         "host " hostId, "key " publicKey (base64url), "challenge " challenge,
+//         "name " name, "capabilities " capabilities joined by ",",
+//         "max-parallel " maxParallel (decimal, or "-" when absent),
+//         "sandbox " sandbox (or "-" when absent).
+//         A field holding "\n" is refused before anything is signed.
+pub fn registration_message(
+    cluster_id: &str,
+    host_id: &str,
+    public_key: &str,
+    challenge: &str,
+    request: &RegisterHostRequest,
+) -> Vec<u8> {
+    let capabilities = request.capabilities.as_deref().unwrap_or(&[]).join(",");
+    let max_parallel = request
+        .max_parallel
+        .map_or_else(|| "-".to_string(), |n| n.to_string());
+    format!(
+        "skyclaw host registration v1\ncluster {cluster_id}\nhost {host_id}\nkey {public_key}\n\
+         challenge {challenge}\nname {}\ncapabilities {capabilities}\nmax-parallel {max_parallel}\n\
+         sandbox {}\n",
+        request.name,
+        request.sandbox.as_deref().unwrap_or("-"),
+    )
+    .into_bytes()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct HostResponse {
     pub host: Host,
+    /// For a host that registered with its key: the credential it sends
+    /// on its own routes (`x-skyclaw-token`) until `sessionExpiresAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_expires_at: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]

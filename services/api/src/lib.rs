@@ -7,7 +7,7 @@
 //! - [`limits`]: what a request may carry, checked before anything happens
 //! - [`openapi`]: the OpenAPI document, generated from these types and the
 //!   routes
-//! - [`jobs`], [`hosts`], [`log`], [`cluster`]: each resource's request and
+//! - [`jobs`], [`hosts`], [`keys`], [`log`], [`cluster`]: each resource's request and
 //!   response bodies, re-exported here
 //! - this file: the error body and the answers of `/health` and a change
 
@@ -20,6 +20,7 @@ pub use skyclaw_state::JobStatus;
 mod cluster;
 mod hosts;
 mod jobs;
+mod keys;
 pub mod limits;
 mod log;
 pub mod openapi;
@@ -28,6 +29,7 @@ pub mod routes;
 pub use cluster::*;
 pub use hosts::*;
 pub use jobs::*;
+pub use keys::*;
 pub use log::*;
 
 /// The body of every error response, whatever the status.

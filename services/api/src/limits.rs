@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use skyclaw_state::{MAX_ATTEMPTS_LIMIT, MAX_PARALLEL_LIMIT};
 
 use crate::{
-    BatchEnqueueRequest, ClaimRequest, CompleteRequest, EnqueueRequest, HeartbeatRequest, Payload,
-    RegisterHostRequest,
+    BatchEnqueueRequest, ClaimRequest, CompleteRequest, EnqueueRequest, HeartbeatRequest,
+    IssueKeyRequest, Payload, RegisterHostRequest,
 };
 
 /// Host and job ids: 1 to 128 bytes of `A-Z a-z 0-9 . _ - : @`, so every id
@@ -56,6 +56,11 @@ pub const MAX_JOBS_PER_CLAIM: u32 = 256;
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
 /// Jobs one `GET /v1/jobs` page holds at most.
 pub const MAX_JOBS_PAGE: usize = 1_000;
+/// A registration's `publicKey`, `challenge`, `signature` and
+/// `enrollKey`, each.
+pub const MAX_CREDENTIAL_BYTES: usize = 256;
+/// How many hosts one enrollment key may approve.
+pub const MAX_ENROLL_USES: u32 = 100_000;
 /// Records one `GET /v1/events` returns at most.
 pub const MAX_EVENTS_PAGE: u64 = 10_000;
 
@@ -282,6 +287,52 @@ impl RegisterHostRequest {
             return Err(Invalid::Shape(format!(
                 "maxParallel must be between 1 and {MAX_PARALLEL_LIMIT}"
             )));
+        }
+        let credentials = [
+            ("publicKey", &self.public_key),
+            ("challenge", &self.challenge),
+            ("signature", &self.signature),
+            ("enrollKey", &self.enroll_key),
+        ];
+        for (field, value) in credentials {
+            if let Some(value) = value {
+                at_most(field, value.len(), MAX_CREDENTIAL_BYTES, "bytes")?;
+                if !value.chars().all(|c| c.is_ascii_graphic()) {
+                    return Err(Invalid::Shape(format!(
+                        "{field} must be printable ASCII without spaces"
+                    )));
+                }
+            }
+        }
+        // The signed message is made of lines: a line break inside a field
+        // would let one message be read two ways.
+        let lines = [Some(&self.name), self.sandbox.as_ref()];
+        if lines.into_iter().flatten().any(|text| text.contains(['\n', '\r'])) {
+            return Err(Invalid::Shape(
+                "name and sandbox must not hold line breaks".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl IssueKeyRequest {
+    pub fn check(&self) -> Checked {
+        if let Some(account) = &self.account {
+            id("account", account)?;
+        }
+        if let Some(scopes) = &self.scopes {
+            at_most("scopes", scopes.len(), 8, "entries")?;
+        }
+        if self.uses.is_some_and(|uses| !(1..=MAX_ENROLL_USES).contains(&uses)) {
+            return Err(Invalid::Shape(format!(
+                "uses must be between 1 and {MAX_ENROLL_USES}"
+            )));
+        }
+        if self.ttl_ms.is_some_and(|ttl| ttl == 0 || ttl > 10 * 365 * 86_400_000) {
+            return Err(Invalid::Shape(
+                "ttlMs must be more than 0 and at most ten years".into(),
+            ));
         }
         Ok(())
     }

@@ -5,9 +5,14 @@
 use std::time::Duration;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+pub use skyclaw_log_format::event::Scope;
 
-/// The shared secret every request carries.
+/// The caller's credential: the admin token, an API key or a host's
+/// session (`Authorization: Bearer` is taken too).
 pub const TOKEN_HEADER: &str = "x-skyclaw-token";
+/// The cluster's peer secret, which only coordinators hold: raft's own
+/// messages, joins and hellos carry it.
+pub const PEER_HEADER: &str = "x-skyclaw-peer";
 /// Makes an enqueue idempotent: same key and body, same job.
 pub const IDEMPOTENCY_HEADER: &str = "x-idempotency-key";
 /// Names the current leader on every response, when known.
@@ -41,11 +46,42 @@ impl Method {
     }
 }
 
-/// One route: a method and a path, with `{id}` for at most one id.
+/// One route: a method, a path with `{id}` for at most one id, and who
+/// may call it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
+    pub access: Access,
+}
+
+/// Who may call a route. Every route names one rule; the coordinator
+/// checks it before anything else runs (401 without a valid credential,
+/// 403 with one that lacks the right), and where a rule names a resource
+/// (an account's jobs, a host's own routes, a lease) the coordinator
+/// checks that too. An admin may call every route but raft's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Anyone, with no credential.
+    Public,
+    /// Another coordinator of the cluster, by the peer secret.
+    Peer,
+    /// An admin only.
+    Admin,
+    /// An auditor's key, a peer coordinator, or an admin.
+    Log,
+    /// An enqueuer's key with this scope, for its own account's jobs only.
+    Enqueuer(Scope),
+    /// An enqueuer's key with scope `read` (its account's jobs), or the
+    /// host that holds the job's lease right now.
+    JobReader,
+    /// The host the path names, as itself.
+    HostSelf,
+    /// The host the body names: it must hold the job's lease.
+    LeaseHolder,
+    /// Anyone: the body carries the host's signature, which is checked.
+    /// Registering a host without a key takes an admin.
+    Registration,
 }
 
 /// One segment of a route's path.
@@ -80,17 +116,19 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'}');
 
 impl Route {
-    const fn get(path: &'static str) -> Route {
+    const fn get(path: &'static str, access: Access) -> Route {
         Route {
             method: Method::Get,
             path,
+            access,
         }
     }
 
-    const fn post(path: &'static str) -> Route {
+    const fn post(path: &'static str, access: Access) -> Route {
         Route {
             method: Method::Post,
             path,
+            access,
         }
     }
 
@@ -130,55 +168,65 @@ impl Route {
     }
 }
 
-pub const HEALTH: Route = Route::get("/health");
+pub const HEALTH: Route = Route::get("/health", Access::Public);
 /// Prometheus text format; besides the token header it takes
 /// `Authorization: Bearer <token>`, which scrapers can send.
-pub const METRICS: Route = Route::get("/metrics");
-/// The OpenAPI document of the routes below, served without the token.
-pub const OPENAPI: Route = Route::get("/v1/openapi.json");
+pub const METRICS: Route = Route::get("/metrics", Access::Admin);
+/// The OpenAPI document of the routes below, served without a credential.
+pub const OPENAPI: Route = Route::get("/v1/openapi.json", Access::Public);
 
-pub const STATUS: Route = Route::get("/v1/status");
-/// The MVP's whole-state view.
-pub const STATE: Route = Route::get("/v1/state");
-pub const STATE_DIGEST: Route = Route::get("/v1/state/digest");
+pub const STATUS: Route = Route::get("/v1/status", Access::Admin);
+/// The MVP's whole-state view: every payload, so admins only.
+pub const STATE: Route = Route::get("/v1/state", Access::Admin);
+pub const STATE_DIGEST: Route = Route::get("/v1/state/digest", Access::Log);
 
-pub const ENQUEUE: Route = Route::post("/v1/jobs");
-pub const ENQUEUE_BATCH: Route = Route::post("/v1/jobs/batch");
-pub const JOBS: Route = Route::get("/v1/jobs");
-pub const JOB: Route = Route::get("/v1/jobs/{id}");
-pub const CANCEL: Route = Route::post("/v1/jobs/{id}/cancel");
-pub const COMPLETE: Route = Route::post("/v1/jobs/{id}/complete");
+pub const ENQUEUE: Route = Route::post("/v1/jobs", Access::Enqueuer(Scope::Enqueue));
+pub const ENQUEUE_BATCH: Route = Route::post("/v1/jobs/batch", Access::Enqueuer(Scope::Enqueue));
+pub const JOBS: Route = Route::get("/v1/jobs", Access::Enqueuer(Scope::Read));
+pub const JOB: Route = Route::get("/v1/jobs/{id}", Access::JobReader);
+pub const CANCEL: Route = Route::post("/v1/jobs/{id}/cancel", Access::Enqueuer(Scope::Cancel));
+pub const COMPLETE: Route = Route::post("/v1/jobs/{id}/complete", Access::LeaseHolder);
 
-/// Jobs by status, the queue's depth and the last hour's activity.
-pub const SUMMARY: Route = Route::get("/v1/summary");
+/// Jobs by status, the queue's depth and the last hour's activity, over
+/// every account.
+pub const SUMMARY: Route = Route::get("/v1/summary", Access::Admin);
 
-pub const REGISTER: Route = Route::post("/v1/hosts/register");
-pub const HOSTS: Route = Route::get("/v1/hosts");
-pub const HEARTBEAT: Route = Route::post("/v1/hosts/{id}/heartbeat");
-pub const CLAIM: Route = Route::post("/v1/hosts/{id}/claim");
+/// A challenge for a host to sign: the first step of registering with a key.
+pub const CHALLENGE: Route = Route::post("/v1/hosts/challenge", Access::Public);
+pub const REGISTER: Route = Route::post("/v1/hosts/register", Access::Registration);
+pub const HOSTS: Route = Route::get("/v1/hosts", Access::Admin);
+pub const HEARTBEAT: Route = Route::post("/v1/hosts/{id}/heartbeat", Access::HostSelf);
+pub const CLAIM: Route = Route::post("/v1/hosts/{id}/claim", Access::HostSelf);
+pub const APPROVE_HOST: Route = Route::post("/v1/hosts/{id}/approve", Access::Admin);
+pub const REVOKE_HOST: Route = Route::post("/v1/hosts/{id}/revoke", Access::Admin);
 
-pub const LOG_HEAD: Route = Route::get("/v1/log/head");
-pub const EVENTS: Route = Route::get("/v1/events");
+/// API keys: enqueuers', auditors', admins' and enrollment keys.
+pub const KEYS: Route = Route::get("/v1/keys", Access::Admin);
+pub const ISSUE_KEY: Route = Route::post("/v1/keys", Access::Admin);
+pub const REVOKE_KEY: Route = Route::post("/v1/keys/{id}/revoke", Access::Admin);
 
-pub const CLUSTER: Route = Route::get("/v1/cluster");
-pub const HELLO: Route = Route::get("/v1/cluster/hello");
-pub const JOIN: Route = Route::post("/v1/cluster/join");
-pub const ADD_MEMBER: Route = Route::post("/v1/cluster/add");
-pub const REMOVE_MEMBER: Route = Route::post("/v1/cluster/remove");
+pub const LOG_HEAD: Route = Route::get("/v1/log/head", Access::Log);
+pub const EVENTS: Route = Route::get("/v1/events", Access::Log);
+
+pub const CLUSTER: Route = Route::get("/v1/cluster", Access::Admin);
+pub const HELLO: Route = Route::get("/v1/cluster/hello", Access::Peer);
+pub const JOIN: Route = Route::post("/v1/cluster/join", Access::Peer);
+pub const ADD_MEMBER: Route = Route::post("/v1/cluster/add", Access::Admin);
+pub const REMOVE_MEMBER: Route = Route::post("/v1/cluster/remove", Access::Admin);
 
 /// Raft's own RPCs, between coordinators.
-pub const APPEND: Route = Route::post("/v1/replicate/append");
-pub const VOTE: Route = Route::post("/v1/replicate/vote");
-pub const SNAPSHOT: Route = Route::post("/v1/replicate/snapshot");
+pub const APPEND: Route = Route::post("/v1/replicate/append", Access::Peer);
+pub const VOTE: Route = Route::post("/v1/replicate/vote", Access::Peer);
+pub const SNAPSHOT: Route = Route::post("/v1/replicate/snapshot", Access::Peer);
 /// The routes only coordinators call one another on: openraft's messages
 /// in MessagePack, left out of the OpenAPI document.
 pub const RAFT: [Route; 3] = [APPEND, VOTE, SNAPSHOT];
 
 /// The web dashboard: its page, script and style sheet, served without
 /// a credential (the page asks for one and sends it with each API call).
-pub const UI: Route = Route::get("/ui");
-pub const UI_SCRIPT: Route = Route::get("/ui/app.js");
-pub const UI_STYLE: Route = Route::get("/ui/app.css");
+pub const UI: Route = Route::get("/ui", Access::Public);
+pub const UI_SCRIPT: Route = Route::get("/ui/app.js", Access::Public);
+pub const UI_STYLE: Route = Route::get("/ui/app.css", Access::Public);
 
 /// Where in [`ALL`] the route serving `method` and `path` (without its
 /// query) is, if one does: what a request is counted under, so metrics
@@ -188,8 +236,9 @@ pub fn position(method: Method, path: &str) -> Option<usize> {
         .position(|route| route.method == method && route.matches(path))
 }
 
-/// Every route the API serves.
-pub const ALL: [Route; 30] = [
+/// Every route the API serves, each with its rule: the table of who may
+/// do what.
+pub const ALL: [Route; 36] = [
     HEALTH,
     METRICS,
     OPENAPI,
@@ -210,6 +259,12 @@ pub const ALL: [Route; 30] = [
     HOSTS,
     HEARTBEAT,
     CLAIM,
+    CHALLENGE,
+    APPROVE_HOST,
+    REVOKE_HOST,
+    KEYS,
+    ISSUE_KEY,
+    REVOKE_KEY,
     LOG_HEAD,
     EVENTS,
     CLUSTER,
@@ -261,7 +316,10 @@ mod tests {
             assert!(route.path.starts_with('/'), "{route:?}");
             let ids = route.segments().filter(|s| *s == Segment::Id).count();
             assert!(ids <= 1, "{route:?}");
-            let others = ALL[..i].iter().filter(|r| *r == route).count();
+            let others = ALL[..i]
+                .iter()
+                .filter(|r| r.method == route.method && r.path == route.path)
+                .count();
             assert_eq!(others, 0, "{route:?} is listed twice");
         }
     }

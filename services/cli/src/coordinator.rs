@@ -52,9 +52,14 @@ pub struct ServerArgs {
     /// The URL peers reach this node at [default: http:// + the bound address].
     #[arg(long, env = "SKYCLAW_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
-    /// The shared token every request must carry; none leaves the API open.
+    /// The admin token (the MVP's shared token); none leaves the API open
+    /// on loopback.
     #[arg(long, env = "SKYCLAW_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The secret only coordinators hold, the same on each: raft, joins
+    /// and hellos need it. Without it, the token serves (compatibility mode).
+    #[arg(long, env = "SKYCLAW_PEER_SECRET", hide_env_values = true)]
+    pub peer_secret: Option<String>,
     /// How long a lease lasts without renewal, in ms [default: 60000].
     #[arg(long, env = "SKYCLAW_LEASE_MS")]
     pub lease_ms: Option<u64>,
@@ -84,6 +89,7 @@ impl ServerArgs {
             .collect();
         config.advertise_url = self.advertise_url.clone();
         config.token = non_empty(self.token.clone());
+        config.peer_secret = non_empty(self.peer_secret.clone());
         if let Some(db_path) = db_path {
             config.db_path = db_path;
         }

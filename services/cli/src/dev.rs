@@ -44,16 +44,25 @@ pub struct Args {
 }
 
 const TOKEN_FILE: &str = "token";
+const PEER_SECRET_FILE: &str = "peer-secret";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     let token = match non_empty(args.server.token.clone()) {
         Some(token) => token,
-        None => load_or_create_token(&args.dir.join(TOKEN_FILE))?,
+        None => load_or_create_secret(&args.dir.join(TOKEN_FILE))?,
     };
+    let peer_secret = match non_empty(args.server.peer_secret.clone()) {
+        Some(secret) => secret,
+        None => load_or_create_secret(&args.dir.join(PEER_SECRET_FILE))?,
+    };
+    // The full trust model, with the coordinator approving its own host:
+    // the host holds no admin token, only its key and then its session.
     let mut coordinator_config = args.server.config(Some(args.dir.join("coordinator")));
     coordinator_config.token = Some(token.clone());
+    coordinator_config.peer_secret = Some(peer_secret);
+    coordinator_config.approve_hosts = true;
     coordinator_config.validate()?;
     let host_config = args.host.config(HostConfig {
         state_dir: args.dir.join("host"),
@@ -79,7 +88,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         listener,
         stopped(coordinator_stopping),
     ));
-    let client = Client::new(ClientConfig::new(vec![url], Some(token)))?;
+    let client = Client::new(ClientConfig::new(vec![url], None))?;
     let (stop_host, host_stopping) = watch::channel(false);
     let mut host = tokio::spawn(skyclaw_host::run(
         host_config,
@@ -135,7 +144,8 @@ fn print_instructions(dir: &Path, url: &str, token: &str, host: &HostConfig) -> 
 
 /// The dev token: read from `path`, or made up and written there (readable
 /// by its owner only) so that a rerun keeps the same one.
-fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
+/// A secret kept in `path` (mode 0600), made on first use.
+fn load_or_create_secret(path: &Path) -> anyhow::Result<String> {
     match std::fs::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
         Ok(_) => {}
@@ -167,9 +177,9 @@ mod tests {
     fn the_dev_token_is_made_once_private_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(TOKEN_FILE);
-        let first = load_or_create_token(&path).unwrap();
+        let first = load_or_create_secret(&path).unwrap();
         assert_eq!(first.len(), 64);
-        assert_eq!(load_or_create_token(&path).unwrap(), first);
+        assert_eq!(load_or_create_secret(&path).unwrap(), first);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }

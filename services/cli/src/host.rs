@@ -31,12 +31,16 @@ pub struct HostArgs {
     /// Name shown in `skyclaw hosts list` [default: the hostname].
     #[arg(long, env = "SKYCLAW_HOST_NAME")]
     pub name: Option<String>,
-    /// Fix the host id instead of the one kept in the state directory.
+    /// Register without a key, under this id, as the MVP's hosts did
+    /// (needs the admin token) [default: the id of the host's own key].
     #[arg(long, env = "SKYCLAW_HOST_ID")]
     pub host_id: Option<String>,
-    /// Where the host keeps its id [default: .skyclaw/host].
+    /// Where the host keeps its key [default: .skyclaw/host].
     #[arg(long, env = "SKYCLAW_HOST_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// An enrollment key from `skyclaw hosts enroll-token`: approved at once.
+    #[arg(long, env = "SKYCLAW_ENROLL_KEY", hide_env_values = true)]
+    pub enroll_key: Option<String>,
     /// Capabilities offered, comma-separated [default: shell,automaton].
     #[arg(long, env = "SKYCLAW_CAPABILITIES", value_delimiter = ',')]
     pub capabilities: Option<Vec<String>>,
@@ -119,6 +123,7 @@ impl HostArgs {
             name: self.name.clone().unwrap_or(base.name),
             host_id: self.host_id.clone().or(base.host_id),
             state_dir: self.state_dir.clone().unwrap_or(base.state_dir),
+            enroll_key: self.enroll_key.clone().or(base.enroll_key),
             capabilities: self
                 .capabilities
                 .as_ref()

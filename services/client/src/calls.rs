@@ -9,10 +9,11 @@ use std::time::Duration;
 use serde::Serialize;
 use skyclaw_api::routes::{self, MEMBERSHIP_TIMEOUT};
 use skyclaw_api::{
-    AddMemberRequest, BatchEnqueueRequest, ClaimRequest, ClaimResponse, ClusterStatus,
+    AddMemberRequest, BatchEnqueueRequest, Challenge, ClaimRequest, ClaimResponse, ClusterStatus,
     CompleteRequest, EnqueueRequest, Health, HeartbeatRequest, HeartbeatResponse, Host,
-    HostResponse, HostsResponse, Job, JobResponse, JobStatus, JobsPage, JobsResponse, JobsSummary,
-    LogHead, RegisterHostRequest, RemoveMemberRequest, StateDigest, StateResponse, Status,
+    HostResponse, HostsResponse, IssueKeyRequest, IssuedKey, Job, JobResponse, JobStatus,
+    JobsPage, JobsResponse, JobsSummary, Key, KeyResponse, KeysResponse, LogHead,
+    RegisterHostRequest, RemoveMemberRequest, StateDigest, StateResponse, Status,
 };
 
 use crate::{Client, Result};
@@ -98,9 +99,54 @@ impl Client {
 
     /// `POST /v1/hosts/register`: safe to repeat with the same host id.
     pub async fn register_host(&self, request: &RegisterHostRequest) -> Result<Host> {
-        let route = routes::REGISTER;
-        let response: HostResponse = self.post(route, None, request, None, None).await?;
+        Ok(self.register_host_with(request).await?.host)
+    }
+
+    /// `POST /v1/hosts/register`, answered in full: a host that signed
+    /// with its key gets its session there.
+    pub async fn register_host_with(&self, request: &RegisterHostRequest) -> Result<HostResponse> {
+        self.post(routes::REGISTER, None, request, None, None).await
+    }
+
+    /// `POST /v1/hosts/challenge`: what a host signs to register with its key.
+    pub async fn challenge(&self) -> Result<Challenge> {
+        self.post(routes::CHALLENGE, None, &serde_json::json!({}), None, None)
+            .await
+    }
+
+    /// `POST /v1/hosts/:id/approve`.
+    pub async fn approve_host(&self, host_id: &str) -> Result<Host> {
+        let response: HostResponse = self
+            .post(routes::APPROVE_HOST, Some(host_id), &serde_json::json!({}), None, None)
+            .await?;
         Ok(response.host)
+    }
+
+    /// `POST /v1/hosts/:id/revoke`.
+    pub async fn revoke_host(&self, host_id: &str) -> Result<Host> {
+        let response: HostResponse = self
+            .post(routes::REVOKE_HOST, Some(host_id), &serde_json::json!({}), None, None)
+            .await?;
+        Ok(response.host)
+    }
+
+    /// `POST /v1/keys`: the key and its secret, shown this once.
+    pub async fn issue_key(&self, request: &IssueKeyRequest) -> Result<IssuedKey> {
+        self.post(routes::ISSUE_KEY, None, request, None, None).await
+    }
+
+    /// `GET /v1/keys`.
+    pub async fn keys(&self) -> Result<Vec<Key>> {
+        let response: KeysResponse = self.get(routes::KEYS, None).await?;
+        Ok(response.keys)
+    }
+
+    /// `POST /v1/keys/:id/revoke`.
+    pub async fn revoke_key(&self, key_id: &str) -> Result<Key> {
+        let response: KeyResponse = self
+            .post(routes::REVOKE_KEY, Some(key_id), &serde_json::json!({}), None, None)
+            .await?;
+        Ok(response.key)
     }
 
     /// `POST /v1/hosts/:id/heartbeat`. A 404 means the coordinator does not
@@ -339,6 +385,7 @@ mod tests {
             capabilities: None,
             max_parallel: None,
             sandbox: None,
+            ..RegisterHostRequest::default()
         };
         let heartbeat = HeartbeatRequest {
             active_leases: None,

@@ -42,6 +42,12 @@ impl Error {
         self.status() == Some(404)
     }
 
+    /// 401: no credential, or one the coordinator no longer takes (a
+    /// host's expired session: register again).
+    pub fn is_unauthorized(&self) -> bool {
+        self.status() == Some(401)
+    }
+
     /// 409: a conflicting idempotency key, or a stale lease.
     pub fn is_conflict(&self) -> bool {
         self.status() == Some(409)

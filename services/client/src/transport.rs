@@ -32,7 +32,8 @@ pub struct Client {
 struct Inner {
     http: reqwest::Client,
     urls: Vec<Url>,
-    headers: HeaderMap,
+    /// Sent with every request: the credential, once set.
+    headers: std::sync::RwLock<HeaderMap>,
     request_timeout: Duration,
     passes: u32,
     idempotency_keys: bool,
@@ -118,13 +119,28 @@ impl Client {
             inner: Arc::new(Inner {
                 http,
                 urls,
-                headers,
+                headers: std::sync::RwLock::new(headers),
                 request_timeout: config.request_timeout,
                 passes: config.passes.max(1),
                 idempotency_keys: config.idempotency_keys,
                 preferred: AtomicUsize::new(0),
             }),
         })
+    }
+
+    /// Sends `credential` in `x-skyclaw-token` from now on, in place of
+    /// the configured token: a keyed host's session, once it registered.
+    pub fn set_credential(&self, credential: &str) -> Result<()> {
+        let mut value = HeaderValue::from_str(credential).map_err(|_| {
+            Error::Config("a credential must be printable ASCII without newlines".into())
+        })?;
+        value.set_sensitive(true);
+        self.inner
+            .headers
+            .write()
+            .expect("headers lock")
+            .insert(TOKEN_HEADER, value);
+        Ok(())
     }
 
     /// The URL calls start from: the last one that answered.
@@ -237,7 +253,7 @@ impl Client {
             .inner
             .http
             .request(call.method(), url)
-            .headers(self.inner.headers.clone())
+            .headers(self.inner.headers.read().expect("headers lock").clone())
             .timeout(call.timeout);
         if let Some(query) = call.query {
             request = request.query(query);

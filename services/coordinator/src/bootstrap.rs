@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use skyclaw_api::routes::{self, TOKEN_HEADER};
+use skyclaw_api::routes;
 use skyclaw_api::{ClusterHello, JoinRequest};
 
+use crate::access::peer_header;
 use crate::coordinator::Coordinator;
 use crate::raft::Member;
 
@@ -88,8 +89,8 @@ async fn join(node: &Coordinator, url: &str) {
         ))
         .timeout(routes::MEMBERSHIP_TIMEOUT)
         .json(&request);
-    if let Some(token) = &node.config.token {
-        call = call.header(TOKEN_HEADER, token);
+    if let Some((header, value)) = peer_header(&node.config) {
+        call = call.header(header, value);
     }
     match call.send().await {
         Ok(response) if response.status().is_success() => {

@@ -18,9 +18,22 @@ pub struct Config {
     pub peer_urls: Vec<String>,
     /// Where RocksDB keeps this node's data. Default: `.skyclaw/coordinator`.
     pub db_path: PathBuf,
-    /// The shared secret every request must carry in `x-skyclaw-token`.
-    /// Default: none, which leaves the API open (for local use only).
+    /// The admin token (`x-skyclaw-token`): the MVP's shared token, which
+    /// may do everything but raft's own messages. Without a peer secret it
+    /// is the peer credential too (compatibility mode). Default: none,
+    /// which leaves the API open: the CLI then listens on loopback only.
     pub token: Option<String>,
+    /// The secret only coordinators hold (`x-skyclaw-peer`): raft's
+    /// messages, joins and hellos need it, and nothing else takes it.
+    /// Default: none (compatibility or open mode).
+    pub peer_secret: Option<String>,
+    /// How long a keyed host's session lasts before it registers again.
+    /// Default: 3600000 (an hour).
+    pub session_ttl_ms: u64,
+    /// Approve every keyed host when it registers, with no admin: for a
+    /// coordinator and its own host on one machine (`skyclaw dev`).
+    /// Default: false.
+    pub approve_hosts: bool,
     /// How long a claim's lease lasts without renewal. Default: 60000.
     pub lease_ms: u64,
     /// The largest request body accepted. Default: 8 MiB.
@@ -45,6 +58,9 @@ impl Default for Config {
             peer_urls: Vec::new(),
             db_path: PathBuf::from(".skyclaw/coordinator"),
             token: None,
+            peer_secret: None,
+            session_ttl_ms: 3_600_000,
+            approve_hosts: false,
             lease_ms: 60_000,
             max_body_bytes: 8 << 20,
             max_claim_wait_ms: 60_000,
@@ -74,6 +90,21 @@ impl Config {
         }
         if self.token.as_deref() == Some("") {
             return fail("token must not be empty when set");
+        }
+        match (&self.token, &self.peer_secret) {
+            (_, Some(secret)) if secret.len() < 16 => {
+                return fail("the peer secret must be at least 16 characters")
+            }
+            (None, Some(_)) => {
+                return fail("a peer secret needs an admin token (SKYCLAW_TOKEN) beside it")
+            }
+            (Some(token), Some(secret)) if token == secret => {
+                return fail("the peer secret must differ from the admin token")
+            }
+            _ => {}
+        }
+        if !(60_000..=86_400_000).contains(&self.session_ttl_ms) {
+            return fail("host sessions must last between 60000 ms and a day");
         }
         for url in self.peer_urls.iter().chain(&self.advertise_url) {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

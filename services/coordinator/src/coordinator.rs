@@ -13,6 +13,7 @@ use rocksdb::DB;
 use skyclaw_state::Command;
 use tokio::sync::Notify;
 
+use crate::access::{peer_header, Credentials, Mode};
 use crate::clock::NodeClock;
 use crate::config::Config;
 use crate::log_store::LogStore;
@@ -45,6 +46,8 @@ pub struct Coordinator {
     pub clock: NodeClock,
     /// What this node counts as it works, for `GET /metrics`.
     pub metrics: Arc<Metrics>,
+    /// What callers' credentials are checked against.
+    pub credentials: Credentials,
 }
 
 // `INCARNATION` is a random id made when the data directory is created.
@@ -112,7 +115,7 @@ impl Coordinator {
         let raft = Raft::new(
             id,
             Arc::new(raft_config),
-            Network::new(config.token.clone()),
+            Network::new(peer_header(&config)),
             LogStore::new(db.clone(), metrics.clone()),
             StateMachine::new(db.clone(), shared.clone(), work.clone(), metrics.clone()),
         )
@@ -136,8 +139,19 @@ impl Coordinator {
             .connect_timeout(Duration::from_secs(1))
             .build()
             .expect("a plain HTTP client builds");
+        let credentials = Credentials::new(&config);
+        if credentials.mode() == Mode::Compatibility {
+            tracing::warn!(
+                "COMPATIBILITY MODE: only SKYCLAW_TOKEN is set, so whoever holds that token is \
+                 an admin and can act as a coordinator (raft messages, joins) and as any host \
+                 without a key. Set SKYCLAW_PEER_SECRET (the same on every coordinator, known \
+                 to no host) to leave it: then raft takes only the peer secret, and hosts \
+                 register with their own keys."
+            );
+        }
         let coordinator = Arc::new(Coordinator {
             peers,
+            credentials,
             config,
             me,
             id,

@@ -12,6 +12,10 @@ pub enum Failure {
     /// The state refuses the request: it changes nothing.
     #[error("{0}")]
     Refused(#[from] Rejection),
+    /// The caller did not prove who it is (a signature that does not
+    /// verify, a challenge this cluster did not issue).
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The write did not happen: no leader, no quorum, too large.
     #[error("{0:?}")]
     Write(WriteError),
@@ -47,5 +51,9 @@ impl Failure {
 
     pub fn not_found(message: impl Into<String>) -> Failure {
         Failure::Refused(Rejection::NotFound(message.into()))
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Failure {
+        Failure::Refused(Rejection::Forbidden(message.into()))
     }
 }

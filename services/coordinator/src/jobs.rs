@@ -54,6 +54,8 @@ pub struct JobFilter {
     pub capability: Option<String>,
     /// Text found in the command or one of its arguments.
     pub command: Option<String>,
+    /// Enqueued by this account (an enqueuer sees its own jobs only).
+    pub account: Option<String>,
 }
 
 impl JobFilter {
@@ -71,6 +73,10 @@ impl JobFilter {
                 .command
                 .as_deref()
                 .is_none_or(|text| command_contains(&job.payload, text))
+            && self
+                .account
+                .as_ref()
+                .is_none_or(|account| job.account.as_ref() == Some(account))
     }
 }
 
@@ -109,9 +115,10 @@ impl Coordinator {
         &self,
         request: EnqueueRequest,
         idempotency_key: Option<String>,
+        account: Option<String>,
     ) -> Result<Job, Failure> {
         let command = Command::Enqueue {
-            jobs: vec![job_spec(request, idempotency_key)],
+            jobs: vec![job_spec(request, idempotency_key, account)],
         };
         let views = self.perform(command).await?.into_jobs()?;
         let [view] = <[JobView; 1]>::try_from(views).map_err(|_| {
@@ -126,13 +133,14 @@ impl Coordinator {
         &self,
         requests: Vec<EnqueueRequest>,
         idempotency_key: Option<String>,
+        account: Option<String>,
     ) -> Result<Vec<Job>, Failure> {
         let jobs = requests
             .into_iter()
             .enumerate()
             .map(|(i, request)| {
                 let key = idempotency_key.as_ref().map(|key| format!("{key}#{i}"));
-                job_spec(request, key)
+                job_spec(request, key, account.clone())
             })
             .collect();
         let views = self.perform(Command::Enqueue { jobs }).await?.into_jobs()?;
@@ -351,7 +359,11 @@ impl Coordinator {
 /// Turns a request into the job it enqueues. The request hash lets a
 /// repeated idempotency key tell "the same request again" from "another
 /// request under a used key".
-fn job_spec(request: EnqueueRequest, idempotency_key: Option<String>) -> JobSpec {
+fn job_spec(
+    request: EnqueueRequest,
+    idempotency_key: Option<String>,
+    account: Option<String>,
+) -> JobSpec {
     let request_hash = idempotency_key.as_ref().map(|_| {
         let canonical = serde_json::to_vec(&request).expect("requests encode");
         Hash32(*blake3::hash(&canonical).as_bytes())
@@ -367,5 +379,6 @@ fn job_spec(request: EnqueueRequest, idempotency_key: Option<String>) -> JobSpec
         payload: request.payload,
         idempotency_key,
         request_hash,
+        account,
     }
 }

@@ -4,8 +4,11 @@
 //!
 //! Layout:
 //! - [`coordinator`]: a running coordinator: store, raft handle, views
+//! - [`access`]: who is calling (credentials, keys, host sessions) and
+//!   whether each route's rule lets them
 //! - what it does, by resource (typed methods on `Coordinator`):
-//!   [`jobs`], [`hosts`], [`log`], [`membership`]; their error, [`failure`]
+//!   [`jobs`], [`hosts`], [`keys`], [`log`], [`membership`]; their error,
+//!   [`failure`]
 //! - [`writes`]: the write path: refusals before raft, then the proposer
 //! - [`proposer`]: group commit of commands into raft entries
 //! - [`http`]: the API, one file per resource: parse, call, convert
@@ -23,6 +26,7 @@
 //! - [`sweeper`]: expires leases, on the leader
 //! - [`lease_timers`]: when each live lease runs out by this node's clock
 
+pub mod access;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;
@@ -32,6 +36,7 @@ pub mod failure;
 pub mod hosts;
 pub mod http;
 pub mod jobs;
+pub mod keys;
 pub mod lease_timers;
 pub mod log;
 pub mod log_store;

@@ -59,6 +59,7 @@ impl StateMachine {
 struct Touched {
     jobs: BTreeSet<String>,
     hosts: BTreeSet<String>,
+    keys: BTreeSet<String>,
     wake: bool,
 }
 
@@ -110,9 +111,25 @@ fn execute(
             Event::ClusterCreated { cluster_id } => {
                 batch.put_cf(cf(db, META), CLUSTER_ID, store::encode(cluster_id));
             }
-            Event::HostRegistered { host_id, .. } => {
+            Event::HostRegistered { host_id, .. } | Event::HostApproved { host_id, .. } => {
                 touched.hosts.insert(host_id.clone());
                 touched.wake = true;
+                if let Event::HostApproved {
+                    enrolled_with: Some(key_id),
+                    ..
+                } = event
+                {
+                    touched.keys.insert(key_id.clone());
+                }
+            }
+            Event::HostRevoked { host_id } => {
+                touched.hosts.insert(host_id.clone());
+            }
+            Event::KeyIssued(grant) => {
+                touched.keys.insert(grant.key_id.clone());
+            }
+            Event::KeyRevoked { key_id } => {
+                touched.keys.insert(key_id.clone());
             }
             Event::JobEnqueued(_) => touched.wake = true,
             Event::JobLeased {
@@ -267,6 +284,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for id in &touched.hosts {
             if let Some(host) = m.state.host(id) {
                 batch.put_cf(cf(db, VIEWS), store::host_key(id), encode_view(host));
+            }
+        }
+        for id in &touched.keys {
+            if let Some(key) = m.state.key(id) {
+                batch.put_cf(cf(db, VIEWS), store::key_key(id), encode_view(key));
             }
         }
         let meta = cf(db, META);

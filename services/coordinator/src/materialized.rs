@@ -10,7 +10,7 @@ use rocksdb::DB;
 use skyclaw_layout::meta::{ANCHOR, APPLIED, CLUSTER_ID, HEAD, LAST_AT, LAST_STAMP, MEMBERSHIP};
 use skyclaw_log_format::event::Hash32;
 use skyclaw_log_format::ChainHead;
-use skyclaw_state::{HostView, JobView, LogClock, State};
+use skyclaw_state::{HostView, JobView, KeyView, LogClock, State};
 
 use crate::lease_timers::LeaseTimers;
 use crate::raft::{LogId, StoredMembership};
@@ -47,6 +47,7 @@ impl Materialized {
     /// UUIDs, so the slices come out even).
     pub fn load(db: &DB) -> Result<Materialized> {
         let hosts: Vec<HostView> = read_views(db, b"h/", b"h0")?;
+        let keys: Vec<KeyView> = read_views(db, b"k/", b"k0")?;
         let parts = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4);
@@ -73,7 +74,7 @@ impl Materialized {
             stamp: store::get::<u64>(db, META, LAST_STAMP)?.unwrap_or(last_at),
             ..LogClock::resumed(last_at)
         };
-        let state = State::from_views(cluster_id, clock, hosts, jobs.into_iter().flatten());
+        let state = State::from_views(cluster_id, clock, hosts, keys, jobs.into_iter().flatten());
         Ok(Materialized {
             lease_timers: LeaseTimers::start(&state, Instant::now()),
             state,

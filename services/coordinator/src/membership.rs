@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use openraft::metrics::WaitError;
 use openraft::{ChangeMembers, ServerState};
-use skyclaw_api::routes::{self, TOKEN_HEADER};
+use skyclaw_api::routes;
 use skyclaw_api::{ClusterHello, JoinRequest, LogHead};
 
+use crate::access::peer_header;
 use crate::coordinator::Coordinator;
 use crate::proposer::WriteError;
 use crate::raft::{Member, NodeId};
@@ -64,8 +65,8 @@ impl Coordinator {
             .peers
             .get(format!("{}{path}", url.trim_end_matches('/')))
             .timeout(Duration::from_secs(2));
-        if let Some(token) = &self.config.token {
-            request = request.header(TOKEN_HEADER, token);
+        if let Some((header, value)) = peer_header(&self.config) {
+            request = request.header(header, value);
         }
         let response = request.send().await.ok()?;
         if !response.status().is_success() {

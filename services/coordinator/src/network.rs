@@ -1,5 +1,5 @@
 //! Raft RPCs between coordinators: MessagePack over HTTP, under
-//! `/v1/replicate/…`, authenticated with the cluster token. AppendEntries is
+//! `/v1/replicate/…`, authenticated with the peer credential. AppendEntries is
 //! the incremental log shipping; InstallSnapshot the full-state fallback.
 //!
 //! Sizes: an AppendEntries carries as many entries as fit in
@@ -22,7 +22,7 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use skyclaw_api::routes::{self, Route, TOKEN_HEADER};
+use skyclaw_api::routes::{self, Route};
 
 use crate::proposer::MAX_ENTRY_BYTES;
 use crate::raft::{encoded_size, Entry, Member, NodeId, TypeConfig};
@@ -50,16 +50,17 @@ pub const RAFT_TARGET_HEADER: &str = "x-skyclaw-raft-target";
 #[derive(Clone)]
 pub struct Network {
     http: reqwest::Client,
-    token: Option<String>,
+    /// The peer credential (`access::peer_header`), if the cluster has one.
+    credential: Option<(&'static str, String)>,
 }
 
 impl Network {
-    pub fn new(token: Option<String>) -> Network {
+    pub fn new(credential: Option<(&'static str, String)>) -> Network {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .build()
             .expect("a plain HTTP client builds");
-        Network { http, token }
+        Network { http, credential }
     }
 }
 
@@ -122,8 +123,8 @@ impl PeerClient {
             .header(RAFT_TARGET_HEADER, self.target.to_string())
             .timeout(option.soft_ttl())
             .body(body);
-        if let Some(token) = &self.network.token {
-            builder = builder.header(TOKEN_HEADER, token);
+        if let Some((header, value)) = &self.network.credential {
+            builder = builder.header(*header, value);
         }
         let response = builder.send().await.map_err(|e| {
             if e.is_connect() {

@@ -15,7 +15,7 @@ use skyclaw_layout::meta::{
 use skyclaw_log_format::event::Hash32;
 use skyclaw_log_format::ChainHead;
 use skyclaw_state::state::encode_view;
-use skyclaw_state::{HostView, JobView, LogClock, State};
+use skyclaw_state::{HostView, JobView, KeyView, LogClock, State};
 
 use crate::lease_timers::LeaseTimers;
 use crate::machine::StateMachine;
@@ -25,7 +25,7 @@ use crate::store::{self, cf, BLOBS, EVENTS, META, VIEWS};
 
 /// A snapshot's content: every view plus the blobs they reference and the
 /// chain head they correspond to.
-// Format: MessagePack map { clusterId, lastAt, lastStamp?, head, hosts, jobs, blobs }
+// Format: MessagePack map { clusterId, lastAt, lastStamp?, head, hosts, keys?, jobs, blobs }
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SnapshotData {
@@ -36,6 +36,9 @@ struct SnapshotData {
     last_stamp: Option<u64>,
     head: ChainHead,
     hosts: Vec<HostView>,
+    /// Absent in snapshots made before API keys existed.
+    #[serde(default)]
+    keys: Vec<KeyView>,
     jobs: Vec<JobView>,
     blobs: Vec<(Hash32, Vec<u8>)>,
 }
@@ -63,6 +66,9 @@ impl StateMachine {
         }
         for host in &data.hosts {
             batch.put_cf(cf(db, VIEWS), store::host_key(&host.id), encode_view(host));
+        }
+        for key in &data.keys {
+            batch.put_cf(cf(db, VIEWS), store::key_key(&key.grant.key_id), encode_view(key));
         }
         for job in &data.jobs {
             batch.put_cf(cf(db, VIEWS), store::job_key(&job.id), encode_view(job));
@@ -96,7 +102,7 @@ impl StateMachine {
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
 
         let mut m = self.shared.write().expect("state lock");
-        let state = State::from_views(data.cluster_id, clock, data.hosts, data.jobs);
+        let state = State::from_views(data.cluster_id, clock, data.hosts, data.keys, data.jobs);
         *m = Materialized {
             lease_timers: LeaseTimers::start(&state, Instant::now()),
             state,
@@ -128,6 +134,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let (meta, mut data) = {
             let m = self.shared.read().expect("state lock");
             let hosts: Vec<HostView> = m.state.hosts().cloned().collect();
+            let keys: Vec<KeyView> = m.state.keys().cloned().collect();
             let jobs: Vec<JobView> = m.state.jobs_after(None).cloned().collect();
             let snapshot_id = match m.applied {
                 Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, m.head.seq),
@@ -144,6 +151,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 last_stamp: Some(m.state.log_clock().stamp),
                 head: m.head,
                 hosts,
+                keys,
                 jobs,
                 blobs: Vec::new(),
             };

@@ -16,13 +16,17 @@ pub struct HostConfig {
     /// Shown in `skyclaw hosts list` (`SKYCLAW_HOST_NAME`).
     /// Default: the machine's hostname, or `skyclaw-host`.
     pub name: String,
-    /// Fixes the host id instead of the one kept in `state_dir`
-    /// (`SKYCLAW_HOST_ID`).
-    /// Default: none.
+    /// Makes this a host without a key, the MVP's kind, under this id,
+    /// trusted as the holder of the admin token (`SKYCLAW_HOST_ID`).
+    /// Default: none: the host's own key, kept in `state_dir`, names it.
     pub host_id: Option<String>,
-    /// Where the host keeps its id between runs.
+    /// Where the host keeps its key between runs.
     /// Default: `.skyclaw/host`.
     pub state_dir: PathBuf,
+    /// An enrollment key an admin issued (`SKYCLAW_ENROLL_KEY`): the
+    /// coordinator approves the host at its first registration.
+    /// Default: none: an admin approves it (`skyclaw hosts approve`).
+    pub enroll_key: Option<String>,
     /// What this host offers; a job runs here only if it requires no more
     /// (`SKYCLAW_CAPABILITIES`). Shell jobs also need `shell`, Automaton
     /// runs `automaton`.
@@ -130,6 +134,7 @@ impl Default for HostConfig {
             name: machine_hostname().unwrap_or_else(|| "skyclaw-host".to_string()),
             host_id: None,
             state_dir: PathBuf::from(".skyclaw/host"),
+            enroll_key: None,
             capabilities: vec!["shell".into(), "automaton".into()],
             allowed_commands: ["automaton", "node", "bash", "sh"]
                 .map(String::from)

@@ -22,7 +22,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use skyclaw_api::RegisterHostRequest;
+use skyclaw_api::{registration_message, RegisterHostRequest};
 use skyclaw_client::{Backoff, Client};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -30,7 +30,8 @@ use tokio::time::Instant;
 
 use crate::metrics::{self, HostMetrics};
 use crate::runner::{Runner, StopReason};
-use crate::{identity, reaper, Error, HostConfig, Result};
+use crate::identity::{self, Identity};
+use crate::{reaper, Error, HostConfig, Result};
 use lease::{first_stop, Running};
 use report::REPORT_BUDGET_AFTER_SHUTDOWN;
 
@@ -50,7 +51,7 @@ pub async fn run(
     let runner = Runner::new(&config)?;
     let sandbox = runner.sandbox_level().to_string();
     tracing::info!("sandbox: {sandbox}");
-    let host_id = identity::load_or_create(&config)?;
+    let identity = identity::load_or_create(&config)?;
     let (stopping_tx, mut stopping) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -65,7 +66,9 @@ pub async fn run(
         runner,
         sandbox,
         slots: Arc::new(Semaphore::new(config.max_parallel as usize)),
-        host_id: Mutex::new(host_id),
+        host_id: Mutex::new(identity.host_id().to_string()),
+        identity,
+        session_expires_at: Mutex::new(None),
         running: Mutex::new(HashMap::new()),
         give_up_reporting_at: Mutex::new(None),
         client,
@@ -125,6 +128,9 @@ struct Daemon {
     /// acknowledged, so the host never holds more leases than slots.
     slots: Arc<Semaphore>,
     host_id: Mutex<String>,
+    identity: Identity,
+    /// When the session a keyed host registered for runs out.
+    session_expires_at: Mutex<Option<u64>>,
     /// Jobs whose process is running, by job id.
     running: Mutex<HashMap<String, Running>>,
     /// Set at shutdown: the moment unacknowledged results are abandoned.
@@ -136,17 +142,46 @@ impl Daemon {
         lock(&self.host_id).clone()
     }
 
-    /// Registers (again): safe to repeat, the id is stable.
+    /// Registers (again): safe to repeat, the id is stable. A keyed host
+    /// signs a fresh challenge and sends its session from then on.
     async fn register(&self) -> skyclaw_client::Result<()> {
         let requested = self.host_id();
-        let request = RegisterHostRequest {
+        let mut request = RegisterHostRequest {
             host_id: Some(requested.clone()),
             name: self.config.name.clone(),
             capabilities: Some(self.config.capabilities.clone()),
             max_parallel: Some(self.config.max_parallel),
             sandbox: Some(self.sandbox.clone()),
+            ..RegisterHostRequest::default()
         };
-        let host = self.client.register_host(&request).await?;
+        if let Identity::Keyed(key) = &self.identity {
+            let challenge = self.client.challenge().await?;
+            request.public_key = Some(key.public_key.clone());
+            request.challenge = Some(challenge.challenge.clone());
+            request.enroll_key = self.config.enroll_key.clone();
+            let message = registration_message(
+                &challenge.cluster_id,
+                &key.host_id,
+                &key.public_key,
+                &challenge.challenge,
+                &request,
+            );
+            request.signature = Some(key.sign(&message));
+        }
+        let response = self.client.register_host_with(&request).await?;
+        if let Some(session) = &response.session {
+            self.client.set_credential(session)?;
+            *lock(&self.session_expires_at) = response.session_expires_at;
+        }
+        if response.host.access == "pending" {
+            tracing::warn!(
+                host_id = %response.host.id,
+                "this host waits for an admin's approval (skyclaw hosts approve {}), or \
+                 an enrollment key (SKYCLAW_ENROLL_KEY)",
+                response.host.id
+            );
+        }
+        let host = response.host;
         if host.id != requested {
             tracing::warn!(requested = %requested, assigned = %host.id, "coordinator assigned another host id");
             *lock(&self.host_id) = host.id;

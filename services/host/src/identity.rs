@@ -1,32 +1,101 @@
-//! The host's stable id: made up once, kept in `<state_dir>/host-id`, so a
-//! restarted host is the same host to the coordinator.
+//! Who the host is to the coordinator. By default, its own ed25519 key,
+//! made on first start and kept in `<state_dir>/host.key` (the 32-byte
+//! seed in hex, mode 0600): its id is the key's (`skyclaw_state::host_id_for`,
+//! the hex SHA-256 of the public key, as OpenClaw derives a device id), so
+//! no one else can register under it, and it registers by signing a
+//! challenge. With a configured id (`SKYCLAW_HOST_ID`) it is the MVP's
+//! kind of host instead: no key, trusted as the holder of the admin token.
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::{Signer, SigningKey};
+use skyclaw_state::{host_id_for, Hash32};
 
 use crate::{Error, HostConfig, Result};
 
-const HOST_ID_FILE: &str = "host-id";
+const KEY_FILE: &str = "host.key";
 
-/// The id to register under: the configured one, else the kept one, else a
-/// new one, which is kept for next time.
-pub fn load_or_create(config: &HostConfig) -> Result<String> {
+/// How the host is known.
+pub enum Identity {
+    /// An id given in the configuration; no key.
+    Named(String),
+    Keyed(HostKey),
+}
+
+impl Identity {
+    pub fn host_id(&self) -> &str {
+        match self {
+            Identity::Named(id) => id,
+            Identity::Keyed(key) => &key.host_id,
+        }
+    }
+}
+
+/// The host's key pair and what derives from it.
+pub struct HostKey {
+    signing: SigningKey,
+    pub host_id: String,
+    /// The public key, base64url without padding, as the API carries it.
+    pub public_key: String,
+}
+
+impl HostKey {
+    fn from_seed(seed: [u8; 32]) -> HostKey {
+        let signing = SigningKey::from_bytes(&seed);
+        let public = signing.verifying_key().to_bytes();
+        HostKey {
+            host_id: host_id_for(&Hash32(public)),
+            public_key: URL_SAFE_NO_PAD.encode(public),
+            signing,
+        }
+    }
+
+    /// The signature of `message`, base64url without padding.
+    pub fn sign(&self, message: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(self.signing.sign(message).to_bytes())
+    }
+}
+
+/// The configured id, else the kept key, else a new key, which is kept.
+pub fn load_or_create(config: &HostConfig) -> Result<Identity> {
     if let Some(id) = &config.host_id {
         check_host_id(id)?;
-        return Ok(id.clone());
+        return Ok(Identity::Named(id.clone()));
     }
-    let path = config.state_dir.join(HOST_ID_FILE);
+    let path = config.state_dir.join(KEY_FILE);
+    let io_error = |source| Error::Identity {
+        path: path.clone(),
+        source,
+    };
     match fs::read_to_string(&path) {
         Ok(text) => {
-            let id = text.trim().to_string();
-            check_host_id(&id)?;
-            Ok(id)
+            let mode = fs::metadata(&path).map_err(io_error)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(Error::Config(format!(
+                    "{} is readable by others (mode {:o}): chmod 600 it",
+                    path.display(),
+                    mode & 0o777
+                )));
+            }
+            let mut seed = [0u8; 32];
+            hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| {
+                Error::Config(format!(
+                    "{} does not hold a key (64 hex digits)",
+                    path.display()
+                ))
+            })?;
+            Ok(Identity::Keyed(HostKey::from_seed(seed)))
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let id = format!("host-{}", uuid::Uuid::new_v4().simple());
-            write_atomically(&config.state_dir, &path, &id)?;
-            Ok(id)
+            let mut seed = [0u8; 32];
+            getrandom::getrandom(&mut seed).map_err(|e| io_error(e.into()))?;
+            write_secret(&config.state_dir, &path, &hex::encode(seed)).map_err(io_error)?;
+            Ok(Identity::Keyed(HostKey::from_seed(seed)))
         }
         Err(source) => Err(Error::Identity { path, source }),
     }
@@ -40,57 +109,80 @@ pub fn check_host_id(id: &str) -> Result<()> {
         .map_err(|invalid| Error::Config(format!("{id:?}: {invalid}")))
 }
 
-/// Writes through a temporary file and a rename, so a crash never leaves a
-/// half-written id behind.
-fn write_atomically(dir: &Path, path: &Path, id: &str) -> Result<()> {
-    let io_error = |source| Error::Identity {
-        path: path.to_path_buf(),
-        source,
-    };
-    fs::create_dir_all(dir).map_err(io_error)?;
-    let temporary = dir.join(format!(".{HOST_ID_FILE}.tmp"));
-    let mut file = fs::File::create(&temporary).map_err(io_error)?;
-    file.write_all(format!("{id}\n").as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(io_error)?;
-    fs::rename(&temporary, path).map_err(io_error)
+/// Writes a file only its owner can read, through a temporary file and a
+/// rename, so a crash never leaves half a key behind.
+fn write_secret(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let temporary = dir.join(format!(".{KEY_FILE}.tmp"));
+    let _ = fs::remove_file(&temporary);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(format!("{text}\n").as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&temporary, path)?;
+    fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn keyed(config: &HostConfig) -> HostKey {
+        match load_or_create(config).unwrap() {
+            Identity::Keyed(key) => key,
+            Identity::Named(id) => panic!("named {id}"),
+        }
+    }
+
     #[test]
-    fn an_id_is_made_once_and_kept() {
+    fn a_key_is_made_once_kept_private_and_names_the_host() {
         let dir = tempfile::tempdir().unwrap();
         let config = HostConfig {
             state_dir: dir.path().join("host"),
             ..HostConfig::default()
         };
-        let first = load_or_create(&config).unwrap();
-        let second = load_or_create(&config).unwrap();
-        assert_eq!(first, second);
-        assert!(first.starts_with("host-"));
-        let kept = fs::read_to_string(dir.path().join("host").join(HOST_ID_FILE)).unwrap();
-        assert_eq!(kept.trim(), first);
+        let first = keyed(&config);
+        let second = keyed(&config);
+        assert_eq!(first.host_id, second.host_id);
+        assert_eq!(first.host_id.len(), 64);
+        let file = dir.path().join("host").join(KEY_FILE);
+        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
-    fn a_configured_id_wins_and_is_not_written() {
+    fn a_key_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = HostConfig {
+            state_dir: dir.path().to_path_buf(),
+            ..HostConfig::default()
+        };
+        keyed(&config);
+        let file = dir.path().join(KEY_FILE);
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(load_or_create(&config).is_err());
+    }
+
+    #[test]
+    fn a_configured_id_is_a_host_without_a_key() {
         let dir = tempfile::tempdir().unwrap();
         let config = HostConfig {
             state_dir: dir.path().to_path_buf(),
             host_id: Some("laptop-1".into()),
             ..HostConfig::default()
         };
-        assert_eq!(load_or_create(&config).unwrap(), "laptop-1");
-        assert!(!dir.path().join(HOST_ID_FILE).exists());
+        assert_eq!(load_or_create(&config).unwrap().host_id(), "laptop-1");
+        assert!(!dir.path().join(KEY_FILE).exists());
     }
 
     #[test]
-    fn a_damaged_id_file_is_an_error_not_a_new_identity() {
+    fn a_damaged_key_file_is_an_error_not_a_new_identity() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(HOST_ID_FILE), "not/an id").unwrap();
+        fs::write(dir.path().join(KEY_FILE), "not a key").unwrap();
+        fs::set_permissions(dir.path().join(KEY_FILE), fs::Permissions::from_mode(0o600))
+            .unwrap();
         let config = HostConfig {
             state_dir: dir.path().to_path_buf(),
             ..HostConfig::default()

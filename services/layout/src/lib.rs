@@ -10,7 +10,7 @@
 //! - [`RAFT_META`]: [`raft_meta`] keys → MessagePack values
 //! - [`EVENTS`]: seq ([`u64_key`]) → encoded `Record` (the permanent hash
 //!   chain; see `log-format/FORMAT.md`)
-//! - [`VIEWS`]: [`host_key`] and [`job_key`] → MessagePack view
+//! - [`VIEWS`]: [`host_key`], [`key_key`] and [`job_key`] → MessagePack view
 //! - [`BLOBS`]: BLAKE3 hash (32 bytes) → content (job output), stored raw
 //! - [`META`]: [`meta`] keys → MessagePack values
 
@@ -78,11 +78,19 @@ pub fn u64_of_key(key: &[u8]) -> Option<u64> {
 pub const HOST_PREFIX: &[u8] = b"h/";
 /// What every job view's key starts with.
 pub const JOB_PREFIX: &[u8] = b"j/";
+/// What every API key's view's key starts with.
+pub const KEY_PREFIX: &[u8] = b"k/";
 
 // Format: { "h/", host id: UTF-8 }
 /// The key of a host's view.
 pub fn host_key(id: &str) -> Vec<u8> {
     [HOST_PREFIX, id.as_bytes()].concat()
+}
+
+// Format: { "k/", key id: UTF-8 }
+/// The key of an API key's view.
+pub fn key_key(id: &str) -> Vec<u8> {
+    [KEY_PREFIX, id.as_bytes()].concat()
 }
 
 // Format: { "j/", job id: UTF-8 }

@@ -314,6 +314,10 @@ fn audit(records: &[Record], ledger: &Ledger) -> Summary {
             }
             Event::ClusterCreated { .. }
             | Event::HostRegistered { .. }
+            | Event::HostApproved { .. }
+            | Event::HostRevoked { .. }
+            | Event::KeyIssued(_)
+            | Event::KeyRevoked { .. }
             | Event::CancelRequested { .. }
             | Event::JobCancelled { .. } => {}
         }

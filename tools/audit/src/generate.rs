@@ -168,6 +168,7 @@ pub fn generate<E>(
             capabilities,
             max_parallel: 1 + (host % 8) as u32,
             sandbox: None,
+            key: None,
         };
         if !emit(log.run(&command, at).expect("valid host"), &mut written)? {
             return Ok(log.head());
@@ -308,5 +309,6 @@ fn job_spec(number: u64, dice: &mut Dice) -> JobSpec {
         max_attempts: 3,
         idempotency_key: keyed.then(|| format!("key-{number}")),
         request_hash: keyed.then(|| Hash32(*blake3::hash(&number.to_be_bytes()).as_bytes())),
+        account: None,
     }
 }

@@ -25,13 +25,14 @@ pub(super) fn http_method(route: Route) -> HttpMethod {
     }
 }
 
-/// An error status a route can answer. 401 (no or wrong token) is added to
-/// every route that needs the token, 400 and 413 to every route with a
+/// An error status a route can answer. 401 (no or bad credential) and 403
+/// (a credential without the right) are added to every route that needs one, 400 and 413 to every route with a
 /// body, 400 to every route with query parameters.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Error {
     BadRequest,
     Unauthorized,
+    Forbidden,
     NotFound,
     Conflict,
     Gone,
@@ -46,6 +47,7 @@ impl Error {
         match self {
             BadRequest => "400",
             Unauthorized => "401",
+            Forbidden => "403",
             NotFound => "404",
             Conflict => "409",
             Gone => "410",
@@ -57,7 +59,11 @@ impl Error {
     pub(super) fn description(self) -> &'static str {
         match self {
             BadRequest => "The request is malformed; the error names the field or parameter.",
-            Unauthorized => "The token header is missing or wrong.",
+            Unauthorized => "The credential is missing, unknown, expired or revoked.",
+            Forbidden => {
+                "The credential is valid but may not do this: another role's route, another \
+                 account's job, another host's lease, or a host not approved."
+            }
             NotFound => "No such job, host or member.",
             Conflict => {
                 "The request conflicts with the record: a stale lease, an idempotency key \
@@ -203,6 +209,7 @@ impl Described {
         let mut errors = self.errors;
         if !self.open {
             errors.push(Unauthorized);
+            errors.push(Forbidden);
         }
         errors.sort();
         errors.dedup();

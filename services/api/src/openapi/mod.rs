@@ -49,8 +49,10 @@ pub fn document() -> OpenApi {
             TOKEN_SCHEME,
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 TOKEN_HEADER,
-                "The cluster's shared token (`SKYCLAW_TOKEN`). A coordinator started \
-                 without one accepts any request.",
+                "The caller's credential: the admin token (`SKYCLAW_TOKEN`), an API key \
+                 (`POST /v1/keys`), or a host's session (from `POST /v1/hosts/register`). \
+                 `Authorization: Bearer` is taken too. A coordinator started without a \
+                 token listens on loopback only and accepts any request from there.",
             ))),
         )
         .build();

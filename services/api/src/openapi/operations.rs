@@ -212,6 +212,59 @@ pub(super) fn operation(route: Route, schemas: &mut Schemas) -> Option<Operation
         .body(schemas.of::<api::RegisterHostRequest>(), true)
         .errors(&[Conflict])
         .write(),
+        routes::CHALLENGE => Described::new(
+            "hosts",
+            "challenge",
+            "A challenge for a host to sign: the first step of registering with a key",
+            json(schemas.of::<api::Challenge>(), "The challenge."),
+        )
+        .open()
+        .errors(&[Unavailable]),
+        routes::APPROVE_HOST => Described::new(
+            "hosts",
+            "approveHost",
+            "Let a pending host take work",
+            json(schemas.of::<api::HostResponse>(), "The host, active."),
+        )
+        .path_id("host")
+        .errors(&[NotFound])
+        .write(),
+        routes::REVOKE_HOST => Described::new(
+            "hosts",
+            "revokeHost",
+            "Shut a host out: its leases end and its requests are refused",
+            json(schemas.of::<api::HostResponse>(), "The host, revoked."),
+        )
+        .path_id("host")
+        .errors(&[NotFound])
+        .write(),
+        routes::KEYS => Described::new(
+            "keys",
+            "keys",
+            "Every API key (never its secret)",
+            json(schemas.of::<api::KeysResponse>(), "The keys."),
+        ),
+        routes::ISSUE_KEY => Described::new(
+            "keys",
+            "issueKey",
+            "Issue an API key: an enqueuer's, an auditor's, an admin's, or an enrollment key",
+            json(
+                schemas.of::<api::IssuedKey>(),
+                "The key, and its secret: shown this once.",
+            ),
+        )
+        .body(schemas.of::<api::IssueKeyRequest>(), true)
+        .errors(&[Conflict])
+        .write(),
+        routes::REVOKE_KEY => Described::new(
+            "keys",
+            "revokeKey",
+            "Revoke an API key",
+            json(schemas.of::<api::KeyResponse>(), "The key, revoked."),
+        )
+        .path_id("key")
+        .errors(&[NotFound])
+        .write(),
         routes::HOSTS => Described::new(
             "hosts",
             "hosts",

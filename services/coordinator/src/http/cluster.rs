@@ -20,17 +20,17 @@ pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let body = filters::body(coordinator.config.max_body_bytes);
     let write = |route| unless_leading(coordinator, route, Deadline::Membership);
 
-    let hello = at(routes::HELLO).and(with.clone()).then(hello);
-    let status = at(routes::CLUSTER).and(with.clone()).then(status);
-    let join = at(routes::JOIN)
+    let hello = at(coordinator, routes::HELLO).and(with.clone()).then(hello);
+    let status = at(coordinator, routes::CLUSTER).and(with.clone()).then(status);
+    let join = at(coordinator, routes::JOIN)
         .and(with.clone())
         .and(body.clone())
         .then(join);
-    let add = at(routes::ADD_MEMBER)
+    let add = at(coordinator, routes::ADD_MEMBER)
         .and(with.clone())
         .and(body.clone())
         .then(add);
-    let remove = at(routes::REMOVE_MEMBER).and(with).and(body).then(remove);
+    let remove = at(coordinator, routes::REMOVE_MEMBER).and(with).and(body).then(remove);
 
     hello
         .or(status)

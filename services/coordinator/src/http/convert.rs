@@ -2,8 +2,10 @@
 //! coordinator's own types: the one place views become replies, and the
 //! one place a request becomes a domain value.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use skyclaw_api as api;
-use skyclaw_state::{HostView, JobReport, JobStatus};
+use skyclaw_state::{HostView, JobReport, JobStatus, KeyView};
 
 use crate::coordinator::Coordinator;
 use crate::jobs::{Job, Summary};
@@ -98,6 +100,29 @@ pub fn host(coordinator: &Coordinator, host: HostView) -> api::Host {
         active_leases: host.active_leases,
         registered_at: host.registered_at,
         sandbox: host.sandbox,
+        access: host.access.as_str().to_string(),
+        public_key: host.public_key.map(|key| URL_SAFE_NO_PAD.encode(key.0)),
+    }
+}
+
+pub fn key(key: KeyView) -> api::Key {
+    let grant = key.grant;
+    api::Key {
+        id: grant.key_id,
+        role: serde_json::to_value(grant.role)
+            .ok()
+            .and_then(|role| role.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        account: grant.account,
+        scopes: grant
+            .scopes
+            .into_iter()
+            .map(|scope| crate::access::scope_name(scope).to_string())
+            .collect(),
+        issued_at: key.issued_at,
+        expires_at: grant.expires_at,
+        uses: grant.uses,
+        revoked_at: key.revoked_at,
     }
 }
 

@@ -111,6 +111,7 @@ impl From<Failure> for ApiError {
     fn from(failure: Failure) -> ApiError {
         match failure {
             Failure::Refused(rejection) => rejection.into(),
+            Failure::Unauthenticated(message) => ApiError::new(StatusCode::UNAUTHORIZED, message),
             Failure::Write(error) => error.into(),
             Failure::Gone(message) => ApiError::new(StatusCode::GONE, message),
             Failure::Unavailable(message) => ApiError::unavailable(message),

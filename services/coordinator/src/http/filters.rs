@@ -1,19 +1,19 @@
-//! Routing-level pieces: matching a route of `skyclaw_api::routes`, the
-//! coordinator handle, authentication, query strings and the bounded
-//! request body.
+//! Routing-level pieces: matching a route of `skyclaw_api::routes` and
+//! applying its rule to the caller, the coordinator handle, query strings
+//! and the bounded request body.
 
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
-use skyclaw_api::routes::{Method, Route, Segment, TOKEN_HEADER};
-use subtle::ConstantTimeEq;
+use skyclaw_api::routes::{Access, Method, Route, Segment, PEER_HEADER, TOKEN_HEADER};
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode};
 use warp::Filter;
 
 use super::error::ApiError;
+use crate::access::{Principal, Refusal};
 use crate::coordinator::Coordinator;
 use crate::network::RAFT_TARGET_HEADER;
 use crate::raft::NodeId;
@@ -34,8 +34,16 @@ impl std::str::FromStr for PathId {
     }
 }
 
-/// Matches `route`: its whole path (any id in it) and its method.
-pub fn at(route: Route) -> BoxedFilter<()> {
+/// Matches `route` (its whole path, any id in it, and its method) and
+/// lets through only callers its rule admits: 401 without a valid
+/// credential, 403 with one that lacks the right.
+pub fn at(coordinator: &Arc<Coordinator>, route: Route) -> BoxedFilter<()> {
+    caller_at(coordinator, route).map(drop).untuple_one().boxed()
+}
+
+/// Like [`at`], and extracts the caller, for a handler that checks the
+/// resource it reaches (an account's jobs, a host's own routes).
+pub fn caller_at(coordinator: &Arc<Coordinator>, route: Route) -> BoxedFilter<(Caller,)> {
     let path = route
         .segments()
         .fold(warp::any().boxed(), |path, segment| match segment {
@@ -46,11 +54,24 @@ pub fn at(route: Route) -> BoxedFilter<()> {
                 .untuple_one()
                 .boxed(),
         });
-    path.and(warp::path::end()).and(method(route)).boxed()
+    path.and(warp::path::end())
+        .and(method(route))
+        .and(authorized(coordinator, route.access))
+        .boxed()
 }
 
 /// Matches `route`, whose path names an id, and extracts the id.
-pub fn at_id(route: Route) -> BoxedFilter<(PathId,)> {
+pub fn at_id(coordinator: &Arc<Coordinator>, route: Route) -> BoxedFilter<(PathId,)> {
+    caller_at_id(coordinator, route)
+        .map(|id, _caller: Caller| id)
+        .boxed()
+}
+
+/// Like [`at_id`], and extracts the caller too.
+pub fn caller_at_id(
+    coordinator: &Arc<Coordinator>,
+    route: Route,
+) -> BoxedFilter<(PathId, Caller)> {
     assert!(route.takes_id(), "{} names no id", route.path);
     let (mut before, mut after) = (warp::any().boxed(), warp::any().boxed());
     let mut seen = false;
@@ -66,6 +87,7 @@ pub fn at_id(route: Route) -> BoxedFilter<(PathId,)> {
         .and(after)
         .and(warp::path::end())
         .and(method(route))
+        .and(authorized(coordinator, route.access))
         .boxed()
 }
 
@@ -82,45 +104,86 @@ pub fn with(
     warp::any().map(move || coordinator.clone())
 }
 
-/// Requires the configured token, compared in constant time. A header
-/// that is not text is a wrong token like any other (401), not a malformed
-/// request.
-pub fn auth(token: Option<String>) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
-    let token: Option<Arc<[u8]>> = token.map(|t| Arc::from(t.into_bytes()));
-    header(TOKEN_HEADER)
-        .and_then(move |given: Option<HeaderValue>| {
-            let given = given.as_ref().map(HeaderValue::as_bytes);
-            let checked = check(token.as_deref(), given, TOKEN_HEADER);
-            async move { checked }
-        })
-        .untuple_one()
+/// Who calls, as far as the coordinator could tell from the credential.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    /// The credential as presented: a read passed on to the leader carries
+    /// it, so the leader judges the caller itself.
+    pub credential: Option<HeaderValue>,
 }
 
-/// Like [`auth`], but also takes the token as `Authorization: Bearer
-/// <token>`: a scraper can send that header and no other. The token
-/// header wins when both come.
-pub fn auth_or_bearer(
-    token: Option<String>,
-) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
-    let token: Option<Arc<[u8]>> = token.map(|t| Arc::from(t.into_bytes()));
-    header(TOKEN_HEADER)
+impl Caller {
+    /// Refuses a caller that is not host `host_id` (an admin may act for
+    /// hosts without keys).
+    pub fn acting_as(&self, host_id: &str) -> Result<(), ApiError> {
+        if self.principal.may_act_as(host_id) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} may not act as host {host_id}",
+                self.principal.describe()
+            ),
+        ))
+    }
+}
+
+/// Identifies the caller from its headers and applies `access`. A public
+/// route looks at no header.
+fn authorized(coordinator: &Arc<Coordinator>, access: Access) -> BoxedFilter<(Caller,)> {
+    if access == Access::Public {
+        return warp::any()
+            .map(|| Caller {
+                principal: Principal::Anonymous,
+                credential: None,
+            })
+            .boxed();
+    }
+    let coordinator = coordinator.clone();
+    header(PEER_HEADER)
+        .and(header(TOKEN_HEADER))
         .and(header("authorization"))
         .and_then(
-            move |given: Option<HeaderValue>, authorization: Option<HeaderValue>| {
+            move |peer: Option<HeaderValue>,
+                  token: Option<HeaderValue>,
+                  authorization: Option<HeaderValue>| {
                 let bearer = authorization
                     .as_ref()
                     .and_then(|value| value.to_str().ok())
                     .and_then(bearer_token)
-                    .map(str::as_bytes);
-                let checked = check(
-                    token.as_deref(),
-                    given.as_ref().map(HeaderValue::as_bytes).or(bearer),
-                    "x-skyclaw-token or Authorization: Bearer",
-                );
-                async move { checked }
+                    .and_then(|token| HeaderValue::from_str(token).ok());
+                let credential = token.or(bearer);
+                let now = coordinator.clock.now_ms();
+                let judged = coordinator.read(|m| {
+                    let credentials = &coordinator.credentials;
+                    let principal = credentials.identify(
+                        peer.as_ref().map(HeaderValue::as_bytes),
+                        credential.as_ref().map(HeaderValue::as_bytes),
+                        &m.state,
+                        now,
+                    )?;
+                    credentials.permits(access, &principal, &m.state)?;
+                    Ok(principal)
+                });
+                async move {
+                    match judged {
+                        Ok(principal) => Ok(Caller {
+                            principal,
+                            credential,
+                        }),
+                        Err(Refusal::Unauthenticated(message)) => Err(warp::reject::custom(
+                            ApiError::new(StatusCode::UNAUTHORIZED, message),
+                        )),
+                        Err(Refusal::Forbidden(message)) => Err(warp::reject::custom(
+                            ApiError::new(StatusCode::FORBIDDEN, message),
+                        )),
+                    }
+                }
             },
         )
-        .untuple_one()
+        .boxed()
 }
 
 /// A header's raw value, if sent: a value that is not text is still a
@@ -141,29 +204,6 @@ fn bearer_token(authorization: &str) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim_start_matches(' '))
-}
-
-/// Whether `given` is the configured `token` (any, when none is), in
-/// constant time; `credential` names where it was looked for.
-fn check(
-    token: Option<&[u8]>,
-    given: Option<&[u8]>,
-    credential: &str,
-) -> Result<(), warp::Rejection> {
-    let Some(token) = token else {
-        return Ok(());
-    };
-    match given {
-        Some(given) if bool::from(given.ct_eq(token)) => Ok(()),
-        Some(_) => Err(warp::reject::custom(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            format!("invalid {credential}"),
-        ))),
-        None => Err(warp::reject::custom(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            format!("missing {credential}"),
-        ))),
-    }
 }
 
 /// Refuses a raft RPC meant for another raft id than this node's, with

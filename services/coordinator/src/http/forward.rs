@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use skyclaw_api::routes::{
-    Route, FORWARDED_HEADER, IDEMPOTENCY_HEADER, MEMBERSHIP_TIMEOUT, REQUEST_ID_HEADER,
-    TOKEN_HEADER,
+    Route, FORWARDED_HEADER, IDEMPOTENCY_HEADER, MEMBERSHIP_TIMEOUT, PEER_HEADER,
+    REQUEST_ID_HEADER, TOKEN_HEADER,
 };
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, Method, StatusCode};
@@ -16,16 +16,24 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::error::ApiError;
-use super::filters;
+use super::filters::{self, Caller};
 use super::json::Handled;
 use crate::coordinator::Coordinator;
 use crate::failure::Failure;
 use crate::log::READ_TIMEOUT;
 use crate::proposer::{WriteError, WRITE_TIMEOUT};
 
-/// Headers a forwarded request keeps. The token is the cluster's own: this
-/// node already checked the caller's.
-const KEPT: [&str; 3] = [IDEMPOTENCY_HEADER, "content-type", REQUEST_ID_HEADER];
+/// Headers a forwarded request keeps: the caller's own credential among
+/// them, so the leader judges the caller as this node did, and no request
+/// gets more rights by taking the longer way.
+const KEPT: [&str; 6] = [
+    IDEMPOTENCY_HEADER,
+    "content-type",
+    REQUEST_ID_HEADER,
+    TOKEN_HEADER,
+    "authorization",
+    PEER_HEADER,
+];
 /// Time on top of the leader's own bound for the round trip.
 const MARGIN: Duration = Duration::from_secs(5);
 
@@ -61,7 +69,7 @@ pub fn unless_leading(
     deadline: Deadline,
 ) -> BoxedFilter<(Response,)> {
     let leading = coordinator.clone();
-    filters::at(route)
+    filters::at(coordinator, route)
         .and_then(move || {
             let leading = leading.is_leader();
             async move {
@@ -110,11 +118,15 @@ pub fn unless_leading(
 pub async fn linearize(
     coordinator: &Coordinator,
     path: &str,
+    caller: &Caller,
 ) -> Result<Option<Response>, ApiError> {
     match coordinator.confirm_leadership().await {
         Ok(()) => Ok(None),
         Err(Failure::Write(WriteError::NotLeader { .. })) => {
-            let headers = HeaderMap::new();
+            let mut headers = HeaderMap::new();
+            if let Some(credential) = &caller.credential {
+                headers.insert(TOKEN_HEADER, credential.clone());
+            }
             let forwarded = to_leader(
                 coordinator,
                 Method::GET,
@@ -163,9 +175,6 @@ async fn to_leader(
         .header(FORWARDED_HEADER, coordinator.me.name.as_str())
         .timeout(deadline.of(coordinator))
         .body(body);
-    if let Some(token) = &coordinator.config.token {
-        request = request.header(TOKEN_HEADER, token);
-    }
     for name in KEPT {
         if let Some(value) = headers.get(name) {
             request = request.header(name, value.as_bytes());

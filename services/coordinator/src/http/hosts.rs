@@ -1,15 +1,17 @@
-//! The host routes: registration, heartbeats and the host list. Each
+//! The host routes: challenges and registration, heartbeats, approval
+//! and revocation, and the host list. Each
 //! handler parses, calls the coordinator, and converts.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use skyclaw_api::{self as api, routes};
+use skyclaw_state::HostView;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::filters::{self, at, at_id, PathId};
+use super::filters::{self, at, at_id, caller_at, caller_at_id, Caller, PathId};
 use super::forward::{unless_leading, Deadline};
 use super::json::{parse, parse_or_default, reply, Handled};
 use super::{convert, finish};
@@ -20,18 +22,38 @@ pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let body = filters::body(coordinator.config.max_body_bytes);
     let write = |route, deadline| unless_leading(coordinator, route, deadline);
 
-    let register = at(routes::REGISTER)
+    let challenge = at(coordinator, routes::CHALLENGE)
+        .and(with.clone())
+        .map(challenge);
+    let register = caller_at(coordinator, routes::REGISTER)
         .and(with.clone())
         .and(body.clone())
         .then(register);
-    let heartbeat = at_id(routes::HEARTBEAT)
+    let heartbeat = caller_at_id(coordinator, routes::HEARTBEAT)
         .and(with.clone())
         .and(body)
         .then(heartbeat);
-    let list = at(routes::HOSTS).and(with).then(list);
+    let approve = at_id(coordinator, routes::APPROVE_HOST)
+        .and(with.clone())
+        .then(approve);
+    let revoke = at_id(coordinator, routes::REVOKE_HOST)
+        .and(with.clone())
+        .then(revoke);
+    let list = at(coordinator, routes::HOSTS).and(with).then(list);
 
-    write(routes::REGISTER, Deadline::Write)
+    challenge
+        .map(finish)
+        .or(write(routes::REGISTER, Deadline::Write))
+        .unify()
         .or(register.map(finish))
+        .unify()
+        .or(write(routes::APPROVE_HOST, Deadline::Write))
+        .unify()
+        .or(approve.map(finish))
+        .unify()
+        .or(write(routes::REVOKE_HOST, Deadline::Write))
+        .unify()
+        .or(revoke.map(finish))
         .unify()
         .or(write(routes::HEARTBEAT, Deadline::Write))
         .unify()
@@ -42,18 +64,49 @@ pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-async fn register(coordinator: Arc<Coordinator>, body: Bytes) -> Handled {
+fn challenge(coordinator: Arc<Coordinator>) -> Handled {
+    reply(&coordinator.challenge()?)
+}
+
+async fn register(caller: Caller, coordinator: Arc<Coordinator>, body: Bytes) -> Handled {
     let request: api::RegisterHostRequest = parse(&body)?;
     request.check()?;
-    let host = coordinator.register(request).await?;
+    let registered = coordinator.register(request, &caller.principal).await?;
+    let (session, session_expires_at) = registered.session.unzip();
     reply(&api::HostResponse {
-        host: convert::host(&coordinator, host),
+        host: convert::host(&coordinator, registered.host),
+        session,
+        session_expires_at,
     })
+}
+
+async fn approve(host: PathId, coordinator: Arc<Coordinator>) -> Handled {
+    let host = coordinator.approve(&host.0).await?;
+    reply(&host_response(&coordinator, host))
+}
+
+async fn revoke(host: PathId, coordinator: Arc<Coordinator>) -> Handled {
+    let host = coordinator.revoke(&host.0).await?;
+    reply(&host_response(&coordinator, host))
+}
+
+fn host_response(coordinator: &Coordinator, host: HostView) -> api::HostResponse {
+    api::HostResponse {
+        host: convert::host(coordinator, host),
+        session: None,
+        session_expires_at: None,
+    }
 }
 
 /// A heartbeat without `running` (the MVP's host sends none) renews every
 /// lease the host holds, as the MVP did.
-async fn heartbeat(host: PathId, coordinator: Arc<Coordinator>, body: Bytes) -> Handled {
+async fn heartbeat(
+    host: PathId,
+    caller: Caller,
+    coordinator: Arc<Coordinator>,
+    body: Bytes,
+) -> Handled {
+    caller.acting_as(&host.0)?;
     let request: api::HeartbeatRequest = parse_or_default(&body)?;
     request.check()?;
     let running = request.running.map(|list| {

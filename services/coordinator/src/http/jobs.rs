@@ -11,14 +11,16 @@ use skyclaw_api::routes::{self, IDEMPOTENCY_HEADER};
 use skyclaw_api::{self as api, limits};
 use skyclaw_state::JobStatus;
 use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
 use super::error::ApiError;
-use super::filters::{self, at, at_id, PathId};
+use super::filters::{self, at, caller_at, caller_at_id, Caller, PathId};
 use super::forward::{self, unless_leading, Deadline};
 use super::json::{parse, parse_or_default, reply, Handled};
 use super::{convert, finish};
+use crate::access::Principal;
 use crate::coordinator::Coordinator;
 use crate::jobs::{JobFilter, Order};
 
@@ -28,35 +30,37 @@ pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let key = warp::header::optional::<String>(IDEMPOTENCY_HEADER);
     let write = |route, deadline| unless_leading(coordinator, route, deadline);
 
-    let enqueue = at(routes::ENQUEUE)
+    let enqueue = caller_at(coordinator, routes::ENQUEUE)
         .and(with.clone())
         .and(key)
         .and(body.clone())
         .then(enqueue);
-    let batch = at(routes::ENQUEUE_BATCH)
+    let batch = caller_at(coordinator, routes::ENQUEUE_BATCH)
         .and(with.clone())
         .and(key)
         .and(body.clone())
         .then(enqueue_batch);
-    let claim = at_id(routes::CLAIM)
+    let claim = caller_at_id(coordinator, routes::CLAIM)
         .and(with.clone())
         .and(key)
         .and(body.clone())
         .then(claim);
-    let complete = at_id(routes::COMPLETE)
+    let complete = caller_at_id(coordinator, routes::COMPLETE)
         .and(with.clone())
         .and(body.clone())
         .then(complete);
-    let cancel = at_id(routes::CANCEL).and(with.clone()).then(cancel);
-    let job = at_id(routes::JOB)
+    let cancel = caller_at_id(coordinator, routes::CANCEL)
+        .and(with.clone())
+        .then(cancel);
+    let job = caller_at_id(coordinator, routes::JOB)
         .and(with.clone())
         .and(filters::query::<ReadQuery>())
         .then(job);
-    let list = at(routes::JOBS)
+    let list = caller_at(coordinator, routes::JOBS)
         .and(with.clone())
         .and(filters::query::<ListQuery>())
         .then(list);
-    let summary = at(routes::SUMMARY).and(with).then(summary);
+    let summary = at(coordinator, routes::SUMMARY).and(with).then(summary);
 
     write(routes::ENQUEUE, Deadline::Write)
         .or(enqueue.map(finish))
@@ -87,6 +91,7 @@ pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
 }
 
 async fn enqueue(
+    caller: Caller,
     coordinator: Arc<Coordinator>,
     idempotency_key: Option<String>,
     body: Bytes,
@@ -94,13 +99,17 @@ async fn enqueue(
     limits::idempotency_key(idempotency_key.as_deref())?;
     let request: api::EnqueueRequest = parse(&body)?;
     request.check()?;
-    let job = coordinator.enqueue(request, idempotency_key).await?;
+    let account = caller.principal.account().map(str::to_string);
+    let job = coordinator
+        .enqueue(request, idempotency_key, account)
+        .await?;
     reply(&api::JobResponse {
         job: convert::job(job),
     })
 }
 
 async fn enqueue_batch(
+    caller: Caller,
     coordinator: Arc<Coordinator>,
     idempotency_key: Option<String>,
     body: Bytes,
@@ -108,8 +117,9 @@ async fn enqueue_batch(
     limits::idempotency_key(idempotency_key.as_deref())?;
     let request: api::BatchEnqueueRequest = parse(&body)?;
     request.check()?;
+    let account = caller.principal.account().map(str::to_string);
     let jobs = coordinator
-        .enqueue_batch(request.jobs, idempotency_key)
+        .enqueue_batch(request.jobs, idempotency_key, account)
         .await?;
     reply(&api::JobsResponse {
         jobs: convert::jobs(jobs),
@@ -119,10 +129,12 @@ async fn enqueue_batch(
 /// Without `maxJobs` the answer has the MVP's shape: one job or null.
 async fn claim(
     host: PathId,
+    caller: Caller,
     coordinator: Arc<Coordinator>,
     claim_key: Option<String>,
     body: Bytes,
 ) -> Handled {
+    caller.acting_as(&host.0)?;
     limits::idempotency_key(claim_key.as_deref())?;
     let request: api::ClaimRequest = parse_or_default(&body)?;
     request.check()?;
@@ -141,9 +153,17 @@ async fn claim(
     }
 }
 
-async fn complete(job: PathId, coordinator: Arc<Coordinator>, body: Bytes) -> Handled {
+async fn complete(
+    job: PathId,
+    caller: Caller,
+    coordinator: Arc<Coordinator>,
+    body: Bytes,
+) -> Handled {
     let request: api::CompleteRequest = parse(&body)?;
     request.check()?;
+    // The state refuses a host that does not hold the lease; this refuses
+    // a caller that is not the host it names.
+    caller.acting_as(&request.host_id)?;
     let job = coordinator
         .complete(convert::report(job.0, request))
         .await?;
@@ -152,7 +172,11 @@ async fn complete(job: PathId, coordinator: Arc<Coordinator>, body: Bytes) -> Ha
     })
 }
 
-async fn cancel(job: PathId, coordinator: Arc<Coordinator>) -> Handled {
+async fn cancel(job: PathId, caller: Caller, coordinator: Arc<Coordinator>) -> Handled {
+    let seen = coordinator.job(&job.0).await?;
+    if !caller.principal.may_see(&seen.view) {
+        return Err(not_found(&job.0));
+    }
     let job = coordinator.cancel(job.0).await?;
     reply(&api::JobResponse {
         job: convert::job(job),
@@ -166,14 +190,31 @@ pub struct ReadQuery {
     pub stale: bool,
 }
 
-async fn job(job: PathId, coordinator: Arc<Coordinator>, query: ReadQuery) -> Handled {
+async fn job(
+    job: PathId,
+    caller: Caller,
+    coordinator: Arc<Coordinator>,
+    query: ReadQuery,
+) -> Handled {
     if !query.stale {
         let path = routes::JOB.path_for(&job.0);
-        if let Some(answer) = forward::linearize(&coordinator, &path).await? {
+        if let Some(answer) = forward::linearize(&coordinator, &path, &caller).await? {
             return Ok(answer);
         }
     }
-    let job = coordinator.job(&job.0).await?;
+    let found = coordinator.job(&job.0).await?;
+    if !caller.principal.may_see(&found.view) {
+        // Another account's job is not there for this caller; a host
+        // sees a job only while it holds the lease.
+        return Err(match caller.principal {
+            Principal::Host(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("this host does not hold the lease of job {}", job.0),
+            ),
+            _ => not_found(&job.0),
+        });
+    }
+    let job = found;
     reply(&api::JobResponse {
         job: convert::job(job),
     })
@@ -197,7 +238,7 @@ fn given(parameter: Option<String>) -> Option<String> {
     parameter.filter(|value| !value.is_empty())
 }
 
-async fn list(coordinator: Arc<Coordinator>, query: ListQuery) -> Handled {
+async fn list(caller: Caller, coordinator: Arc<Coordinator>, query: ListQuery) -> Handled {
     let status = match given(query.status) {
         None => None,
         Some(text) => Some(JobStatus::parse(&text).ok_or_else(|| {
@@ -220,6 +261,7 @@ async fn list(coordinator: Arc<Coordinator>, query: ListQuery) -> Handled {
         host_id: given(query.host),
         capability: given(query.capability),
         command: given(query.command),
+        account: caller.principal.account().map(str::to_string),
     };
     limits::job_filter(
         filter.host_id.as_deref(),
@@ -245,4 +287,8 @@ async fn list(coordinator: Arc<Coordinator>, query: ListQuery) -> Handled {
 async fn summary(coordinator: Arc<Coordinator>) -> Handled {
     let summary = coordinator.summary();
     reply(&convert::summary(&coordinator, summary))
+}
+
+fn not_found(job_id: &str) -> ApiError {
+    ApiError::not_found(format!("job {job_id} not found"))
 }

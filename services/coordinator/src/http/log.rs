@@ -13,7 +13,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::error::ApiError;
-use super::filters::{self, at};
+use super::filters::{self, at, caller_at, Caller};
 use super::forward;
 use super::jobs::ReadQuery;
 use super::json::{reply, Handled};
@@ -22,14 +22,14 @@ use crate::coordinator::Coordinator;
 
 pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let with = filters::with(coordinator.clone());
-    let status = at(routes::STATUS).and(with.clone()).then(status);
-    let head = at(routes::LOG_HEAD).and(with.clone()).then(head);
-    let digest = at(routes::STATE_DIGEST).and(with.clone()).then(digest);
-    let events = at(routes::EVENTS)
+    let status = at(coordinator, routes::STATUS).and(with.clone()).then(status);
+    let head = at(coordinator, routes::LOG_HEAD).and(with.clone()).then(head);
+    let digest = at(coordinator, routes::STATE_DIGEST).and(with.clone()).then(digest);
+    let events = at(coordinator, routes::EVENTS)
         .and(with.clone())
         .and(filters::query::<EventsQuery>())
         .then(events);
-    let state = at(routes::STATE)
+    let state = caller_at(coordinator, routes::STATE)
         .and(with)
         .and(filters::query::<ReadQuery>())
         .then(state);
@@ -59,9 +59,9 @@ async fn digest(coordinator: Arc<Coordinator>) -> Handled {
 }
 
 /// Every host and job, linearizable unless `?stale=true`.
-async fn state(coordinator: Arc<Coordinator>, query: ReadQuery) -> Handled {
+async fn state(caller: Caller, coordinator: Arc<Coordinator>, query: ReadQuery) -> Handled {
     if !query.stale {
-        if let Some(answer) = forward::linearize(&coordinator, routes::STATE.path).await? {
+        if let Some(answer) = forward::linearize(&coordinator, routes::STATE.path, &caller).await? {
             return Ok(answer);
         }
     }

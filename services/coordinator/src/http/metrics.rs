@@ -1,6 +1,6 @@
-//! `GET /metrics`: the node's metrics in Prometheus text format. It takes
-//! the token as every route does, or as `Authorization: Bearer <token>`,
-//! the one way Prometheus can send a credential.
+//! `GET /metrics`: the node's metrics in Prometheus text format, for an
+//! admin's credential, which Prometheus sends as `Authorization: Bearer`
+//! (every route takes that form).
 
 use std::sync::Arc;
 
@@ -17,8 +17,7 @@ use crate::coordinator::Coordinator;
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
-    at(routes::METRICS)
-        .and(filters::auth_or_bearer(coordinator.config.token.clone()))
+    at(coordinator, routes::METRICS)
         .and(filters::with(coordinator.clone()))
         .map(|coordinator: Arc<Coordinator>| {
             warp::reply::with_header(coordinator.render_metrics(), CONTENT_TYPE, TEXT_FORMAT)

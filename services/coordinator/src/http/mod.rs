@@ -1,10 +1,10 @@
 //! The HTTP API. Routes are grouped by resource, one file each: [`jobs`],
-//! [`hosts`], [`log`], [`cluster`], raft's own [`replicate`], the
+//! [`hosts`], [`keys`], [`log`], [`cluster`], raft's own [`replicate`], the
 //! scrapers' [`metrics`] and the web dashboard's assets ([`ui`]); each file
 //! holds its routes and handlers, and every handler parses, calls the
 //! coordinator, and converts ([`convert`]). Route paths live once, in
-//! `skyclaw_api::routes`; [`filters`] match them and hold authentication
-//! and body limits; [`forward`] passes writes on a follower to the leader.
+//! `skyclaw_api::routes`, each with its rule; [`filters`] match them,
+//! apply the rule to the caller (`crate::access`) and bound bodies; [`forward`] passes writes on a follower to the leader.
 //! Around them all, [`request_id`] gives each request its id, span and
 //! `x-request-id`, and every answer, errors included, is counted by route
 //! template and status on its way out; [`openapi`] serves the API's
@@ -18,6 +18,7 @@ mod forward;
 mod hosts;
 mod jobs;
 mod json;
+mod keys;
 mod log;
 mod metrics;
 mod openapi;
@@ -40,28 +41,29 @@ use json::Handled;
 /// Every route of the API, with JSON errors, the leader header, and each
 /// request in a span with its id.
 pub fn routes(coordinator: Arc<Coordinator>) -> BoxedFilter<(Response,)> {
-    let health = filters::at(routes::HEALTH)
+    let health = filters::at(&coordinator, routes::HEALTH)
         .and(filters::with(coordinator.clone()))
         .then(health)
         .map(finish)
-        .or(openapi::route())
+        .or(openapi::route(&coordinator))
         .unify();
-    let api = filters::auth(coordinator.config.token.clone()).and(
-        jobs::routes(&coordinator)
-            .or(hosts::routes(&coordinator))
-            .unify()
-            .or(log::routes(&coordinator))
-            .unify()
-            .or(cluster::routes(&coordinator))
-            .unify()
-            .or(replicate::routes(&coordinator))
-            .unify(),
-    );
+    // Each route applies its own rule (`filters::at`).
+    let api = jobs::routes(&coordinator)
+        .or(hosts::routes(&coordinator))
+        .unify()
+        .or(keys::routes(&coordinator))
+        .unify()
+        .or(log::routes(&coordinator))
+        .unify()
+        .or(cluster::routes(&coordinator))
+        .unify()
+        .or(replicate::routes(&coordinator))
+        .unify();
     let counted = coordinator.metrics.clone();
     let answered = health
         .or(metrics::routes(&coordinator))
         .unify()
-        .or(ui::routes())
+        .or(ui::routes(&coordinator))
         .unify()
         .or(api)
         .unify()

@@ -4,6 +4,8 @@
 //! holds nothing of the cluster's data, and a client or fuzzer reads it to
 //! learn how to send the token at all (the scheme is declared in it).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use skyclaw_api::routes;
 use warp::filters::BoxedFilter;
@@ -12,13 +14,14 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::filters::at;
+use crate::coordinator::Coordinator;
 
-pub fn route() -> BoxedFilter<(Response,)> {
+pub fn route(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let document = Bytes::from(
         serde_json::to_vec(&skyclaw_api::openapi::document())
             .expect("a document of string keys and plain values serializes"),
     );
-    at(routes::OPENAPI)
+    at(coordinator, routes::OPENAPI)
         .map(move || {
             let mut response = Response::new(document.clone().into());
             response

@@ -24,17 +24,17 @@ use crate::raft::{NodeId, TypeConfig};
 pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let with = filters::with(coordinator.clone());
     let addressed = filters::raft_target(coordinator.id);
-    let append = at(routes::APPEND)
+    let append = at(coordinator, routes::APPEND)
         .and(addressed.clone())
         .and(with.clone())
         .and(filters::body(MAX_APPEND_BYTES))
         .then(append);
-    let vote = at(routes::VOTE)
+    let vote = at(coordinator, routes::VOTE)
         .and(addressed.clone())
         .and(with.clone())
         .and(filters::body(coordinator.config.max_body_bytes))
         .then(vote);
-    let snapshot = at(routes::SNAPSHOT)
+    let snapshot = at(coordinator, routes::SNAPSHOT)
         .and(addressed)
         .and(with)
         .and(filters::body(MAX_SNAPSHOT_BYTES))

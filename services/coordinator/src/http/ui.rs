@@ -5,6 +5,8 @@
 //! inline script, framing and content sniffing, since the page shows text
 //! strangers wrote (job commands, environments, output).
 
+use std::sync::Arc;
+
 use skyclaw_api::routes::{self, Route};
 use warp::filters::BoxedFilter;
 use warp::http::header::{self, HeaderValue};
@@ -12,6 +14,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::filters::at;
+use crate::coordinator::Coordinator;
 
 /// Scripts, styles, images and API calls come from this origin only; no
 /// inline script or style, no plugin, no form posted elsewhere, never in
@@ -39,9 +42,11 @@ const ASSETS: [(Route, &str, &str); 3] = [
     ),
 ];
 
-pub fn routes() -> BoxedFilter<(Response,)> {
+pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let [first, rest @ ..] = ASSETS.map(|(route, content_type, body)| {
-        at(route).map(move || asset(content_type, body)).boxed()
+        at(coordinator, route)
+            .map(move || asset(content_type, body))
+            .boxed()
     });
     rest.into_iter()
         .fold(first, |routes, next| routes.or(next).unify().boxed())

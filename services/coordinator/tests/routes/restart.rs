@@ -58,6 +58,7 @@ fn enqueue(job_id: &str) -> Command {
             max_attempts: 3,
             idempotency_key: None,
             request_hash: None,
+            account: None,
         }],
     }
 }

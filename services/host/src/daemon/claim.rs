@@ -73,8 +73,8 @@ impl Daemon {
                     }
                     continue;
                 }
-                Err(error) if error.is_not_found() => {
-                    tracing::warn!("coordinator does not know this host; registering again");
+                Err(error) if error.is_not_found() || error.is_unauthorized() => {
+                    tracing::warn!(%error, "registering again");
                     match self.register().await {
                         Ok(()) => continue,
                         Err(error) => error,

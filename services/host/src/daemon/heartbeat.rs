@@ -10,6 +10,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{lock, Daemon};
+
+/// How long before its session runs out a host registers again.
+const SESSION_MARGIN_MS: u64 = 10 * 60_000;
 use crate::runner::StopReason;
 
 impl Daemon {
@@ -22,7 +25,25 @@ impl Daemon {
                 _ = ticker.tick() => {}
                 _ = done.wait_for(|done| *done) => return,
             }
+            self.renew_session().await;
             self.heartbeat().await;
+        }
+    }
+
+    /// Registers again while the session has a while left, so claims and
+    /// reports never meet an expired one.
+    async fn renew_session(&self) {
+        let Some(expires_at) = *lock(&self.session_expires_at) else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as u64);
+        if expires_at.saturating_sub(now) > SESSION_MARGIN_MS {
+            return;
+        }
+        if let Err(error) = self.register().await {
+            tracing::warn!(%error, "renewing the host's session failed");
         }
     }
 
@@ -65,8 +86,8 @@ impl Daemon {
                     }
                 }
             }
-            Err(error) if error.is_not_found() => {
-                tracing::warn!("coordinator does not know this host; registering again");
+            Err(error) if error.is_not_found() || error.is_unauthorized() => {
+                tracing::warn!(%error, "registering again");
                 if let Err(error) = self.register().await {
                     tracing::warn!(%error, "registering again failed");
                 }

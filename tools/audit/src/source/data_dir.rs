@@ -10,9 +10,11 @@ use std::path::Path;
 
 use rocksdb::{IteratorMode, Options, DB};
 use serde::de::DeserializeOwned;
-use skyclaw_layout::{meta, u64_of_key, BLOBS, EVENTS, HOST_PREFIX, JOB_PREFIX, META, VIEWS};
+use skyclaw_layout::{
+    meta, u64_of_key, BLOBS, EVENTS, HOST_PREFIX, JOB_PREFIX, KEY_PREFIX, META, VIEWS,
+};
 use skyclaw_log_format::{ChainHead, ChainVerifier, Record};
-use skyclaw_state::{HostView, JobView, LogClock, State};
+use skyclaw_state::{HostView, JobView, KeyView, LogClock, State};
 
 use crate::finding::{classify, Finding, FindingKind, Stop};
 use crate::pass::{check_output, Pass, Unit};
@@ -118,6 +120,7 @@ fn compare_views(
         return Ok(());
     };
     let mut hosts = Vec::new();
+    let mut keys = Vec::new();
     let mut jobs = Vec::new();
     for item in store
         .db
@@ -129,6 +132,8 @@ fn compare_views(
             |e: rmp_serde::decode::Error| store.unreadable(format!("view {name}: {e}"));
         if key.starts_with(HOST_PREFIX) {
             hosts.push(rmp_serde::from_slice::<HostView>(&bytes).map_err(undecodable)?);
+        } else if key.starts_with(KEY_PREFIX) {
+            keys.push(rmp_serde::from_slice::<KeyView>(&bytes).map_err(undecodable)?);
         } else if key.starts_with(JOB_PREFIX) {
             jobs.push(rmp_serde::from_slice::<JobView>(&bytes).map_err(undecodable)?);
         } else {
@@ -142,6 +147,7 @@ fn compare_views(
         Some(cluster_id.to_owned()),
         LogClock::default(),
         hosts,
+        keys,
         jobs,
     );
     pass.compare(

@@ -43,6 +43,7 @@ fn second_attempt() -> (LogBuilder, Vec<Record>) {
         priority: 0,
         max_attempts: 3,
         idempotency_key: None,
+        account: None,
         request_hash: None,
     };
     run(&mut log, Command::Enqueue { jobs: vec![spec] }, T0 + 1);

@@ -1,0 +1,77 @@
+//! Challenges a host signs to register with its key:
+//! `c1.<issued at>.<nonce>.<MAC>`, made by any coordinator and checked by
+//! any other of the cluster (their MAC key derives from a secret they
+//! share), good for a minute. That a challenge is used once is the state's
+//! to enforce: each registration of a host must name a later challenge
+//! than its last.
+
+use subtle::ConstantTimeEq;
+
+const PREFIX: &str = "c1.";
+/// How long a challenge may be signed and sent after it was issued.
+pub const CHALLENGE_TTL_MS: u64 = 60_000;
+/// How far ahead of this node's clock another node's may be.
+const SKEW_MS: u64 = 5_000;
+
+pub struct Challenges {
+    key: [u8; 32],
+}
+
+impl Challenges {
+    pub fn new(shared_secret: &[u8]) -> Challenges {
+        Challenges {
+            key: blake3::derive_key("skyclaw host challenge v1", shared_secret),
+        }
+    }
+
+    pub fn issue(&self, now: u64) -> String {
+        let nonce = hex::encode(super::random_bytes::<16>());
+        let body = format!("{PREFIX}{now}.{nonce}");
+        let mac = self.mac(&body);
+        format!("{body}.{mac}")
+    }
+
+    /// When `challenge` was issued, if a coordinator of this cluster made
+    /// it and it is still fresh at `now`.
+    pub fn check(&self, challenge: &str, now: u64) -> Result<u64, String> {
+        let (body, mac) = challenge
+            .rsplit_once('.')
+            .filter(|(body, _)| body.starts_with(PREFIX))
+            .ok_or("malformed challenge")?;
+        if !bool::from(self.mac(body).as_bytes().ct_eq(mac.as_bytes())) {
+            return Err("this challenge was not issued by this cluster".into());
+        }
+        let issued_at: u64 = body[PREFIX.len()..]
+            .split('.')
+            .next()
+            .and_then(|at| at.parse().ok())
+            .ok_or("malformed challenge")?;
+        if issued_at > now + SKEW_MS || now.saturating_sub(issued_at) > CHALLENGE_TTL_MS {
+            return Err("the challenge expired: ask for a new one".into());
+        }
+        Ok(issued_at)
+    }
+
+    fn mac(&self, body: &str) -> String {
+        blake3::keyed_hash(&self.key, body.as_bytes())
+            .to_hex()
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_challenge_is_good_for_a_minute_and_only_in_its_cluster() {
+        let challenges = Challenges::new(b"secret");
+        let challenge = challenges.issue(10_000);
+        assert_eq!(challenges.check(&challenge, 10_000), Ok(10_000));
+        assert_eq!(challenges.check(&challenge, 10_000 + CHALLENGE_TTL_MS), Ok(10_000));
+        assert!(challenges.check(&challenge, 10_001 + CHALLENGE_TTL_MS).is_err());
+        assert!(Challenges::new(b"other").check(&challenge, 10_000).is_err());
+        let altered = challenge.replacen("c1.10000", "c1.20000", 1);
+        assert!(challenges.check(&altered, 20_000).is_err());
+    }
+}
