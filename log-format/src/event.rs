@@ -649,19 +649,17 @@ mod tests {
             any::<Option<u64>>(),
             any::<Option<u32>>(),
         )
-            .prop_map(
-                |(key_id, hash, role, account, scopes, expires_at, uses)| {
-                    Event::KeyIssued(Box::new(KeyGrant {
-                        key_id,
-                        hash,
-                        role,
-                        account,
-                        scopes,
-                        expires_at,
-                        uses,
-                    }))
-                },
-            );
+            .prop_map(|(key_id, hash, role, account, scopes, expires_at, uses)| {
+                Event::KeyIssued(Box::new(KeyGrant {
+                    key_id,
+                    hash,
+                    role,
+                    account,
+                    scopes,
+                    expires_at,
+                    uses,
+                }))
+            });
         let completion = (
             (text(), text(), any::<u32>(), any::<bool>(), any::<u64>()),
             (

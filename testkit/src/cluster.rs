@@ -45,6 +45,11 @@ pub struct Options {
     /// `SKYCLAW_SNAPSHOT_EVERY`.
     /// Default: none, the coordinator's own.
     pub snapshot_every: Option<u64>,
+    /// `SKYCLAW_PEER_SECRET`: with one, the full trust model (raft, joins
+    /// and hellos take only it); without, compatibility mode, where the
+    /// kit's token is the peer credential too.
+    /// Default: none.
+    pub peer_secret: Option<String>,
     /// More settings for every node (`RUST_LOG`, say).
     /// Default: none.
     pub env: Vec<(String, String)>,
@@ -60,6 +65,7 @@ impl Default for Options {
             routing: Routing::Proxied,
             lease_ms: None,
             snapshot_every: None,
+            peer_secret: None,
             env: Vec::new(),
             bin: None,
         }
@@ -134,6 +140,9 @@ impl Cluster {
             ];
             if let Some(lease_ms) = options.lease_ms {
                 env.push(("SKYCLAW_LEASE_MS".into(), lease_ms.to_string()));
+            }
+            if let Some(secret) = &options.peer_secret {
+                env.push(("SKYCLAW_PEER_SECRET".into(), secret.clone()));
             }
             if let Some(every) = options.snapshot_every {
                 env.push(("SKYCLAW_SNAPSHOT_EVERY".into(), every.to_string()));

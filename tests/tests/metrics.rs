@@ -279,12 +279,19 @@ async fn metrics_need_the_token_and_take_it_as_a_bearer_credential() {
         200
     );
     assert_eq!(status(Some(("x-skyclaw-token", TOKEN.into()))).await, 200);
-    // The bearer form is for scrapers only: the API proper still wants the
-    // token header.
+    // Every route takes the bearer form, as API keys are sent by many
+    // clients; a wrong bearer credential is refused like a wrong token.
     let (status, _) = get(
         &http,
         &format!("{}/v1/status", cluster.url),
         Some(("authorization", &format!("Bearer {TOKEN}"))),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = get(
+        &http,
+        &format!("{}/v1/status", cluster.url),
+        Some(("authorization", "Bearer wrong")),
     )
     .await;
     assert_eq!(status, 401);

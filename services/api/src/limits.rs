@@ -307,7 +307,11 @@ impl RegisterHostRequest {
         // The signed message is made of lines: a line break inside a field
         // would let one message be read two ways.
         let lines = [Some(&self.name), self.sandbox.as_ref()];
-        if lines.into_iter().flatten().any(|text| text.contains(['\n', '\r'])) {
+        if lines
+            .into_iter()
+            .flatten()
+            .any(|text| text.contains(['\n', '\r']))
+        {
             return Err(Invalid::Shape(
                 "name and sandbox must not hold line breaks".into(),
             ));
@@ -324,12 +328,18 @@ impl IssueKeyRequest {
         if let Some(scopes) = &self.scopes {
             at_most("scopes", scopes.len(), 8, "entries")?;
         }
-        if self.uses.is_some_and(|uses| !(1..=MAX_ENROLL_USES).contains(&uses)) {
+        if self
+            .uses
+            .is_some_and(|uses| !(1..=MAX_ENROLL_USES).contains(&uses))
+        {
             return Err(Invalid::Shape(format!(
                 "uses must be between 1 and {MAX_ENROLL_USES}"
             )));
         }
-        if self.ttl_ms.is_some_and(|ttl| ttl == 0 || ttl > 10 * 365 * 86_400_000) {
+        if self
+            .ttl_ms
+            .is_some_and(|ttl| ttl == 0 || ttl > 10 * 365 * 86_400_000)
+        {
             return Err(Invalid::Shape(
                 "ttlMs must be more than 0 and at most ten years".into(),
             ));

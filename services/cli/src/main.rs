@@ -23,6 +23,7 @@ mod enqueue;
 mod host;
 mod hosts;
 mod jobs;
+mod keys;
 mod logging;
 mod signals;
 mod status;
@@ -55,9 +56,12 @@ enum Command {
     /// List, show, cancel and wait for jobs.
     #[command(subcommand)]
     Jobs(jobs::Command),
-    /// List hosts.
+    /// List hosts; approve, revoke, enroll them.
     #[command(subcommand)]
     Hosts(hosts::Command),
+    /// Issue, list and revoke API keys (enqueuers', auditors', admins').
+    #[command(subcommand)]
+    Keys(keys::Command),
     /// Show a coordinator's node, leader, log head and queue depth.
     Status(status::Args),
     /// Show the coordinators of the cluster; add or remove one.
@@ -118,6 +122,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::EnqueueAutomaton(args) => enqueue::automaton(args).await,
         Command::Jobs(command) => jobs::run(command).await,
         Command::Hosts(command) => hosts::run(command).await,
+        Command::Keys(command) => keys::run(command).await,
         Command::Status(args) => status::run(args).await,
         Command::Cluster(command) => cluster::run(command).await,
         Command::Audit(args) => audit::audit(args).await,

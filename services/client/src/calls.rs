@@ -11,9 +11,9 @@ use skyclaw_api::routes::{self, MEMBERSHIP_TIMEOUT};
 use skyclaw_api::{
     AddMemberRequest, BatchEnqueueRequest, Challenge, ClaimRequest, ClaimResponse, ClusterStatus,
     CompleteRequest, EnqueueRequest, Health, HeartbeatRequest, HeartbeatResponse, Host,
-    HostResponse, HostsResponse, IssueKeyRequest, IssuedKey, Job, JobResponse, JobStatus,
-    JobsPage, JobsResponse, JobsSummary, Key, KeyResponse, KeysResponse, LogHead,
-    RegisterHostRequest, RemoveMemberRequest, StateDigest, StateResponse, Status,
+    HostResponse, HostsResponse, IssueKeyRequest, IssuedKey, Job, JobResponse, JobStatus, JobsPage,
+    JobsResponse, JobsSummary, Key, KeyResponse, KeysResponse, LogHead, RegisterHostRequest,
+    RemoveMemberRequest, StateDigest, StateResponse, Status,
 };
 
 use crate::{Client, Result};
@@ -117,7 +117,13 @@ impl Client {
     /// `POST /v1/hosts/:id/approve`.
     pub async fn approve_host(&self, host_id: &str) -> Result<Host> {
         let response: HostResponse = self
-            .post(routes::APPROVE_HOST, Some(host_id), &serde_json::json!({}), None, None)
+            .post(
+                routes::APPROVE_HOST,
+                Some(host_id),
+                &serde_json::json!({}),
+                None,
+                None,
+            )
             .await?;
         Ok(response.host)
     }
@@ -125,14 +131,21 @@ impl Client {
     /// `POST /v1/hosts/:id/revoke`.
     pub async fn revoke_host(&self, host_id: &str) -> Result<Host> {
         let response: HostResponse = self
-            .post(routes::REVOKE_HOST, Some(host_id), &serde_json::json!({}), None, None)
+            .post(
+                routes::REVOKE_HOST,
+                Some(host_id),
+                &serde_json::json!({}),
+                None,
+                None,
+            )
             .await?;
         Ok(response.host)
     }
 
     /// `POST /v1/keys`: the key and its secret, shown this once.
     pub async fn issue_key(&self, request: &IssueKeyRequest) -> Result<IssuedKey> {
-        self.post(routes::ISSUE_KEY, None, request, None, None).await
+        self.post(routes::ISSUE_KEY, None, request, None, None)
+            .await
     }
 
     /// `GET /v1/keys`.
@@ -144,7 +157,13 @@ impl Client {
     /// `POST /v1/keys/:id/revoke`.
     pub async fn revoke_key(&self, key_id: &str) -> Result<Key> {
         let response: KeyResponse = self
-            .post(routes::REVOKE_KEY, Some(key_id), &serde_json::json!({}), None, None)
+            .post(
+                routes::REVOKE_KEY,
+                Some(key_id),
+                &serde_json::json!({}),
+                None,
+                None,
+            )
             .await?;
         Ok(response.key)
     }

@@ -15,7 +15,7 @@ use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use skyclaw_api::routes::{self, Route, Segment, IDEMPOTENCY_HEADER, TOKEN_HEADER};
+use skyclaw_api::routes::{self, Access, Route, Segment, IDEMPOTENCY_HEADER, TOKEN_HEADER};
 use skyclaw_api::ErrorBody;
 
 use crate::config::parse_base_url;
@@ -32,8 +32,11 @@ pub struct Client {
 struct Inner {
     http: reqwest::Client,
     urls: Vec<Url>,
-    /// Sent with every request: the credential, once set.
-    headers: std::sync::RwLock<HeaderMap>,
+    /// Sent with every request: the configured token.
+    headers: HeaderMap,
+    /// A keyed host's session, sent instead of the token on the host's own
+    /// routes once it registered.
+    session: std::sync::RwLock<Option<HeaderValue>>,
     request_timeout: Duration,
     passes: u32,
     idempotency_keys: bool,
@@ -119,7 +122,8 @@ impl Client {
             inner: Arc::new(Inner {
                 http,
                 urls,
-                headers: std::sync::RwLock::new(headers),
+                headers,
+                session: std::sync::RwLock::new(None),
                 request_timeout: config.request_timeout,
                 passes: config.passes.max(1),
                 idempotency_keys: config.idempotency_keys,
@@ -128,19 +132,30 @@ impl Client {
         })
     }
 
-    /// Sends `credential` in `x-skyclaw-token` from now on, in place of
-    /// the configured token: a keyed host's session, once it registered.
-    pub fn set_credential(&self, credential: &str) -> Result<()> {
-        let mut value = HeaderValue::from_str(credential).map_err(|_| {
-            Error::Config("a credential must be printable ASCII without newlines".into())
+    /// Sends `session` in `x-skyclaw-token` on the routes a host calls as
+    /// itself (heartbeat, claim, completion, reading its job); every other
+    /// route, registering again among them, keeps the configured token.
+    pub fn set_session(&self, session: &str) -> Result<()> {
+        let mut value = HeaderValue::from_str(session).map_err(|_| {
+            Error::Config("a session must be printable ASCII without newlines".into())
         })?;
         value.set_sensitive(true);
-        self.inner
-            .headers
-            .write()
-            .expect("headers lock")
-            .insert(TOKEN_HEADER, value);
+        *self.inner.session.write().expect("session lock") = Some(value);
         Ok(())
+    }
+
+    fn headers_for(&self, route: Route) -> HeaderMap {
+        let mut headers = self.inner.headers.clone();
+        let as_host = matches!(
+            route.access,
+            Access::HostSelf | Access::LeaseHolder | Access::JobReader
+        );
+        if as_host {
+            if let Some(session) = self.inner.session.read().expect("session lock").clone() {
+                headers.insert(TOKEN_HEADER, session);
+            }
+        }
+        headers
     }
 
     /// The URL calls start from: the last one that answered.
@@ -253,7 +268,7 @@ impl Client {
             .inner
             .http
             .request(call.method(), url)
-            .headers(self.inner.headers.read().expect("headers lock").clone())
+            .headers(self.headers_for(call.route))
             .timeout(call.timeout);
         if let Some(query) = call.query {
             request = request.query(query);

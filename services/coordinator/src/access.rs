@@ -148,22 +148,37 @@ impl Credentials {
             // An open coordinator takes requests with any credential, as
             // it did before credentials had meanings.
             None if self.mode() == Mode::Open => Ok(Principal::Open),
-            None => Err(Refusal::Unauthenticated("invalid credential".into())),
+            None => Err(Refusal::Unauthenticated(
+                "invalid x-skyclaw-token: not the admin token, an API key or a host session".into(),
+            )),
         }
     }
 
     /// Whether `principal` may call a route whose rule is `access`. A rule
     /// that names a resource (an account, a host, a lease) is checked here
     /// by role only; the handler checks the resource.
-    pub fn permits(&self, access: Access, principal: &Principal, state: &State) -> Result<(), Refusal> {
+    pub fn permits(
+        &self,
+        access: Access,
+        principal: &Principal,
+        state: &State,
+    ) -> Result<(), Refusal> {
+        if matches!(access, Access::Public | Access::Registration) {
+            return Ok(());
+        }
         if let Principal::Host(host_id) = principal {
-            let revoked = state
-                .host(host_id)
-                .is_none_or(|host| host.access == HostAccess::Revoked);
-            if revoked {
-                return Err(Refusal::Forbidden(format!(
-                    "host {host_id} is revoked or unknown"
-                )));
+            match state.host(host_id).map(|host| host.access) {
+                // A session of a cluster whose record lost the host: it
+                // registers again.
+                None => {
+                    return Err(Refusal::Unauthenticated(format!(
+                        "host {host_id} is not registered: register again"
+                    )))
+                }
+                Some(HostAccess::Revoked) => {
+                    return Err(Refusal::Forbidden(format!("host {host_id} is revoked")))
+                }
+                Some(HostAccess::Pending | HostAccess::Active) => {}
             }
         }
         let allowed = match (access, principal) {
@@ -181,9 +196,15 @@ impl Credentials {
             (_, Principal::Admin) => true,
             // Coordinators read each other's log heads for the cluster view.
             (Access::Log, Principal::Auditor | Principal::Peer) => true,
-            (Access::Enqueuer(scope), Principal::Enqueuer { scopes, .. }) => scopes.contains(&scope),
-            (Access::JobReader, Principal::Enqueuer { scopes, .. }) => scopes.contains(&Scope::Read),
-            (Access::JobReader | Access::HostSelf | Access::LeaseHolder, Principal::Host(_)) => true,
+            (Access::Enqueuer(scope), Principal::Enqueuer { scopes, .. }) => {
+                scopes.contains(&scope)
+            }
+            (Access::JobReader, Principal::Enqueuer { scopes, .. }) => {
+                scopes.contains(&Scope::Read)
+            }
+            (Access::JobReader | Access::HostSelf | Access::LeaseHolder, Principal::Host(_)) => {
+                true
+            }
             _ => false,
         };
         if allowed {

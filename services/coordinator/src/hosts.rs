@@ -108,11 +108,17 @@ impl Coordinator {
             .decode(public_key)
             .ok()
             .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(|| Failure::invalid("publicKey must be 32 bytes, base64url without padding"))?;
+            .ok_or_else(|| {
+                Failure::invalid("publicKey must be 32 bytes, base64url without padding")
+            })?;
         let verifying = VerifyingKey::from_bytes(&key_bytes)
             .map_err(|_| Failure::invalid("publicKey is not an ed25519 public key"))?;
         let host_id = host_id_for(&Hash32(key_bytes));
-        if request.host_id.as_ref().is_some_and(|given| *given != host_id) {
+        if request
+            .host_id
+            .as_ref()
+            .is_some_and(|given| *given != host_id)
+        {
             return Err(Failure::invalid(format!(
                 "hostId must be the id of the key ({host_id}) or absent"
             )));
@@ -132,7 +138,9 @@ impl Coordinator {
             .decode(signature)
             .ok()
             .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(|| Failure::invalid("signature must be 64 bytes, base64url without padding"))?;
+            .ok_or_else(|| {
+                Failure::invalid("signature must be 64 bytes, base64url without padding")
+            })?;
         let cluster_id = self
             .read(|m| m.state.cluster_id().map(str::to_string))
             .ok_or_else(|| Failure::Unavailable("the cluster is not initialized yet".into()))?;

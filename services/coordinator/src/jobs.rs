@@ -10,7 +10,7 @@ use skyclaw_api::EnqueueRequest;
 use skyclaw_log_format::{Hash32, JobSpec};
 use skyclaw_state::state::tally::Activity;
 use skyclaw_state::{
-    BlobRef, Command, JobReport, JobStatus, JobView, Payload, DEFAULT_MAX_ATTEMPTS,
+    BlobRef, Command, HostAccess, JobReport, JobStatus, JobView, Payload, DEFAULT_MAX_ATTEMPTS,
 };
 
 use crate::coordinator::Coordinator;
@@ -166,19 +166,33 @@ impl Coordinator {
             let notified = self.work.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (known, has_work) = self.read(|m| {
+            let (access, has_work) = self.read(|m| {
                 (
-                    m.state.host(host_id).is_some(),
+                    m.state.host(host_id).map(|host| host.access),
                     m.state.has_work_for(host_id)
                         || claim_key
                             .as_deref()
                             .is_some_and(|key| !m.state.claimed_with(host_id, key).is_empty()),
                 )
             });
-            if !known {
-                return Err(Failure::not_found(format!(
-                    "host {host_id} is not registered"
-                )));
+            match access {
+                None => {
+                    return Err(Failure::not_found(format!(
+                        "host {host_id} is not registered"
+                    )))
+                }
+                // Said at once, not after a wait: the state would refuse
+                // the claim the moment work appeared.
+                Some(HostAccess::Pending) => {
+                    return Err(Failure::forbidden(format!(
+                        "host {host_id} is pending: an admin must approve it \
+                         (skyclaw hosts approve {host_id})"
+                    )))
+                }
+                Some(HostAccess::Revoked) => {
+                    return Err(Failure::forbidden(format!("host {host_id} is revoked")))
+                }
+                Some(HostAccess::Active) => {}
             }
             self.saw_host(host_id, self.clock.now_ms());
             if has_work {

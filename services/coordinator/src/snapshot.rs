@@ -68,7 +68,11 @@ impl StateMachine {
             batch.put_cf(cf(db, VIEWS), store::host_key(&host.id), encode_view(host));
         }
         for key in &data.keys {
-            batch.put_cf(cf(db, VIEWS), store::key_key(&key.grant.key_id), encode_view(key));
+            batch.put_cf(
+                cf(db, VIEWS),
+                store::key_key(&key.grant.key_id),
+                encode_view(key),
+            );
         }
         for job in &data.jobs {
             batch.put_cf(cf(db, VIEWS), store::job_key(&job.id), encode_view(job));

@@ -28,9 +28,9 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::identity::{self, Identity};
 use crate::metrics::{self, HostMetrics};
 use crate::runner::{Runner, StopReason};
-use crate::identity::{self, Identity};
 use crate::{reaper, Error, HostConfig, Result};
 use lease::{first_stop, Running};
 use report::REPORT_BUDGET_AFTER_SHUTDOWN;
@@ -170,7 +170,7 @@ impl Daemon {
         }
         let response = self.client.register_host_with(&request).await?;
         if let Some(session) = &response.session {
-            self.client.set_credential(session)?;
+            self.client.set_session(session)?;
             *lock(&self.session_expires_at) = response.session_expires_at;
         }
         if response.host.access == "pending" {

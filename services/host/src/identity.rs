@@ -19,6 +19,9 @@ use skyclaw_state::{host_id_for, Hash32};
 use crate::{Error, HostConfig, Result};
 
 const KEY_FILE: &str = "host.key";
+/// The id the key gives, written beside it for people and scripts (it is
+/// not secret): what `skyclaw hosts approve` takes.
+const HOST_ID_FILE: &str = "host-id";
 
 /// How the host is known.
 pub enum Identity {
@@ -89,16 +92,28 @@ pub fn load_or_create(config: &HostConfig) -> Result<Identity> {
                     path.display()
                 ))
             })?;
-            Ok(Identity::Keyed(HostKey::from_seed(seed)))
+            keyed(config, seed)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let mut seed = [0u8; 32];
             getrandom::getrandom(&mut seed).map_err(|e| io_error(e.into()))?;
-            write_secret(&config.state_dir, &path, &hex::encode(seed)).map_err(io_error)?;
-            Ok(Identity::Keyed(HostKey::from_seed(seed)))
+            write_private(&config.state_dir, KEY_FILE, &hex::encode(seed)).map_err(io_error)?;
+            keyed(config, seed)
         }
         Err(source) => Err(Error::Identity { path, source }),
     }
+}
+
+/// The identity of the key `seed` makes, its id written beside it.
+fn keyed(config: &HostConfig, seed: [u8; 32]) -> Result<Identity> {
+    let key = HostKey::from_seed(seed);
+    let path = config.state_dir.join(HOST_ID_FILE);
+    let written = fs::read_to_string(&path).ok();
+    if written.as_deref().map(str::trim) != Some(key.host_id.as_str()) {
+        write_private(&config.state_dir, HOST_ID_FILE, &key.host_id)
+            .map_err(|source| Error::Identity { path, source })?;
+    }
+    Ok(Identity::Keyed(key))
 }
 
 /// Ids travel in URL paths and logs: keep them short and plain.
@@ -109,11 +124,12 @@ pub fn check_host_id(id: &str) -> Result<()> {
         .map_err(|invalid| Error::Config(format!("{id:?}: {invalid}")))
 }
 
-/// Writes a file only its owner can read, through a temporary file and a
-/// rename, so a crash never leaves half a key behind.
-fn write_secret(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes `dir/name`, readable by its owner only, through a temporary
+/// file and a rename, so a crash never leaves half a key behind.
+fn write_private(dir: &Path, name: &str, text: &str) -> std::io::Result<()> {
+    let path = dir.join(name);
     fs::create_dir_all(dir)?;
-    let temporary = dir.join(format!(".{KEY_FILE}.tmp"));
+    let temporary = dir.join(format!(".{name}.tmp"));
     let _ = fs::remove_file(&temporary);
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -122,7 +138,7 @@ fn write_secret(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
         .open(&temporary)?;
     file.write_all(format!("{text}\n").as_bytes())?;
     file.sync_all()?;
-    fs::rename(&temporary, path)?;
+    fs::rename(&temporary, &path)?;
     fs::File::open(dir)?.sync_all()
 }
 
@@ -149,7 +165,12 @@ mod tests {
         assert_eq!(first.host_id, second.host_id);
         assert_eq!(first.host_id.len(), 64);
         let file = dir.path().join("host").join(KEY_FILE);
-        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let id = fs::read_to_string(dir.path().join("host").join(HOST_ID_FILE)).unwrap();
+        assert_eq!(id.trim(), first.host_id);
     }
 
     #[test]
@@ -181,8 +202,7 @@ mod tests {
     fn a_damaged_key_file_is_an_error_not_a_new_identity() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(KEY_FILE), "not a key").unwrap();
-        fs::set_permissions(dir.path().join(KEY_FILE), fs::Permissions::from_mode(0o600))
-            .unwrap();
+        fs::set_permissions(dir.path().join(KEY_FILE), fs::Permissions::from_mode(0o600)).unwrap();
         let config = HostConfig {
             state_dir: dir.path().to_path_buf(),
             ..HostConfig::default()

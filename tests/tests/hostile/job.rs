@@ -119,8 +119,9 @@ fn a_job_cannot_read_the_hosts_state_directory() {
     std::fs::write(&secret, "state-secret-71d3").unwrap();
     let _host = cluster.start_host("host-a", &[]);
     let script = format!(
-        "cat '{}' '{}/host-id'; echo read-ended",
+        "cat '{}' '{}/host-id' '{}/host.key'; echo read-ended",
         secret.display(),
+        state.display(),
         state.display()
     );
     let job = run_job(&cluster, &["sh", "-c", &script]);
@@ -129,6 +130,8 @@ fn a_job_cannot_read_the_hosts_state_directory() {
     assert!(!out.contains("state-secret-71d3"), "{out}");
     let host_id = std::fs::read_to_string(state.join("host-id")).unwrap();
     assert!(!out.contains(host_id.trim()), "{out}");
+    let key = std::fs::read_to_string(state.join("host.key")).unwrap();
+    assert!(!out.contains(key.trim()), "{out}");
 }
 
 #[test]

@@ -12,6 +12,8 @@
 //! - `retries`: a host whose answer was lost retries without burning an
 //!   attempt.
 //! - `clock`: a coordinator's wall clock moved an hour either way.
+//! - `forgery`: raft messages and joins from a holder of the admin token,
+//!   or of nothing, in the full trust model: refused, nothing changes.
 //! - `membership`: joins that do not prove the joiner or would evict a live
 //!   member, and removing the last voter, are refused and change nothing.
 //! - `oversize`: requests whose raft entries are large get a clean answer
@@ -25,6 +27,7 @@ mod harness;
 mod util;
 
 mod clock;
+mod forgery;
 mod http;
 mod job;
 mod membership;

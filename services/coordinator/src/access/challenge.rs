@@ -68,8 +68,13 @@ mod tests {
         let challenges = Challenges::new(b"secret");
         let challenge = challenges.issue(10_000);
         assert_eq!(challenges.check(&challenge, 10_000), Ok(10_000));
-        assert_eq!(challenges.check(&challenge, 10_000 + CHALLENGE_TTL_MS), Ok(10_000));
-        assert!(challenges.check(&challenge, 10_001 + CHALLENGE_TTL_MS).is_err());
+        assert_eq!(
+            challenges.check(&challenge, 10_000 + CHALLENGE_TTL_MS),
+            Ok(10_000)
+        );
+        assert!(challenges
+            .check(&challenge, 10_001 + CHALLENGE_TTL_MS)
+            .is_err());
         assert!(Challenges::new(b"other").check(&challenge, 10_000).is_err());
         let altered = challenge.replacen("c1.10000", "c1.20000", 1);
         assert!(challenges.check(&altered, 20_000).is_err());

@@ -32,11 +32,7 @@ impl Sessions {
 
     /// `None` if `credential` is not a session at all; otherwise the host
     /// it names, or why it is refused.
-    pub fn host_of(
-        &self,
-        credential: &[u8],
-        now: u64,
-    ) -> Option<Result<String, super::Refusal>> {
+    pub fn host_of(&self, credential: &[u8], now: u64) -> Option<Result<String, super::Refusal>> {
         let text = std::str::from_utf8(credential).ok()?;
         if !text.starts_with(PREFIX) {
             return None;
@@ -87,7 +83,10 @@ mod tests {
         let longer = session.replacen(".1000.", ".9999999.", 1);
         let foreign = Sessions::new(b"another cluster", 1_000).issue("h1", 0).0;
         for forged in [other_host, longer, foreign] {
-            assert!(sessions.host_of(forged.as_bytes(), 1).unwrap().is_err(), "{forged}");
+            assert!(
+                sessions.host_of(forged.as_bytes(), 1).unwrap().is_err(),
+                "{forged}"
+            );
         }
         assert!(sessions.host_of(b"not a session", 1).is_none());
     }

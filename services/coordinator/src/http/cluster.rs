@@ -21,7 +21,9 @@ pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let write = |route| unless_leading(coordinator, route, Deadline::Membership);
 
     let hello = at(coordinator, routes::HELLO).and(with.clone()).then(hello);
-    let status = at(coordinator, routes::CLUSTER).and(with.clone()).then(status);
+    let status = at(coordinator, routes::CLUSTER)
+        .and(with.clone())
+        .then(status);
     let join = at(coordinator, routes::JOIN)
         .and(with.clone())
         .and(body.clone())
@@ -30,7 +32,10 @@ pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
         .and(with.clone())
         .and(body.clone())
         .then(add);
-    let remove = at(coordinator, routes::REMOVE_MEMBER).and(with).and(body).then(remove);
+    let remove = at(coordinator, routes::REMOVE_MEMBER)
+        .and(with)
+        .and(body)
+        .then(remove);
 
     hello
         .or(status)

@@ -38,7 +38,10 @@ impl std::str::FromStr for PathId {
 /// lets through only callers its rule admits: 401 without a valid
 /// credential, 403 with one that lacks the right.
 pub fn at(coordinator: &Arc<Coordinator>, route: Route) -> BoxedFilter<()> {
-    caller_at(coordinator, route).map(drop).untuple_one().boxed()
+    caller_at(coordinator, route)
+        .map(drop)
+        .untuple_one()
+        .boxed()
 }
 
 /// Like [`at`], and extracts the caller, for a handler that checks the
@@ -68,10 +71,7 @@ pub fn at_id(coordinator: &Arc<Coordinator>, route: Route) -> BoxedFilter<(PathI
 }
 
 /// Like [`at_id`], and extracts the caller too.
-pub fn caller_at_id(
-    coordinator: &Arc<Coordinator>,
-    route: Route,
-) -> BoxedFilter<(PathId, Caller)> {
+pub fn caller_at_id(coordinator: &Arc<Coordinator>, route: Route) -> BoxedFilter<(PathId, Caller)> {
     assert!(route.takes_id(), "{} names no id", route.path);
     let (mut before, mut after) = (warp::any().boxed(), warp::any().boxed());
     let mut seen = false;

@@ -22,9 +22,15 @@ use crate::coordinator::Coordinator;
 
 pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
     let with = filters::with(coordinator.clone());
-    let status = at(coordinator, routes::STATUS).and(with.clone()).then(status);
-    let head = at(coordinator, routes::LOG_HEAD).and(with.clone()).then(head);
-    let digest = at(coordinator, routes::STATE_DIGEST).and(with.clone()).then(digest);
+    let status = at(coordinator, routes::STATUS)
+        .and(with.clone())
+        .then(status);
+    let head = at(coordinator, routes::LOG_HEAD)
+        .and(with.clone())
+        .then(head);
+    let digest = at(coordinator, routes::STATE_DIGEST)
+        .and(with.clone())
+        .then(digest);
     let events = at(coordinator, routes::EVENTS)
         .and(with.clone())
         .and(filters::query::<EventsQuery>())

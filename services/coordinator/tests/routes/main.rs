@@ -1,6 +1,8 @@
 //! A real coordinator in a temporary directory: every HTTP route through
 //! `warp::test` (no socket), and a restart on the same data.
 //!
+//! - [`access`]: every route against every kind of caller; keyed hosts,
+//!   keys, accounts, revocation, the three modes
 //! - [`basics`]: health, the token, unknown routes and ids, bad input, the
 //!   body limit
 //! - [`hosts`]: register, list, heartbeat (renewal, cancel delivery, lost)
@@ -17,6 +19,7 @@
 //! - [`ui`]: the dashboard's assets and the headers they carry
 //! - [`util`]: starting a node, requests, waiting with a deadline
 
+mod access;
 mod basics;
 mod claims;
 mod entries;

@@ -301,7 +301,10 @@ impl State {
                 match self.hosts.get(host_id).map(|host| host.access) {
                     Some(HostAccess::Pending) => {}
                     Some(access) => {
-                        return fail(format!("host {host_id} is approved while {}", access.as_str()))
+                        return fail(format!(
+                            "host {host_id} is approved while {}",
+                            access.as_str()
+                        ))
                     }
                     None => return fail(format!("host {host_id} is unknown")),
                 }
@@ -325,7 +328,8 @@ impl State {
                 None => fail(format!("host {host_id} is unknown")),
             },
             Event::KeyIssued(grant) => {
-                if self.keys.contains_key(&grant.key_id) || self.key_hashes.contains_key(&grant.hash)
+                if self.keys.contains_key(&grant.key_id)
+                    || self.key_hashes.contains_key(&grant.hash)
                 {
                     return fail(format!("key {} is issued twice", grant.key_id));
                 }

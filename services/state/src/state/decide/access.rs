@@ -279,8 +279,18 @@ mod tests {
         assert_eq!(state.host(&host).unwrap().access, HostAccess::Pending);
         enqueue(&mut state, spec("j"), 11);
         let refused = run(&mut state, claim_command(&host, 1), 12);
-        assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
-        run(&mut state, Command::ApproveHost { host_id: host.clone() }, 13).unwrap();
+        assert!(
+            matches!(refused, Err(Rejection::Forbidden(_))),
+            "{refused:?}"
+        );
+        run(
+            &mut state,
+            Command::ApproveHost {
+                host_id: host.clone(),
+            },
+            13,
+        )
+        .unwrap();
         assert_eq!(claim(&mut state, &host, 1, 14), ["j"]);
     }
 
@@ -291,7 +301,10 @@ mod tests {
         let digest = state.digest();
         for replayed in [10, 9] {
             let refused = keyed_host(&mut state, replayed, None, true);
-            assert!(matches!(refused, Err(Rejection::Conflict(_))), "{refused:?}");
+            assert!(
+                matches!(refused, Err(Rejection::Conflict(_))),
+                "{refused:?}"
+            );
         }
         assert_eq!(state.digest(), digest);
         keyed_host(&mut state, 11, None, true).unwrap();
@@ -323,7 +336,10 @@ mod tests {
             },
             20,
         );
-        assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(Rejection::Forbidden(_))),
+            "{refused:?}"
+        );
     }
 
     #[test]
@@ -332,16 +348,28 @@ mod tests {
         let host = keyed_host(&mut state, 10, None, true).unwrap();
         enqueue(&mut state, spec("j"), 11);
         assert_eq!(claim(&mut state, &host, 1, 12), ["j"]);
-        run(&mut state, Command::RevokeHost { host_id: host.clone() }, 13).unwrap();
+        run(
+            &mut state,
+            Command::RevokeHost {
+                host_id: host.clone(),
+            },
+            13,
+        )
+        .unwrap();
         assert_eq!(state.job("j").unwrap().status, JobStatus::Queued);
         assert_eq!(state.host(&host).unwrap().active_leases, 0);
         for command in [
             claim_command(&host, 1),
             renew(&host, &[]),
-            Command::ApproveHost { host_id: host.clone() },
+            Command::ApproveHost {
+                host_id: host.clone(),
+            },
         ] {
             let refused = run(&mut state, command, 14);
-            assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
+            assert!(
+                matches!(refused, Err(Rejection::Forbidden(_))),
+                "{refused:?}"
+            );
         }
         let again = keyed_host(&mut state, 15, None, true);
         assert!(matches!(again, Err(Rejection::Forbidden(_))), "{again:?}");
@@ -363,7 +391,10 @@ mod tests {
             },
             11,
         );
-        assert!(matches!(keyless, Err(Rejection::Forbidden(_))), "{keyless:?}");
+        assert!(
+            matches!(keyless, Err(Rejection::Forbidden(_))),
+            "{keyless:?}"
+        );
         assert_eq!(state.host(&host).unwrap().name, "lent box");
     }
 
@@ -395,7 +426,9 @@ mod tests {
             uses: None,
         };
         run(&mut state, Command::IssueKey(grant.clone()), 5).unwrap();
-        assert!(state.key_by_hash(&Hash32([1; 32])).is_some_and(|k| k.is_live(6)));
+        assert!(state
+            .key_by_hash(&Hash32([1; 32]))
+            .is_some_and(|k| k.is_live(6)));
         let twice = run(&mut state, Command::IssueKey(grant.clone()), 6);
         assert!(matches!(twice, Err(Rejection::Conflict(_))), "{twice:?}");
         let no_account = KeyGrant {
@@ -406,7 +439,14 @@ mod tests {
         };
         let refused = run(&mut state, Command::IssueKey(no_account), 7);
         assert!(matches!(refused, Err(Rejection::Invalid(_))), "{refused:?}");
-        run(&mut state, Command::RevokeKey { key_id: "k1".into() }, 8).unwrap();
+        run(
+            &mut state,
+            Command::RevokeKey {
+                key_id: "k1".into(),
+            },
+            8,
+        )
+        .unwrap();
         assert!(!state.key("k1").unwrap().is_live(9));
     }
 }
