@@ -27,7 +27,7 @@ const HOST_ID_FILE: &str = "host-id";
 pub enum Identity {
     /// An id given in the configuration; no key.
     Named(String),
-    Keyed(HostKey),
+    Keyed(Box<HostKey>),
 }
 
 impl Identity {
@@ -106,7 +106,7 @@ pub fn load_or_create(config: &HostConfig) -> Result<Identity> {
 
 /// The identity of the key `seed` makes, its id written beside it.
 fn keyed(config: &HostConfig, seed: [u8; 32]) -> Result<Identity> {
-    let key = HostKey::from_seed(seed);
+    let key = Box::new(HostKey::from_seed(seed));
     let path = config.state_dir.join(HOST_ID_FILE);
     let written = fs::read_to_string(&path).ok();
     if written.as_deref().map(str::trim) != Some(key.host_id.as_str()) {
@@ -148,7 +148,7 @@ mod tests {
 
     fn keyed(config: &HostConfig) -> HostKey {
         match load_or_create(config).unwrap() {
-            Identity::Keyed(key) => key,
+            Identity::Keyed(key) => *key,
             Identity::Named(id) => panic!("named {id}"),
         }
     }
