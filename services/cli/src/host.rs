@@ -41,6 +41,10 @@ pub struct HostArgs {
     /// An enrollment key from `skyclaw hosts enroll-token`: approved at once.
     #[arg(long, env = "SKYCLAW_ENROLL_KEY", hide_env_values = true)]
     pub enroll_key: Option<String>,
+    /// Use the key of this OpenClaw device identity file (usually
+    /// ~/.openclaw/identity/device.json): the host's id is its device id.
+    #[arg(long, env = "SKYCLAW_OPENCLAW_IDENTITY")]
+    pub openclaw_identity: Option<PathBuf>,
     /// Capabilities offered, comma-separated [default: shell,automaton].
     #[arg(long, env = "SKYCLAW_CAPABILITIES", value_delimiter = ',')]
     pub capabilities: Option<Vec<String>>,
@@ -124,6 +128,7 @@ impl HostArgs {
             host_id: self.host_id.clone().or(base.host_id),
             state_dir: self.state_dir.clone().unwrap_or(base.state_dir),
             enroll_key: self.enroll_key.clone().or(base.enroll_key),
+            openclaw_identity: self.openclaw_identity.clone().or(base.openclaw_identity),
             capabilities: self
                 .capabilities
                 .as_ref()

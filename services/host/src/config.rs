@@ -27,6 +27,11 @@ pub struct HostConfig {
     /// coordinator approves the host at its first registration.
     /// Default: none: an admin approves it (`skyclaw hosts approve`).
     pub enroll_key: Option<String>,
+    /// The host's OpenClaw device identity file: its key becomes the
+    /// host's, so the host's id is its OpenClaw device id
+    /// (`SKYCLAW_OPENCLAW_IDENTITY`, usually `~/.openclaw/identity/device.json`).
+    /// Default: none: a key of its own, kept in `state_dir`.
+    pub openclaw_identity: Option<PathBuf>,
     /// What this host offers; a job runs here only if it requires no more
     /// (`SKYCLAW_CAPABILITIES`). Shell jobs also need `shell`, Automaton
     /// runs `automaton`.
@@ -135,6 +140,7 @@ impl Default for HostConfig {
             host_id: None,
             state_dir: PathBuf::from(".skyclaw/host"),
             enroll_key: None,
+            openclaw_identity: None,
             capabilities: vec!["shell".into(), "automaton".into()],
             allowed_commands: ["automaton", "node", "bash", "sh"]
                 .map(String::from)

@@ -3,8 +3,11 @@
 //! seed in hex, mode 0600): its id is the key's (`skyclaw_state::host_id_for`,
 //! the hex SHA-256 of the public key, as OpenClaw derives a device id), so
 //! no one else can register under it, and it registers by signing a
-//! challenge. With a configured id (`SKYCLAW_HOST_ID`) it is the MVP's
-//! kind of host instead: no key, trusted as the holder of the admin token.
+//! challenge. Pointed at its OpenClaw identity file
+//! (`~/.openclaw/identity/device.json`), it uses that key instead, so its
+//! id is its OpenClaw device id. With a configured id (`SKYCLAW_HOST_ID`)
+//! it is the MVP's kind of host instead: no key, trusted as the holder of
+//! the admin token.
 
 use std::fs;
 use std::io::Write;
@@ -64,11 +67,16 @@ impl HostKey {
     }
 }
 
-/// The configured id, else the kept key, else a new key, which is kept.
+/// The configured id, else the OpenClaw identity's key, else the kept
+/// key, else a new key, which is kept.
 pub fn load_or_create(config: &HostConfig) -> Result<Identity> {
     if let Some(id) = &config.host_id {
         check_host_id(id)?;
         return Ok(Identity::Named(id.clone()));
+    }
+    if let Some(path) = &config.openclaw_identity {
+        let seed = openclaw_seed(path)?;
+        return keyed(config, seed);
     }
     let path = config.state_dir.join(KEY_FILE);
     let io_error = |source| Error::Identity {
@@ -77,14 +85,7 @@ pub fn load_or_create(config: &HostConfig) -> Result<Identity> {
     };
     match fs::read_to_string(&path) {
         Ok(text) => {
-            let mode = fs::metadata(&path).map_err(io_error)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(Error::Config(format!(
-                    "{} is readable by others (mode {:o}): chmod 600 it",
-                    path.display(),
-                    mode & 0o777
-                )));
-            }
+            check_private(&path)?;
             let mut seed = [0u8; 32];
             hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| {
                 Error::Config(format!(
@@ -102,6 +103,72 @@ pub fn load_or_create(config: &HostConfig) -> Result<Identity> {
         }
         Err(source) => Err(Error::Identity { path, source }),
     }
+}
+
+/// The DER prefix of an ed25519 private key in PKCS #8 (RFC 8410), before
+/// its 32-byte seed: what OpenClaw's `privateKeyPem` holds.
+const PKCS8_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The seed of the key in an OpenClaw device identity file
+/// (`{version, deviceId, publicKeyPem, privateKeyPem, createdAtMs}`),
+/// after checking that its `deviceId` is the key's.
+fn openclaw_seed(path: &Path) -> Result<[u8; 32]> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct DeviceIdentity {
+        device_id: String,
+        private_key_pem: String,
+    }
+    let bad = |why: String| Error::Config(format!("{}: {why}", path.display()));
+    let text = fs::read_to_string(path).map_err(|source| Error::Identity {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    check_private(path)?;
+    let identity: DeviceIdentity =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not an OpenClaw identity: {e}")))?;
+    let body: String = identity
+        .private_key_pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .map_err(|_| bad("privateKeyPem is not PEM".into()))?;
+    let seed: [u8; 32] = der
+        .strip_prefix(&PKCS8_ED25519_PREFIX[..])
+        .and_then(|seed| seed.try_into().ok())
+        .ok_or_else(|| bad("privateKeyPem is not an ed25519 key".into()))?;
+    let key = HostKey::from_seed(seed);
+    if key.host_id != identity.device_id {
+        return Err(bad(format!(
+            "deviceId {} is not the id of its key ({})",
+            identity.device_id, key.host_id
+        )));
+    }
+    Ok(seed)
+}
+
+/// Refuses a key file others may read: the key would no longer be the
+/// host's alone.
+fn check_private(path: &Path) -> Result<()> {
+    let mode = fs::metadata(path)
+        .map_err(|source| Error::Identity {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::Config(format!(
+            "{} is readable by others (mode {:o}): chmod 600 it",
+            path.display(),
+            mode & 0o777
+        )));
+    }
+    Ok(())
 }
 
 /// The identity of the key `seed` makes, its id written beside it.
@@ -184,6 +251,42 @@ mod tests {
         let file = dir.path().join(KEY_FILE);
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(load_or_create(&config).is_err());
+    }
+
+    /// An identity file as OpenClaw writes one for `seed`.
+    fn openclaw_file(dir: &Path, seed: [u8; 32], device_id: &str) -> std::path::PathBuf {
+        let der = [&PKCS8_ED25519_PREFIX[..], &seed[..]].concat();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        );
+        let path = dir.join("device.json");
+        let identity = serde_json::json!({
+            "version": 1, "deviceId": device_id, "publicKeyPem": "unused",
+            "privateKeyPem": pem, "createdAtMs": 0,
+        });
+        fs::write(&path, identity.to_string()).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_openclaw_identity_gives_its_key_and_device_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = [3u8; 32];
+        let device_id = HostKey::from_seed(seed).host_id;
+        let config = HostConfig {
+            state_dir: dir.path().join("host"),
+            openclaw_identity: Some(openclaw_file(dir.path(), seed, &device_id)),
+            ..HostConfig::default()
+        };
+        assert_eq!(keyed(&config).host_id, device_id);
+        assert!(!dir.path().join("host").join(KEY_FILE).exists());
+        let lying = HostConfig {
+            openclaw_identity: Some(openclaw_file(dir.path(), seed, "0000")),
+            ..config
+        };
+        assert!(load_or_create(&lying).is_err());
     }
 
     #[test]
