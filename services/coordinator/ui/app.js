@@ -558,20 +558,43 @@ function timeline(job) {
 // ---- Hosts ------------------------------------------------------------------
 
 function hosts() {
-  keepFresh(async () => {
+  const refresh = keepFresh(async () => {
     const { hosts } = await get('/v1/hosts');
     return el('div', { 'data-ready': 'hosts' },
       el('h1', {}, 'Hosts'),
-      table(['Host', 'Name', 'Capabilities', 'Slots in use', 'Last seen', 'Registered', 'Sandbox'],
+      table(['Host', 'Name', 'State', 'Key', 'Capabilities', 'Slots in use', 'Last seen', 'Registered', 'Sandbox', ''],
         hosts.map((host) => el('tr', {},
           el('td', {}, el('a', { href: `#/jobs?status=leased&host=${encodeURIComponent(host.id)}`, class: 'mono' }, host.id)),
           el('td', {}, host.name),
+          el('td', {}, host.access),
+          el('td', { class: 'mono' }, host.publicKey ? `${host.publicKey.slice(0, 12)}…` : 'none (token)'),
           el('td', {}, host.capabilities.join(', ')),
           el('td', {}, `${host.activeLeases} / ${host.maxParallel}`),
           el('td', {}, ago(host.lastSeenAt)),
           el('td', {}, time(host.registeredAt)),
-          el('td', {}, host.sandbox || 'not reported')))));
+          el('td', {}, host.sandbox || 'not reported'),
+          el('td', {}, hostAction(host, 'approve', host.access === 'pending', () => refresh()),
+            hostAction(host, 'revoke', host.access !== 'revoked', () => refresh()))))));
   }, 5000);
+}
+
+// An admin's action on a host: approve a pending one, revoke one.
+function hostAction(host, action, offered, after) {
+  if (!offered) return null;
+  const button = el('button', { type: 'button', class: action === 'revoke' ? 'danger' : '', [`data-${action}`]: host.id },
+    action === 'revoke' ? 'Revoke' : 'Approve');
+  button.addEventListener('click', async () => {
+    if (!confirm(`${action === 'revoke' ? 'Revoke' : 'Approve'} host ${host.id}?`)) return;
+    button.disabled = true;
+    try {
+      await post(`/v1/hosts/${encodeURIComponent(host.id)}/${action}`);
+      after();
+    } catch (e) {
+      button.disabled = false;
+      showError(`${action} failed: ${e.message}`);
+    }
+  });
+  return button;
 }
 
 // ---- Log ----------------------------------------------------------------------
