@@ -6,8 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::{Signer, SigningKey};
 use serde::Serialize;
-use skyclaw_api::{BatchEnqueueRequest, CompleteRequest, EnqueueRequest, Job, RegisterHostRequest};
+use skyclaw_api::{
+    registration_message, BatchEnqueueRequest, CompleteRequest, EnqueueRequest, Job,
+    RegisterHostRequest,
+};
 use skyclaw_client::{Client, ClientConfig};
 use skyclaw_testkit::TOKEN;
 
@@ -48,6 +54,65 @@ pub async fn enqueue_batch(client: &Client, size: usize) -> Result<Vec<Job>> {
         jobs: (0..size).map(|_| job()).collect(),
     };
     Ok(client.enqueue_batch(&request, None).await?)
+}
+
+/// A simulated host: the client it calls with, and its id.
+#[derive(Clone)]
+pub struct SimHost {
+    client: Client,
+    id: String,
+}
+
+/// `count` hosts without keys, as the MVP's: named `bench-host-<i>`, each
+/// acting through the kit's token.
+pub async fn token_hosts(client: &Client, count: usize, slots: u32) -> Result<Vec<SimHost>> {
+    let mut hosts = Vec::new();
+    for host in 0..count {
+        let id = format!("bench-host-{host}");
+        register(client, &id, slots).await?;
+        hosts.push(SimHost {
+            client: client.clone(),
+            id,
+        });
+    }
+    Ok(hosts)
+}
+
+/// `count` hosts with keys, each registered by signing a challenge (with
+/// the kit's token, so approved at once) and acting through its session:
+/// what the host daemon does.
+pub async fn keyed_hosts(url: &str, count: usize, slots: u32) -> Result<Vec<SimHost>> {
+    let mut hosts = Vec::new();
+    for host in 0..count {
+        let client = client(url);
+        let key = SigningKey::from_bytes(&[host as u8 + 1; 32]);
+        let public_key = URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
+        let id = skyclaw_state::host_id_for(&skyclaw_state::Hash32(key.verifying_key().to_bytes()));
+        let challenge = client.challenge().await?;
+        let mut request = RegisterHostRequest {
+            host_id: Some(id.clone()),
+            name: format!("bench keyed host {host}"),
+            max_parallel: Some(slots),
+            public_key: Some(public_key.clone()),
+            challenge: Some(challenge.challenge.clone()),
+            ..RegisterHostRequest::default()
+        };
+        let message = registration_message(
+            &challenge.cluster_id,
+            &id,
+            &public_key,
+            &challenge.challenge,
+            &request,
+        );
+        request.signature = Some(URL_SAFE_NO_PAD.encode(key.sign(&message).to_bytes()));
+        let registered = client.register_host_with(&request).await?;
+        let session = registered
+            .session
+            .context("a keyed registration answers with a session")?;
+        client.set_session(&session)?;
+        hosts.push(SimHost { client, id });
+    }
+    Ok(hosts)
 }
 
 async fn register(client: &Client, host_id: &str, max_parallel: u32) -> Result<()> {
@@ -175,13 +240,6 @@ pub async fn enqueue(
     Ok(summary)
 }
 
-/// `hosts` simulated hosts claim (up to `slots` at a time, long-polling)
-/// and complete until `total` jobs are done.
-pub async fn dispatch(client: &Client, hosts: usize, slots: u32, total: u64) -> Result<Summary> {
-    let run = dispatch_run(client, hosts, slots, total).await?;
-    Ok(summarize(run.jobs, run.elapsed, run.latencies))
-}
-
 /// What one run of a load measured, before summing up; runs of several
 /// rounds add theirs together.
 #[derive(Default)]
@@ -199,20 +257,20 @@ impl Run {
     }
 }
 
-/// [`dispatch`], unsummarized: the latencies are per claim (claim, then
+/// The `hosts` claim (up to `slots` at a time, long-polling) and complete
+/// until `total` jobs are done; the latencies are per claim (claim, then
 /// complete every job it returned).
-pub async fn dispatch_run(client: &Client, hosts: usize, slots: u32, total: u64) -> Result<Run> {
-    for host in 0..hosts {
-        register(client, &format!("bench-host-{host}"), slots).await?;
-    }
+pub async fn dispatch_run(hosts: &[SimHost], slots: u32, total: u64) -> Result<Run> {
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for host in 0..hosts {
-        let client = client.clone();
+    for host in hosts {
+        let SimHost {
+            client,
+            id: host_id,
+        } = host.clone();
         let done = done.clone();
         workers.push(tokio::spawn(async move {
-            let host_id = format!("bench-host-{host}");
             let mut latencies = Vec::new();
             while done.load(Ordering::Relaxed) < total {
                 let sent = Instant::now();

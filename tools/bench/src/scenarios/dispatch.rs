@@ -26,9 +26,25 @@ pub async fn run(bin: &Path, quick: bool, deep: Option<Filled>) -> Result<Value>
     let total = if quick { 500 } else { 20_000 };
     let samples = if quick { 10 } else { 100 };
     header("dispatch, 1 node: claim + complete");
-    load::fill(&api, total).await?;
-    let cycles = load::dispatch(&api, HOSTS, SLOTS, total).await?;
+    // Hosts without keys (the admin token) and with keys (their sessions),
+    // in turns, so both see the same machine.
+    let token_hosts = load::token_hosts(&api, HOSTS, SLOTS).await?;
+    let keyed_hosts = load::keyed_hosts(&node.nodes[0].url, HOSTS, SLOTS).await?;
+    let (mut token_run, mut keyed_run) = (Run::default(), Run::default());
+    for _ in 0..2 {
+        load::fill(&api, total / 2).await?;
+        token_run.add(load::dispatch_run(&token_hosts, SLOTS, total / 2).await?);
+        load::fill(&api, total / 2).await?;
+        keyed_run.add(load::dispatch_run(&keyed_hosts, SLOTS, total / 2).await?);
+    }
+    let cycles = load::summarize(token_run.jobs, token_run.elapsed, token_run.latencies);
     row("4 hosts x 16 slots (per claim)", &cycles);
+    let keyed = load::summarize(keyed_run.jobs, keyed_run.elapsed, keyed_run.latencies);
+    row("same, hosts with keys (sessions)", &keyed);
+    println!(
+        "keyed / token hosts, claim + complete jobs/s: {:.2}",
+        keyed.jobs_per_s / cycles.jobs_per_s
+    );
     let pickup = load::pickup(&api, samples).await?;
     row("idle-host pickup latency", &pickup);
 
@@ -51,6 +67,7 @@ pub async fn run(bin: &Path, quick: bool, deep: Option<Filled>) -> Result<Value>
     );
     Ok(json!({
         "cycles": cycles,
+        "keyed_cycles": keyed,
         "pickup": pickup,
         "depths": [
             { "queued": shallow_depth, "cycles": shallow },
@@ -71,7 +88,8 @@ async fn at_depth(api: &Client, depth: u64, total: u64) -> Result<Summary> {
             load::enqueue(api, 8, depth - queued, 100).await?;
         }
         let round = (depth / 2).max(1).min(total - run.jobs);
-        run.add(load::dispatch_run(api, HOSTS, SLOTS, round).await?);
+        let hosts = load::token_hosts(api, HOSTS, SLOTS).await?;
+        run.add(load::dispatch_run(&hosts, SLOTS, round).await?);
     }
     Ok(load::summarize(run.jobs, run.elapsed, run.latencies))
 }

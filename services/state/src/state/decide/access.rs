@@ -9,6 +9,10 @@ use crate::state::State;
 use crate::view::{HostAccess, HostView};
 use crate::MAX_PARALLEL_LIMIT;
 
+/// Keyed hosts that may wait for approval at once: anyone can register
+/// one, so their number is bounded, not the record's size.
+pub const MAX_PENDING_HOSTS: usize = 1_024;
+
 /// Refuses a host that may not take work: pending or revoked.
 pub(super) fn check_may_work(host: &HostView) -> Result<(), Rejection> {
     match host.access {
@@ -104,6 +108,20 @@ impl State {
                 public_key: key.map(|key| key.public_key),
                 challenge_at: key.map(|key| key.challenge_at),
             });
+        }
+        let approved_now = key.is_some_and(|key| key.approved || key.enroll_key.is_some());
+        if existing.is_none() && key.is_some() && !approved_now {
+            let waiting = self
+                .hosts
+                .values()
+                .filter(|host| host.access == HostAccess::Pending)
+                .count();
+            if waiting >= MAX_PENDING_HOSTS {
+                return Err(Rejection::Conflict(format!(
+                    "{waiting} hosts already wait for approval: approve or revoke some, or \
+                     register with an enrollment key"
+                )));
+            }
         }
         let pending = existing.is_none_or(|host| host.access == HostAccess::Pending);
         if let (Some(key), true) = (key, pending) {
@@ -340,6 +358,44 @@ mod tests {
             matches!(refused, Err(Rejection::Forbidden(_))),
             "{refused:?}"
         );
+    }
+
+    #[test]
+    fn hosts_waiting_for_approval_are_bounded() {
+        let mut state = cluster();
+        let register = |state: &mut State, n: u32, approved: bool| {
+            let mut bytes = [0u8; 32];
+            bytes[..4].copy_from_slice(&n.to_be_bytes());
+            let key = Hash32(bytes);
+            run(
+                state,
+                Command::RegisterHost {
+                    host_id: crate::host_id_for(&key),
+                    name: format!("stranger {n}"),
+                    capabilities: vec![],
+                    max_parallel: 1,
+                    sandbox: None,
+                    key: Some(HostKey {
+                        public_key: key,
+                        challenge_at: 1,
+                        enroll_key: None,
+                        approved,
+                    }),
+                },
+                10,
+            )
+        };
+        for n in 0..super::MAX_PENDING_HOSTS as u32 {
+            register(&mut state, n, false).unwrap();
+        }
+        let digest = state.digest();
+        let refused = register(&mut state, 100_000, false);
+        assert!(
+            matches!(refused, Err(Rejection::Conflict(_))),
+            "{refused:?}"
+        );
+        assert_eq!(state.digest(), digest);
+        register(&mut state, 100_001, true).unwrap();
     }
 
     #[test]
