@@ -6,12 +6,13 @@
 //! - `a_queued_job_cancels_at_once`
 //! - `errors_name_the_problem_and_exit_1`
 //! - `audit_and_log_export_verify_the_log`
+//! - `keys_enrollment_and_approval_from_the_command_line`
 
 mod util;
 
 use std::time::Duration;
 
-use skyclaw_api::{HostsResponse, Job, JobStatus, JobsPage, Status};
+use skyclaw_api::{HostsResponse, IssuedKey, Job, JobStatus, JobsPage, Status};
 use util::{run_skyclaw, Cluster};
 
 #[test]
@@ -208,4 +209,89 @@ fn audit_and_log_export_verify_the_log() {
 
     let missing = cluster.skyclaw(&["audit", "no-such-file.seg"]);
     assert_eq!(missing.code, Some(2), "{missing:?}");
+}
+
+#[test]
+fn keys_enrollment_and_approval_from_the_command_line() {
+    let cluster = Cluster::start(60_000);
+    let created = cluster.skyclaw(&[
+        "keys",
+        "create",
+        "--role",
+        "enqueuer",
+        "--account",
+        "acme",
+        "--json",
+    ]);
+    assert_eq!(created.code, Some(0), "{created:?}");
+    let issued: IssuedKey = serde_json::from_str(&created.stdout).unwrap();
+    let as_acme = |args: &[&str]| {
+        run_skyclaw(
+            cluster.path(),
+            args,
+            &[
+                ("SKYCLAW_COORDINATOR_URL", &cluster.url),
+                ("SKYCLAW_TOKEN", &issued.secret),
+            ],
+            Duration::from_secs(60),
+        )
+    };
+    let theirs = as_acme(&["enqueue-shell", "sh", "-c", "echo acme"]);
+    assert_eq!(theirs.code, Some(0), "{theirs:?}");
+    let acme_job = theirs.stdout.trim().to_string();
+    cluster.enqueue(&["sh", "-c", "echo admin"]);
+    let listed: JobsPage =
+        serde_json::from_str(&as_acme(&["jobs", "list", "--json"]).stdout).unwrap();
+    let ids: Vec<&str> = listed.jobs.iter().map(|job| job.id.as_str()).collect();
+    assert_eq!(ids, [acme_job.as_str()]);
+
+    // A host with an enrollment key and no token is approved as it
+    // registers, and runs the jobs.
+    let enroll = cluster.skyclaw(&["hosts", "enroll-token", "--ttl", "10m", "--json"]);
+    assert_eq!(enroll.code, Some(0), "{enroll:?}");
+    let enroll: IssuedKey = serde_json::from_str(&enroll.stdout).unwrap();
+    let _enrolled = cluster.start_host(
+        "enrolled",
+        &[
+            ("SKYCLAW_TOKEN", ""),
+            ("SKYCLAW_ENROLL_KEY", &enroll.secret),
+        ],
+    );
+    assert_eq!(
+        cluster
+            .wait_final(&acme_job, Duration::from_secs(60))
+            .status,
+        JobStatus::Completed
+    );
+    // One with neither waits until an admin approves it.
+    let _pending = cluster.start_host("pending", &[("SKYCLAW_TOKEN", "")]);
+    let id_file = cluster.path().join("pending-state/host-id");
+    let pending_id = util::wait_until("the pending host's id", Duration::from_secs(30), || {
+        std::fs::read_to_string(&id_file).ok()
+    });
+    let pending_id = pending_id.trim();
+    let host_state = |id: &str| {
+        let hosts: HostsResponse =
+            serde_json::from_str(&cluster.skyclaw(&["hosts", "list", "--json"]).stdout).unwrap();
+        hosts
+            .hosts
+            .into_iter()
+            .find(|host| host.id == id)
+            .map(|host| host.access)
+    };
+    util::wait_until(
+        "the pending host to register",
+        Duration::from_secs(30),
+        || (host_state(pending_id).as_deref() == Some("pending")).then_some(()),
+    );
+    let approved = cluster.skyclaw(&["hosts", "approve", pending_id]);
+    assert_eq!(approved.code, Some(0), "{approved:?}");
+    assert_eq!(host_state(pending_id).as_deref(), Some("active"));
+
+    // A revoked key opens nothing.
+    let revoked = cluster.skyclaw(&["keys", "revoke", &issued.key.id]);
+    assert_eq!(revoked.code, Some(0), "{revoked:?}");
+    let refused = as_acme(&["enqueue-shell", "echo", "late"]);
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(refused.stderr.contains("revoked"), "{}", refused.stderr);
 }
