@@ -13,17 +13,20 @@
 //! - [`proxy`]: the loopback TCP proxy in front of a node, and the cuts
 //!   between nodes
 //! - [`http`]: [`Api`], raw HTTP calls with the kit's token
+//! - [`host_key`]: [`HostKey`], a keyed host's signed registration
 //! - [`wait`]: [`wait_until`] and [`wait_for`], polling with a deadline
 //! - [`binary`]: finding the built binaries, clean commands for them
 
 pub mod binary;
 pub mod cluster;
+pub mod host_key;
 pub mod http;
 pub mod node;
 pub mod proxy;
 pub mod wait;
 
 pub use cluster::{Cluster, Options, Routing};
+pub use host_key::HostKey;
 pub use http::{Api, Reply, TOKEN};
 pub use node::Node;
 pub use wait::{wait_for, wait_until};

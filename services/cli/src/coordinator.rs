@@ -60,6 +60,9 @@ pub struct ServerArgs {
     /// and hellos need it. Without it, the token serves (compatibility mode).
     #[arg(long, env = "SKYCLAW_PEER_SECRET", hide_env_values = true)]
     pub peer_secret: Option<String>,
+    /// Serve the log (head, events, digest) to anyone, with no credential.
+    #[arg(long, env = "SKYCLAW_PUBLIC_LOG")]
+    pub public_log: bool,
     /// How long a lease lasts without renewal, in ms [default: 60000].
     #[arg(long, env = "SKYCLAW_LEASE_MS")]
     pub lease_ms: Option<u64>,
@@ -90,6 +93,7 @@ impl ServerArgs {
         config.advertise_url = self.advertise_url.clone();
         config.token = non_empty(self.token.clone());
         config.peer_secret = non_empty(self.peer_secret.clone());
+        config.public_log = self.public_log;
         if let Some(db_path) = db_path {
             config.db_path = db_path;
         }

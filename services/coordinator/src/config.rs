@@ -34,6 +34,9 @@ pub struct Config {
     /// coordinator and its own host on one machine (`skyclaw dev`).
     /// Default: false.
     pub approve_hosts: bool,
+    /// Serve the log routes (head, events, digest) to anyone, with no
+    /// credential: a log anyone may audit. Default: false (auditors' keys).
+    pub public_log: bool,
     /// How long a claim's lease lasts without renewal. Default: 60000.
     pub lease_ms: u64,
     /// The largest request body accepted. Default: 8 MiB.
@@ -61,6 +64,7 @@ impl Default for Config {
             peer_secret: None,
             session_ttl_ms: 3_600_000,
             approve_hosts: false,
+            public_log: false,
             lease_ms: 60_000,
             max_body_bytes: 8 << 20,
             max_claim_wait_ms: 60_000,

@@ -6,16 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use ed25519_dalek::{Signer, SigningKey};
 use serde::Serialize;
-use skyclaw_api::{
-    registration_message, BatchEnqueueRequest, CompleteRequest, EnqueueRequest, Job,
-    RegisterHostRequest,
-};
+use skyclaw_api::{BatchEnqueueRequest, CompleteRequest, EnqueueRequest, Job, RegisterHostRequest};
 use skyclaw_client::{Client, ClientConfig};
-use skyclaw_testkit::TOKEN;
+use skyclaw_testkit::{HostKey, TOKEN};
 
 /// A client for load on the coordinator at `url`, whose requests may take
 /// up to a minute.
@@ -85,32 +79,21 @@ pub async fn keyed_hosts(url: &str, count: usize, slots: u32) -> Result<Vec<SimH
     let mut hosts = Vec::new();
     for host in 0..count {
         let client = client(url);
-        let key = SigningKey::from_bytes(&[host as u8 + 1; 32]);
-        let public_key = URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
-        let id = skyclaw_state::host_id_for(&skyclaw_state::Hash32(key.verifying_key().to_bytes()));
+        let key = HostKey::from_seed(host as u8 + 1);
         let challenge = client.challenge().await?;
-        let mut request = RegisterHostRequest {
-            host_id: Some(id.clone()),
+        let request = RegisterHostRequest {
             name: format!("bench keyed host {host}"),
             max_parallel: Some(slots),
-            public_key: Some(public_key.clone()),
-            challenge: Some(challenge.challenge.clone()),
             ..RegisterHostRequest::default()
         };
-        let message = registration_message(
-            &challenge.cluster_id,
-            &id,
-            &public_key,
-            &challenge.challenge,
-            &request,
-        );
-        request.signature = Some(URL_SAFE_NO_PAD.encode(key.sign(&message).to_bytes()));
-        let registered = client.register_host_with(&request).await?;
+        let registered = client
+            .register_host_with(&key.sign(&challenge, request))
+            .await?;
         let session = registered
             .session
             .context("a keyed registration answers with a session")?;
         client.set_session(&session)?;
-        hosts.push(SimHost { client, id });
+        hosts.push(SimHost { client, id: key.id });
     }
     Ok(hosts)
 }

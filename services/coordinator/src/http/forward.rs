@@ -69,7 +69,9 @@ pub fn unless_leading(
     deadline: Deadline,
 ) -> BoxedFilter<(Response,)> {
     let leading = coordinator.clone();
-    filters::at(coordinator, route)
+    // Leadership first: on the leader this declines without judging the
+    // caller, which the route's own filter does next.
+    filters::matching(route)
         .and_then(move || {
             let leading = leading.is_leader();
             async move {
@@ -81,6 +83,11 @@ pub fn unless_leading(
             }
         })
         .untuple_one()
+        .and(
+            filters::authorized(coordinator, route.access)
+                .map(drop)
+                .untuple_one(),
+        )
         .and(filters::with(coordinator.clone()))
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())

@@ -7,12 +7,10 @@
 //! keyed hosts register, what a revoked host may no longer do, and what
 //! compatibility and open mode allow.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
 use skyclaw_api::routes::{self, Route, PEER_HEADER, TOKEN_HEADER};
-use skyclaw_api::{registration_message, RegisterHostRequest};
+use skyclaw_api::{Challenge, RegisterHostRequest};
+use skyclaw_testkit::HostKey;
 use warp::http::StatusCode;
 
 use super::util::{assert_error_shape, TestNode, TOKEN};
@@ -239,29 +237,14 @@ async fn register_keyed(
     credential: Option<&str>,
     enroll_key: Option<&str>,
 ) -> (StatusCode, Value) {
-    let key = SigningKey::from_bytes(&[seed; 32]);
-    let public_key = URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
-    let (status, challenge) = raw(node, "POST", routes::CHALLENGE.path, &[], Some(json!({}))).await;
-    assert_eq!(status, StatusCode::OK, "{challenge}");
-    let mut request = RegisterHostRequest {
+    let request = RegisterHostRequest {
         name: format!("host {seed}"),
         capabilities: Some(vec!["shell".into()]),
         max_parallel: Some(2),
-        public_key: Some(public_key.clone()),
-        challenge: Some(challenge["challenge"].as_str().unwrap().into()),
         enroll_key: enroll_key.map(str::to_string),
         ..RegisterHostRequest::default()
     };
-    let host_id =
-        skyclaw_state::host_id_for(&skyclaw_state::Hash32(key.verifying_key().to_bytes()));
-    let message = registration_message(
-        challenge["clusterId"].as_str().unwrap(),
-        &host_id,
-        &public_key,
-        request.challenge.as_deref().unwrap(),
-        &request,
-    );
-    request.signature = Some(URL_SAFE_NO_PAD.encode(key.sign(&message).to_bytes()));
+    let request = HostKey::from_seed(seed).sign(&challenge(node).await, request);
     let headers: Vec<(&str, &str)> = credential.map(|c| (TOKEN_HEADER, c)).into_iter().collect();
     raw(
         node,
@@ -537,23 +520,15 @@ async fn a_host_cannot_act_as_another_or_complete_its_jobs() {
 async fn a_signed_registration_is_checked_and_good_once() {
     let node = full_mode().await;
     // A bad signature: the body no longer says what was signed.
-    let key = SigningKey::from_bytes(&[5; 32]);
-    let public_key = URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
-    let (_, challenge) = raw(&node, "POST", routes::CHALLENGE.path, &[], Some(json!({}))).await;
-    let challenge = challenge["challenge"].as_str().unwrap().to_string();
-    let host_id =
-        skyclaw_state::host_id_for(&skyclaw_state::Hash32(key.verifying_key().to_bytes()));
-    let mut request = RegisterHostRequest {
-        name: "honest".into(),
-        public_key: Some(public_key.clone()),
-        challenge: Some(challenge.clone()),
-        ..RegisterHostRequest::default()
-    };
-    let cluster_id = node
-        .node
-        .read(|m| m.state.cluster_id().unwrap().to_string());
-    let message = registration_message(&cluster_id, &host_id, &public_key, &challenge, &request);
-    request.signature = Some(URL_SAFE_NO_PAD.encode(key.sign(&message).to_bytes()));
+    let key = HostKey::from_seed(5);
+    let host_id = key.id.clone();
+    let request = key.sign(
+        &challenge(&node).await,
+        RegisterHostRequest {
+            name: "honest".into(),
+            ..RegisterHostRequest::default()
+        },
+    );
     let mut altered = request.clone();
     altered.name = "altered".into();
     let send = |request: &RegisterHostRequest| {
@@ -590,6 +565,12 @@ async fn a_signed_registration_is_checked_and_good_once() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     node.stop().await;
+}
+
+async fn challenge(node: &TestNode) -> Challenge {
+    let (status, challenge) = raw(node, "POST", routes::CHALLENGE.path, &[], Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{challenge}");
+    serde_json::from_value(challenge).unwrap()
 }
 
 /// A newly registered (pending) host's id and session.
@@ -690,6 +671,22 @@ async fn in_compatibility_mode_the_token_is_admin_and_peer() {
     node.register("openclaw:box-1", &["shell"], 1).await;
     let job = node.enqueue_echo("mvp").await;
     assert_eq!(node.claim("openclaw:box-1").await["id"], job.as_str());
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_public_log_is_read_without_a_credential_and_nothing_else_is() {
+    let node = TestNode::start_with(|config| {
+        config.peer_secret = Some(PEER_SECRET.into());
+        config.public_log = true;
+    })
+    .await;
+    for route in [routes::LOG_HEAD, routes::EVENTS, routes::STATE_DIGEST] {
+        let (status, _) = raw(&node, "GET", route.path, &[], None).await;
+        assert_eq!(status, StatusCode::OK, "{route:?}");
+    }
+    let (status, _) = raw(&node, "GET", routes::JOBS.path, &[], None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     node.stop().await;
 }
 

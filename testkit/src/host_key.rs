@@ -1,0 +1,49 @@
+//! A host's key without the host daemon: the signed registration a keyed
+//! host sends, for tests and the benchmark that act as hosts themselves.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::{Signer, SigningKey};
+use skyclaw_api::{registration_message, Challenge, RegisterHostRequest};
+use skyclaw_state::{host_id_for, Hash32};
+
+/// An ed25519 key made from a one-byte seed (tests want them repeatable),
+/// and the host id it gives.
+pub struct HostKey {
+    signing: SigningKey,
+    pub id: String,
+    /// Base64url without padding, as the API carries it.
+    pub public_key: String,
+}
+
+impl HostKey {
+    pub fn from_seed(seed: u8) -> HostKey {
+        let signing = SigningKey::from_bytes(&[seed; 32]);
+        let public = signing.verifying_key().to_bytes();
+        HostKey {
+            id: host_id_for(&Hash32(public)),
+            public_key: URL_SAFE_NO_PAD.encode(public),
+            signing,
+        }
+    }
+
+    /// `request` as this host registers it in answer to `challenge`: its
+    /// key, the challenge and the signature filled in.
+    pub fn sign(
+        &self,
+        challenge: &Challenge,
+        mut request: RegisterHostRequest,
+    ) -> RegisterHostRequest {
+        request.public_key = Some(self.public_key.clone());
+        request.challenge = Some(challenge.challenge.clone());
+        let message = registration_message(
+            &challenge.cluster_id,
+            &self.id,
+            &self.public_key,
+            &challenge.challenge,
+            &request,
+        );
+        request.signature = Some(URL_SAFE_NO_PAD.encode(self.signing.sign(&message).to_bytes()));
+        request
+    }
+}
