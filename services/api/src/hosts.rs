@@ -84,10 +84,11 @@ pub struct Challenge {
 // Format: UTF-8 lines, each ending in "\n":
 //         "skyclaw host registration v1", "cluster " clusterId,
 //         "host " hostId, "key " publicKey (base64url), "challenge " challenge,
-//         "name " name, "capabilities " capabilities joined by ",",
-//         "max-parallel " maxParallel (decimal, or "-" when absent),
-//         "sandbox " sandbox (or "-" when absent).
-//         A field holding "\n" is refused before anything is signed.
+//         "name " name, then only for the fields sent: "capabilities " the
+//         capabilities joined by "," (an empty list: nothing after the
+//         space), "max-parallel " maxParallel (decimal), "sandbox " sandbox.
+//         A field absent and a field empty sign differently; a field
+//         holding "\n" or "\r" is refused before anything is signed.
 pub fn registration_message(
     cluster_id: &str,
     host_id: &str,
@@ -95,18 +96,21 @@ pub fn registration_message(
     challenge: &str,
     request: &RegisterHostRequest,
 ) -> Vec<u8> {
-    let capabilities = request.capabilities.as_deref().unwrap_or(&[]).join(",");
-    let max_parallel = request
-        .max_parallel
-        .map_or_else(|| "-".to_string(), |n| n.to_string());
-    format!(
+    let mut message = format!(
         "skyclaw host registration v1\ncluster {cluster_id}\nhost {host_id}\nkey {public_key}\n\
-         challenge {challenge}\nname {}\ncapabilities {capabilities}\nmax-parallel {max_parallel}\n\
-         sandbox {}\n",
-        request.name,
-        request.sandbox.as_deref().unwrap_or("-"),
-    )
-    .into_bytes()
+         challenge {challenge}\nname {}\n",
+        request.name
+    );
+    if let Some(capabilities) = &request.capabilities {
+        message += &format!("capabilities {}\n", capabilities.join(","));
+    }
+    if let Some(max_parallel) = request.max_parallel {
+        message += &format!("max-parallel {max_parallel}\n");
+    }
+    if let Some(sandbox) = &request.sandbox {
+        message += &format!("sandbox {sandbox}\n");
+    }
+    message.into_bytes()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]

@@ -62,7 +62,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut coordinator_config = args.server.config(Some(args.dir.join("coordinator")));
     coordinator_config.token = Some(token.clone());
     coordinator_config.peer_secret = Some(peer_secret);
-    coordinator_config.approve_hosts = true;
+    // Only while no one else can reach it: on an address others can,
+    // strangers' hosts would be approved too.
+    let approves_its_host = is_loopback(&args.bind_host);
+    coordinator_config.approve_hosts = approves_its_host;
     coordinator_config.validate()?;
     let host_config = args.host.config(HostConfig {
         state_dir: args.dir.join("host"),
@@ -88,7 +91,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         listener,
         stopped(coordinator_stopping),
     ));
-    let client = Client::new(ClientConfig::new(vec![url], None))?;
+    // On loopback the coordinator approves its own host, which holds no
+    // admin token; elsewhere the host registers with the token instead.
+    let host_token = (!approves_its_host).then(|| token.clone());
+    let client = Client::new(ClientConfig::new(vec![url], host_token))?;
     let (stop_host, host_stopping) = watch::channel(false);
     let mut host = tokio::spawn(skyclaw_host::run(
         host_config,
@@ -144,6 +150,13 @@ fn print_instructions(dir: &Path, url: &str, token: &str, host: &HostConfig) -> 
 
 /// The dev token: read from `path`, or made up and written there (readable
 /// by its owner only) so that a rerun keeps the same one.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A secret kept in `path` (mode 0600), made on first use.
 fn load_or_create_secret(path: &Path) -> anyhow::Result<String> {
     match std::fs::read_to_string(path) {

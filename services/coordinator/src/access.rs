@@ -261,16 +261,6 @@ impl Principal {
             Principal::Anonymous | Principal::Peer | Principal::Auditor => false,
         }
     }
-
-    /// Whether the caller may act as host `host_id`: the host itself, or
-    /// an admin (hosts without keys act through the admin token).
-    pub fn may_act_as(&self, host_id: &str) -> bool {
-        match self {
-            Principal::Host(id) => id == host_id,
-            Principal::Open | Principal::Admin => true,
-            _ => false,
-        }
-    }
 }
 
 pub fn scope_name(scope: Scope) -> &'static str {

@@ -79,7 +79,9 @@ pub async fn run(
     loop {
         match daemon.register().await {
             Ok(()) => break,
-            Err(error) if error.is_unavailable() => {
+            // A conflict passes too: a host restarted within seconds
+            // registers again once the coordinator lets it.
+            Err(error) if error.is_unavailable() || error.is_conflict() => {
                 tracing::warn!(%error, "cannot register yet; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(backoff.next_delay()) => {}

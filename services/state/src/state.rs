@@ -46,6 +46,7 @@ pub struct State {
     leases: BTreeSet<(u64, String)>,
     /// Live leases by holder: the jobs each host holds.
     held: HashMap<String, BTreeSet<String>>,
+    /// Jobs by idempotency key, within their account ([`idempotency_slot`]).
     idempotency: HashMap<String, String>,
     /// API keys by id, and their ids by the hash of their secret.
     keys: BTreeMap<String, KeyView>,
@@ -247,7 +248,13 @@ impl State {
         }
         state.idempotency = jobs
             .iter()
-            .filter_map(|job| Some((job.idempotency_key.clone()?, job.id.clone())))
+            .filter_map(|job| {
+                let key = job.idempotency_key.as_deref()?;
+                Some((
+                    idempotency_slot(job.account.as_deref(), key),
+                    job.id.clone(),
+                ))
+            })
             .collect();
         state.tally = Tally::from_views(jobs.iter().map(Box::as_ref), state.clock.at);
         state.jobs.reserve(jobs.len());
@@ -282,7 +289,8 @@ impl State {
     fn index_job(&mut self, job: &JobView) {
         self.by_order.insert(job.order, job.id.clone());
         if let Some(key) = &job.idempotency_key {
-            self.idempotency.insert(key.clone(), job.id.clone());
+            let slot = idempotency_slot(job.account.as_deref(), key);
+            self.idempotency.insert(slot, job.id.clone());
         }
         match job.status {
             JobStatus::Queued => {
@@ -296,6 +304,17 @@ impl State {
             }
             _ => {}
         }
+    }
+}
+
+/// Where an idempotency key is kept: within its account, so one account's
+/// keys never meet another's (neither taken nor seen). Jobs of no account
+/// keep the key as it is, as logs before accounts have them. Ids and
+/// accounts hold no U+001F.
+fn idempotency_slot(account: Option<&str>, key: &str) -> String {
+    match account {
+        None => key.to_string(),
+        Some(account) => format!("{account}\u{1f}{key}"),
     }
 }
 

@@ -11,6 +11,7 @@
 //! Coordinators, clusters and the byte-counting proxies in front of them
 //! are `skyclaw-testkit`'s.
 
+mod etcd;
 mod host;
 mod load;
 mod scenarios;

@@ -106,7 +106,7 @@ async fn heartbeat(
     coordinator: Arc<Coordinator>,
     body: Bytes,
 ) -> Handled {
-    caller.acting_as(&host.0)?;
+    caller.acting_as(&coordinator, &host.0)?;
     let request: api::HeartbeatRequest = parse_or_default(&body)?;
     request.check()?;
     let running = request.running.map(|list| {

@@ -134,7 +134,7 @@ async fn claim(
     claim_key: Option<String>,
     body: Bytes,
 ) -> Handled {
-    caller.acting_as(&host.0)?;
+    caller.acting_as(&coordinator, &host.0)?;
     limits::idempotency_key(claim_key.as_deref())?;
     let request: api::ClaimRequest = parse_or_default(&body)?;
     request.check()?;
@@ -163,7 +163,7 @@ async fn complete(
     request.check()?;
     // The state refuses a host that does not hold the lease; this refuses
     // a caller that is not the host it names.
-    caller.acting_as(&request.host_id)?;
+    caller.acting_as(&coordinator, &request.host_id)?;
     let job = coordinator
         .complete(convert::report(job.0, request))
         .await?;

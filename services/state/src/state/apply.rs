@@ -3,7 +3,7 @@
 
 use skyclaw_log_format::event::{Event, KeyRole};
 
-use super::{queue_key, State};
+use super::{idempotency_slot, queue_key, State};
 use crate::clock::LogClock;
 use crate::view::{HostAccess, HostView, JobOutcome, JobStatus, JobView, KeyView, Lease};
 
@@ -348,7 +348,11 @@ impl State {
                     return fail(format!("job {} allows no attempt", spec.job_id));
                 }
                 match &spec.idempotency_key {
-                    Some(key) if self.idempotency.contains_key(key) => {
+                    Some(key)
+                        if self
+                            .idempotency
+                            .contains_key(&idempotency_slot(spec.account.as_deref(), key)) =>
+                    {
                         fail(format!("idempotency key {key:?} is used twice"))
                     }
                     _ => Ok(()),

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 
 use skyclaw_log_format::event::{Completion, Event, JobSpec};
 
-use super::State;
+use super::{idempotency_slot, State};
 use crate::command::{Affected, Blob, Command, Decision, JobReport, Rejection};
-use crate::view::{JobStatus, JobView};
+use crate::view::{HostAccess, JobStatus, JobView};
 
 mod access;
 mod shape;
@@ -164,14 +164,9 @@ impl State {
                         "idempotency key {key:?} appears twice in one request"
                     )));
                 }
-                if let Some(existing) = self.idempotency.get(key) {
+                let slot = idempotency_slot(spec.account.as_deref(), key);
+                if let Some(existing) = self.idempotency.get(&slot) {
                     let job = &self.jobs[existing];
-                    // Another account's key: say nothing of its job.
-                    if job.account != spec.account {
-                        return Err(Rejection::Conflict(format!(
-                            "idempotency key {key:?} is taken; choose another"
-                        )));
-                    }
                     if job.request_hash != spec.request_hash {
                         return Err(Rejection::Conflict(format!(
                             "idempotency key {key:?} was already used for job {existing} with a different request"
@@ -247,6 +242,11 @@ impl State {
             )));
         };
         access::check_not_revoked(host)?;
+        if host.access == HostAccess::Pending && !running.is_empty() {
+            return Err(Rejection::Forbidden(format!(
+                "host {host_id} is pending: it holds no leases to report"
+            )));
+        }
         let mut events = Vec::new();
         let mut lost = Vec::new();
         let mut seen = BTreeSet::new();

@@ -1,7 +1,9 @@
 //! Enqueue throughput and latency, single requests and batches of 100, at
 //! several concurrencies: on one node, then on a three-node cluster (load
 //! on the leader, every write replicated to a majority before it is
-//! acknowledged). The table shows both side by side.
+//! acknowledged). The table shows both side by side. Where `etcd` is on
+//! PATH, single enqueues are set against etcd puts of 256 bytes on the same
+//! machine, at the same concurrencies, in the same run.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use skyclaw_client::Client;
 use skyclaw_testkit::Routing;
 
 use super::{failed, start_cluster};
+use crate::etcd::{self, Etcd};
 use crate::load::{self, Summary};
 
 /// One concurrency level's figures on one setup.
@@ -60,6 +63,15 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
             failed(three, " on 3 nodes"),
         );
     };
+    // The smoke run (`--quick`) checks the tool, not etcd.
+    let against_etcd = match etcd::on_path().filter(|_| !quick) {
+        Some(bin) => Some(against_etcd(&bin, levels, total, &one, &three).await?),
+        None if quick => None,
+        None => {
+            println!("(etcd is not on PATH: no comparison; `apt-get install etcd-server` adds it)");
+            None
+        }
+    };
     let mut out = Vec::new();
     for (one, three) in one.iter().zip(&three) {
         let concurrency = one.concurrency;
@@ -81,6 +93,58 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
             "batch100_3nodes": three.batch,
             "single_ratio_3_to_1": three.single.jobs_per_s / one.single.jobs_per_s,
             "batch100_ratio_3_to_1": three.batch.jobs_per_s / one.batch.jobs_per_s,
+        }));
+    }
+    Ok(json!({ "levels": out, "etcd": against_etcd }))
+}
+
+/// etcd puts at the same levels, 1 member then 3 (load on the leader), and
+/// a table of Skyclaw's single enqueues beside them with the ratios.
+async fn against_etcd(
+    bin: &std::path::PathBuf,
+    levels: &[usize],
+    total: u64,
+    one: &[Level],
+    three: &[Level],
+) -> Result<Value> {
+    let mut etcd_one = Vec::new();
+    let mut etcd_three = Vec::new();
+    for (nodes, out) in [(1, &mut etcd_one), (3, &mut etcd_three)] {
+        let etcd = Etcd::start(bin, nodes).await?;
+        let leader = etcd.leader().await?;
+        for &concurrency in levels {
+            let total = if concurrency == 1 { total / 4 } else { total };
+            out.push(etcd::puts(&leader, concurrency, total).await?);
+        }
+    }
+    println!(
+        "
+single enqueue vs etcd put of 256 bytes, both durable, same machine and load"
+    );
+    println!(
+        "{:<20} {:>10} {:>9} {:>7}   {:>10} {:>9} {:>7}",
+        "", "1 node/s", "etcd/s", "ratio", "3 nodes/s", "etcd/s", "ratio"
+    );
+    let mut out = Vec::new();
+    for (i, &concurrency) in levels.iter().enumerate() {
+        let (ours_one, ours_three) = (&one[i].single, &three[i].single);
+        let (theirs_one, theirs_three) = (&etcd_one[i], &etcd_three[i]);
+        println!(
+            "{:<20} {:>10.0} {:>9.0} {:>7.2}   {:>10.0} {:>9.0} {:>7.2}",
+            format!("concurrency {concurrency}"),
+            ours_one.jobs_per_s,
+            theirs_one.jobs_per_s,
+            ours_one.jobs_per_s / theirs_one.jobs_per_s,
+            ours_three.jobs_per_s,
+            theirs_three.jobs_per_s,
+            ours_three.jobs_per_s / theirs_three.jobs_per_s,
+        );
+        out.push(json!({
+            "concurrency": concurrency,
+            "etcd": theirs_one,
+            "etcd_3nodes": theirs_three,
+            "ratio": ours_one.jobs_per_s / theirs_one.jobs_per_s,
+            "ratio_3nodes": ours_three.jobs_per_s / theirs_three.jobs_per_s,
         }));
     }
     Ok(Value::Array(out))

@@ -9,6 +9,11 @@ use crate::state::State;
 use crate::view::{HostAccess, HostView};
 use crate::MAX_PARALLEL_LIMIT;
 
+/// How often a keyed host may register, by the times of the challenges it
+/// signs: each registration is an event in the log, and anyone may make a
+/// key and register it.
+pub const REGISTER_EVERY_MS: u64 = 10_000;
+
 /// Keyed hosts that may wait for approval at once: anyone can register
 /// one, so their number is bounded, not the record's size.
 pub const MAX_PENDING_HOSTS: usize = 1_024;
@@ -86,6 +91,12 @@ impl State {
                         "this challenge was already used or is older than the last one: ask for a new one"
                             .into(),
                     ))
+                }
+                (Some(_), Some(key)) if key.challenge_at < host.challenge_at + REGISTER_EVERY_MS => {
+                    return Err(Rejection::Conflict(format!(
+                        "host {host_id} registered less than {} s ago: retry later",
+                        REGISTER_EVERY_MS / 1_000
+                    )))
                 }
                 _ => {}
             }
@@ -317,15 +328,16 @@ mod tests {
         let mut state = cluster();
         keyed_host(&mut state, 10, None, true).unwrap();
         let digest = state.digest();
-        for replayed in [10, 9] {
-            let refused = keyed_host(&mut state, replayed, None, true);
+        // A replay, an older challenge, and one too soon after the last.
+        for refused_at in [10, 9, 10 + super::REGISTER_EVERY_MS - 1] {
+            let refused = keyed_host(&mut state, refused_at, None, true);
             assert!(
                 matches!(refused, Err(Rejection::Conflict(_))),
                 "{refused:?}"
             );
         }
         assert_eq!(state.digest(), digest);
-        keyed_host(&mut state, 11, None, true).unwrap();
+        keyed_host(&mut state, 10 + super::REGISTER_EVERY_MS, None, true).unwrap();
     }
 
     #[test]
@@ -427,7 +439,7 @@ mod tests {
                 "{refused:?}"
             );
         }
-        let again = keyed_host(&mut state, 15, None, true);
+        let again = keyed_host(&mut state, 15 + super::REGISTER_EVERY_MS, None, true);
         assert!(matches!(again, Err(Rejection::Forbidden(_))), "{again:?}");
     }
 
