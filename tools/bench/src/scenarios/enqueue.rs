@@ -42,6 +42,15 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
         measure(&load::client(&cluster.nodes[leader].url), levels, total).await?
     };
 
+    // The smoke run (`--quick`) checks the tool, not etcd.
+    let against_etcd = match etcd::on_path().filter(|_| !quick) {
+        Some(bin) => Some(against_etcd(&bin, levels, total, &one, &three).await?),
+        None if quick => None,
+        None => {
+            println!("(etcd is not on PATH: no comparison; `apt-get install etcd-server` adds it)");
+            None
+        }
+    };
     println!(
         "\nenqueue, durable (one fsync per raft entry): 1 node vs 3 nodes (load on the leader)"
     );
@@ -62,15 +71,6 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
             failed(one, " on 1 node"),
             failed(three, " on 3 nodes"),
         );
-    };
-    // The smoke run (`--quick`) checks the tool, not etcd.
-    let against_etcd = match etcd::on_path().filter(|_| !quick) {
-        Some(bin) => Some(against_etcd(&bin, levels, total, &one, &three).await?),
-        None if quick => None,
-        None => {
-            println!("(etcd is not on PATH: no comparison; `apt-get install etcd-server` adds it)");
-            None
-        }
     };
     let mut out = Vec::new();
     for (one, three) in one.iter().zip(&three) {
