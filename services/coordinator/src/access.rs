@@ -12,9 +12,10 @@
 //!   only and a request without a credential may do anything.
 //!
 //! [`session`]: the credential a keyed host gets at registration;
-//! [`challenge`]: what it signs to get one.
+//! [`challenge`]: what it signs to get one; both are [`seal`]ed text.
 
 pub mod challenge;
+pub mod seal;
 pub mod session;
 
 use skyclaw_api::routes::{Access, Scope, PEER_HEADER, TOKEN_HEADER};

@@ -5,7 +5,7 @@
 //! to enforce: each registration of a host must name a later challenge
 //! than its last.
 
-use subtle::ConstantTimeEq;
+use super::seal::Seal;
 
 const PREFIX: &str = "c1.";
 /// How long a challenge may be signed and sent after it was issued.
@@ -14,32 +14,30 @@ pub const CHALLENGE_TTL_MS: u64 = 60_000;
 const SKEW_MS: u64 = 5_000;
 
 pub struct Challenges {
-    key: [u8; 32],
+    seal: Seal,
 }
 
 impl Challenges {
     pub fn new(shared_secret: &[u8]) -> Challenges {
         Challenges {
-            key: blake3::derive_key("skyclaw host challenge v1", shared_secret),
+            seal: Seal::new("skyclaw host challenge v1", shared_secret),
         }
     }
 
     pub fn issue(&self, now: u64) -> String {
         let nonce = hex::encode(super::random_bytes::<16>());
-        let body = format!("{PREFIX}{now}.{nonce}");
-        let mac = self.mac(&body);
-        format!("{body}.{mac}")
+        self.seal.seal(&format!("{PREFIX}{now}.{nonce}"))
     }
 
     /// When `challenge` was issued, if a coordinator of this cluster made
     /// it and it is still fresh at `now`.
     pub fn check(&self, challenge: &str, now: u64) -> Result<u64, String> {
-        let (body, mac) = challenge
-            .rsplit_once('.')
-            .filter(|(body, _)| body.starts_with(PREFIX))
-            .ok_or("malformed challenge")?;
-        if !bool::from(self.mac(body).as_bytes().ct_eq(mac.as_bytes())) {
-            return Err("this challenge was not issued by this cluster".into());
+        let body = self
+            .seal
+            .open(challenge)
+            .ok_or("this challenge was not issued by this cluster")?;
+        if !body.starts_with(PREFIX) {
+            return Err("malformed challenge".into());
         }
         let issued_at: u64 = body[PREFIX.len()..]
             .split('.')
@@ -50,12 +48,6 @@ impl Challenges {
             return Err("the challenge expired: ask for a new one".into());
         }
         Ok(issued_at)
-    }
-
-    fn mac(&self, body: &str) -> String {
-        blake3::keyed_hash(&self.key, body.as_bytes())
-            .to_hex()
-            .to_string()
     }
 }
 

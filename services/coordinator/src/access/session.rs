@@ -5,19 +5,19 @@
 //! any of them checks it, and revoking the host ends every session it has
 //! (each request checks the host's state).
 
-use subtle::ConstantTimeEq;
+use super::seal::Seal;
 
 const PREFIX: &str = "hs1.";
 
 pub struct Sessions {
-    key: [u8; 32],
+    seal: Seal,
     ttl_ms: u64,
 }
 
 impl Sessions {
     pub fn new(shared_secret: &[u8], ttl_ms: u64) -> Sessions {
         Sessions {
-            key: blake3::derive_key("skyclaw host session v1", shared_secret),
+            seal: Seal::new("skyclaw host session v1", shared_secret),
             ttl_ms,
         }
     }
@@ -25,9 +25,8 @@ impl Sessions {
     /// A session for `host_id`, made at `now`, and when it expires.
     pub fn issue(&self, host_id: &str, now: u64) -> (String, u64) {
         let expires_at = now + self.ttl_ms;
-        let body = format!("{PREFIX}{host_id}.{expires_at}");
-        let mac = self.mac(&body);
-        (format!("{body}.{mac}"), expires_at)
+        let session = self.seal.seal(&format!("{PREFIX}{host_id}.{expires_at}"));
+        (session, expires_at)
     }
 
     /// `None` if `credential` is not a session at all; otherwise the host
@@ -38,12 +37,9 @@ impl Sessions {
             return None;
         }
         let refused = |why: &str| Some(Err(super::Refusal::Unauthenticated(why.into())));
-        let Some((body, mac)) = text.rsplit_once('.') else {
-            return refused("malformed host session");
-        };
-        if !bool::from(self.mac(body).as_bytes().ct_eq(mac.as_bytes())) {
+        let Some(body) = self.seal.open(text) else {
             return refused("invalid host session");
-        }
+        };
         let rest = &body[PREFIX.len()..];
         let Some((host_id, expires_at)) = rest.rsplit_once('.') else {
             return refused("malformed host session");
@@ -52,12 +48,6 @@ impl Sessions {
             Ok(expires_at) if now < expires_at => Some(Ok(host_id.to_string())),
             _ => refused("host session expired: register again"),
         }
-    }
-
-    fn mac(&self, body: &str) -> String {
-        blake3::keyed_hash(&self.key, body.as_bytes())
-            .to_hex()
-            .to_string()
     }
 }
 
