@@ -116,29 +116,18 @@ impl Client {
 
     /// `POST /v1/hosts/:id/approve`.
     pub async fn approve_host(&self, host_id: &str) -> Result<Host> {
-        let response: HostResponse = self
-            .post(
-                routes::APPROVE_HOST,
-                Some(host_id),
-                &serde_json::json!({}),
-                None,
-                None,
-            )
-            .await?;
-        Ok(response.host)
+        self.host_action(routes::APPROVE_HOST, host_id).await
     }
 
     /// `POST /v1/hosts/:id/revoke`.
     pub async fn revoke_host(&self, host_id: &str) -> Result<Host> {
-        let response: HostResponse = self
-            .post(
-                routes::REVOKE_HOST,
-                Some(host_id),
-                &serde_json::json!({}),
-                None,
-                None,
-            )
-            .await?;
+        self.host_action(routes::REVOKE_HOST, host_id).await
+    }
+
+    /// An admin's action on one host, which answers with the host.
+    async fn host_action(&self, route: routes::Route, host_id: &str) -> Result<Host> {
+        let body = serde_json::json!({});
+        let response: HostResponse = self.post(route, Some(host_id), &body, None, None).await?;
         Ok(response.host)
     }
 

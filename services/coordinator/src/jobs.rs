@@ -252,10 +252,14 @@ impl Coordinator {
 
     /// One job as this node's state has it.
     pub async fn job(&self, job_id: &str) -> Result<Job, Failure> {
-        match self.read(|m| m.state.job(job_id).cloned()) {
-            Some(job) => Ok(self.with_output(job).await),
-            None => Err(Failure::not_found(format!("job {job_id} not found"))),
-        }
+        Ok(self.with_output(self.job_view(job_id)?).await)
+    }
+
+    /// The job's view alone, its output left in the store: what deciding
+    /// who may see or cancel it needs.
+    pub fn job_view(&self, job_id: &str) -> Result<JobView, Failure> {
+        self.read(|m| m.state.job(job_id).cloned())
+            .ok_or_else(|| Failure::not_found(format!("job {job_id} not found")))
     }
 
     /// Up to `limit` jobs that `filter` admits, in `order`, after the job
@@ -337,7 +341,7 @@ impl Coordinator {
         self.with_outputs(views).await
     }
 
-    async fn with_output(&self, view: JobView) -> Job {
+    pub async fn with_output(&self, view: JobView) -> Job {
         let mut jobs = self.with_outputs(vec![view]).await;
         jobs.pop().expect("one job in, one out")
     }

@@ -695,3 +695,26 @@ async fn in_open_mode_no_credential_is_needed() {
     assert_eq!(status, StatusCode::OK);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn a_key_request_that_does_not_hold_is_refused_and_writes_nothing() {
+    let node = full_mode().await;
+    let before = node.head_seq().await;
+    let refused = [
+        json!({"role": "root"}),
+        json!({"role": "enqueuer"}),
+        json!({"role": "auditor", "account": "a"}),
+        json!({"role": "enqueuer", "account": "a", "scopes": ["log"]}),
+        json!({"role": "enqueuer", "account": "a", "scopes": ["everything"]}),
+        json!({"role": "enqueuer", "account": "a", "uses": 3}),
+        json!({"role": "enroll", "uses": 0}),
+        json!({"role": "enroll", "ttlMs": 0}),
+        json!({"role": "enqueuer", "account": "not an id"}),
+    ];
+    for body in refused {
+        let (status, answer) = node.post(routes::ISSUE_KEY.path, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+    }
+    assert_eq!(node.head_seq().await, before, "a refused key request wrote");
+    node.stop().await;
+}
