@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::receipt::ReceiptSeal;
 use crate::{Error, Result};
 
 /// The version byte that precedes every encoded event.
@@ -163,7 +164,8 @@ pub enum Scope {
 
 /// What a host reported when a job finished.
 // Format: MessagePack map { jobId: str, hostId: str, leaseEpoch: int, success: bool,
-//         durationMs: int, exitCode?: int, stdout: BlobRef, stderr: BlobRef, error?: str }
+//         durationMs: int, exitCode?: int, stdout: BlobRef, stderr: BlobRef, error?: str,
+//         receipt?: ReceiptSeal }
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Completion {
@@ -178,6 +180,10 @@ pub struct Completion {
     pub stderr: BlobRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the host signed about the run, beyond the fields above: absent
+    /// for hosts without a key (the MVP's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Box<ReceiptSeal>>,
 }
 
 /// The work a job asks for, as enqueuers submit it (the MVP's JSON shape).
@@ -667,12 +673,13 @@ mod tests {
                 blob(),
                 blob(),
                 proptest::option::of(text()),
+                proptest::option::of((any::<[u8; 32]>(), any::<u64>(), any::<u64>())),
             ),
         )
             .prop_map(
                 |(
                     (job_id, host_id, lease_epoch, success, duration_ms),
-                    (exit_code, stdout, stderr, error),
+                    (exit_code, stdout, stderr, error, receipt),
                 )| {
                     Event::JobCompleted(Box::new(Completion {
                         job_id,
@@ -684,6 +691,14 @@ mod tests {
                         stdout,
                         stderr,
                         error,
+                        receipt: receipt.map(|(hash, started_at, finished_at)| {
+                            Box::new(ReceiptSeal {
+                                payload_hash: Hash32(hash),
+                                started_at,
+                                finished_at,
+                                signature: crate::receipt::Sig64([hash[0]; 64]),
+                            })
+                        }),
                     }))
                 },
             );

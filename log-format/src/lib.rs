@@ -12,21 +12,30 @@
 //! * [`chain`]: [`ChainVerifier`], which checks a run of records link up.
 //! * [`segment`]: [`SegmentWriter`] and [`SegmentReader`], the portable file
 //!   (and HTTP body) format for a run of records.
+//! * [`receipt`]: the [`Receipt`] a host signs when it completes a job.
+//! * [`tree`]: the log's RFC 6962 Merkle [`Tree`] over the records.
+//! * [`checkpoint`]: signed tree heads ([`TreeHead`]) as C2SP notes.
 //! * [`error`]: the crate's [`Error`], one variant per way a log can be wrong.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod error;
 pub mod event;
+pub mod receipt;
 pub mod record;
 pub mod segment;
+pub mod tree;
 #[cfg(test)]
 mod testing;
 
 pub use chain::ChainVerifier;
+pub use checkpoint::{LogKey, TreeHead};
 pub use error::{Error, Result};
 pub use event::{BlobRef, Completion, Event, Hash32, JobSpec, Payload, EVENT_VERSION};
+pub use receipt::{Receipt, ReceiptSeal, Sig64};
 pub use record::{genesis_hash, ChainHead, Origin, Record, RECORD_HEADER_LEN, RECORD_VERSION};
 pub use segment::{
     read_segment, write_segment, Segment, SegmentHeader, SegmentReader, SegmentTrailer,
     SegmentWriter, MAX_RECORD_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
 };
+pub use tree::Tree;

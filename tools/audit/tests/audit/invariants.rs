@@ -71,6 +71,7 @@ fn completion(epoch: u32) -> Event {
         stdout: BlobRef::of(b"ok"),
         stderr: BlobRef::of(b""),
         error: None,
+        receipt: None,
     }))
 }
 
