@@ -4,7 +4,10 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
-use skyclaw_api::{registration_message, Challenge, RegisterHostRequest};
+use skyclaw_api::{
+    registration_message, Challenge, CompleteRequest, Job, RegisterHostRequest, SignedReceipt,
+};
+use skyclaw_log_format::{BlobRef, Receipt};
 use skyclaw_state::{host_id_for, Hash32};
 
 /// An ed25519 key made from a one-byte seed (tests want them repeatable),
@@ -45,5 +48,44 @@ impl HostKey {
         );
         request.signature = Some(URL_SAFE_NO_PAD.encode(self.signing.sign(&message).to_bytes()));
         request
+    }
+
+    /// This host's receipt for `receipt`, signed.
+    pub fn sign_receipt(&self, receipt: &Receipt) -> SignedReceipt {
+        SignedReceipt::of(&receipt.sign(&self.signing).expect("test ids hold no line breaks"))
+    }
+
+    /// A successful completion of `job` under lease `lease_epoch` that
+    /// printed `stdout`, with its signed receipt, in cluster `cluster_id`.
+    pub fn complete(
+        &self,
+        cluster_id: &str,
+        job: &Job,
+        lease_epoch: u32,
+        stdout: &str,
+    ) -> CompleteRequest {
+        let receipt = Receipt {
+            cluster_id: cluster_id.to_string(),
+            job_id: job.id.clone(),
+            lease_epoch,
+            payload_hash: job.payload.digest(),
+            exit_code: Some(0),
+            started_at: 1_000,
+            finished_at: 1_010,
+            stdout: BlobRef::of(stdout.as_bytes()),
+            stderr: BlobRef::of(b""),
+            host_id: self.id.clone(),
+        };
+        CompleteRequest {
+            host_id: self.id.clone(),
+            success: true,
+            duration_ms: 10,
+            exit_code: Some(0),
+            stdout: stdout.to_string(),
+            stderr: String::new(),
+            error: None,
+            lease_epoch: Some(lease_epoch),
+            receipt: Some(self.sign_receipt(&receipt)),
+        }
     }
 }

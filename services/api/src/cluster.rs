@@ -18,6 +18,10 @@ pub struct ClusterHello {
     /// The cluster whose log this node holds, once it holds its first entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
+    /// The public half of the node's log key, which signs checkpoints
+    /// (64 hex digits); the leader records it with the member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_key: Option<String>,
 }
 
 /// `POST /v1/cluster/join`: a node asks to become a voter, replacing any

@@ -211,4 +211,8 @@ pub struct CompleteRequest {
     /// The lease the job ran under; a stale one is refused with 409.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_epoch: Option<u32>,
+    /// Required of a host with a key, refused from one without: what the
+    /// host signed about the run (403 when it does not verify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<crate::SignedReceipt>,
 }

@@ -7,8 +7,8 @@
 //! - [`limits`]: what a request may carry, checked before anything happens
 //! - [`openapi`]: the OpenAPI document, generated from these types and the
 //!   routes
-//! - [`jobs`], [`hosts`], [`keys`], [`log`], [`cluster`]: each resource's request and
-//!   response bodies, re-exported here
+//! - [`jobs`], [`hosts`], [`keys`], [`log`], [`proofs`], [`cluster`]: each resource's
+//!   request and response bodies, re-exported here
 //! - this file: the error body and the answers of `/health` and a change
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,7 @@ mod keys;
 pub mod limits;
 mod log;
 pub mod openapi;
+mod proofs;
 pub mod routes;
 
 pub use cluster::*;
@@ -31,6 +32,7 @@ pub use hosts::*;
 pub use jobs::*;
 pub use keys::*;
 pub use log::*;
+pub use proofs::*;
 
 /// The body of every error response, whatever the status.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]

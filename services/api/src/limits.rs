@@ -415,6 +415,9 @@ impl CompleteRequest {
         if let Some(error) = &self.error {
             at_most("error", error.len(), MAX_ERROR_BYTES, "bytes")?;
         }
+        if let Some(receipt) = &self.receipt {
+            receipt.seal()?;
+        }
         Ok(())
     }
 }
@@ -513,6 +516,7 @@ mod tests {
             stderr: String::new(),
             error: Some("e".repeat(MAX_ERROR_BYTES + 1)),
             lease_epoch: None,
+            receipt: None,
         };
         assert!(matches!(complete.check(), Err(Invalid::TooLarge(m)) if m.starts_with("error")));
     }

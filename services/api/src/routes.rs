@@ -186,6 +186,9 @@ pub const JOBS: Route = Route::get("/v1/jobs", Access::Enqueuer(Scope::Read));
 pub const JOB: Route = Route::get("/v1/jobs/{id}", Access::JobReader);
 pub const CANCEL: Route = Route::post("/v1/jobs/{id}/cancel", Access::Enqueuer(Scope::Cancel));
 pub const COMPLETE: Route = Route::post("/v1/jobs/{id}/complete", Access::LeaseHolder);
+/// A completed job's signed receipt with its inclusion proof under a
+/// checkpoint: for the job's reader, or the host that ran it.
+pub const RECEIPT: Route = Route::get("/v1/jobs/{id}/receipt", Access::JobReader);
 
 /// Jobs by status, the queue's depth and the last hour's activity, over
 /// every account.
@@ -207,6 +210,15 @@ pub const REVOKE_KEY: Route = Route::post("/v1/keys/{id}/revoke", Access::Admin)
 
 pub const LOG_HEAD: Route = Route::get("/v1/log/head", Access::Log);
 pub const EVENTS: Route = Route::get("/v1/events", Access::Log);
+/// The members' log keys, which sign checkpoints.
+pub const LOG_KEYS: Route = Route::get("/v1/log/keys", Access::Log);
+/// The latest checkpoint a majority of the voters signed (`text/plain`,
+/// a C2SP signed note).
+pub const CHECKPOINT: Route = Route::get("/v1/log/checkpoint", Access::Log);
+pub const INCLUSION: Route = Route::get("/v1/log/proof/inclusion", Access::Log);
+pub const CONSISTENCY: Route = Route::get("/v1/log/proof/consistency", Access::Log);
+/// The leader asks a member to sign a checkpoint.
+pub const COSIGN: Route = Route::post("/v1/log/cosign", Access::Peer);
 
 pub const CLUSTER: Route = Route::get("/v1/cluster", Access::Admin);
 pub const HELLO: Route = Route::get("/v1/cluster/hello", Access::Peer);
@@ -238,7 +250,7 @@ pub fn position(method: Method, path: &str) -> Option<usize> {
 
 /// Every route the API serves, each with its rule: the table of who may
 /// do what.
-pub const ALL: [Route; 36] = [
+pub const ALL: [Route; 42] = [
     HEALTH,
     METRICS,
     OPENAPI,
@@ -255,6 +267,7 @@ pub const ALL: [Route; 36] = [
     SUMMARY,
     CANCEL,
     COMPLETE,
+    RECEIPT,
     REGISTER,
     HOSTS,
     HEARTBEAT,
@@ -267,6 +280,11 @@ pub const ALL: [Route; 36] = [
     REVOKE_KEY,
     LOG_HEAD,
     EVENTS,
+    LOG_KEYS,
+    CHECKPOINT,
+    INCLUSION,
+    CONSISTENCY,
+    COSIGN,
     CLUSTER,
     HELLO,
     JOIN,

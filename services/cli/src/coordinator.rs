@@ -75,6 +75,13 @@ pub struct ServerArgs {
     /// Raft log entries between snapshots [default: 10000].
     #[arg(long, env = "SKYCLAW_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// The longest the log goes unsigned once it grew: the leader has a
+    /// new checkpoint signed this often, in ms [default: 1000].
+    #[arg(long, env = "SKYCLAW_CHECKPOINT_MS")]
+    pub checkpoint_ms: Option<u64>,
+    /// New records that make a checkpoint sooner [default: 10000].
+    #[arg(long, env = "SKYCLAW_CHECKPOINT_EVERY")]
+    pub checkpoint_every: Option<u64>,
 }
 
 impl ServerArgs {
@@ -108,6 +115,12 @@ impl ServerArgs {
         }
         if let Some(snapshot_every) = self.snapshot_every {
             config.snapshot_every = snapshot_every;
+        }
+        if let Some(checkpoint_ms) = self.checkpoint_ms {
+            config.checkpoint_ms = checkpoint_ms;
+        }
+        if let Some(checkpoint_every) = self.checkpoint_every {
+            config.checkpoint_every = checkpoint_every;
         }
         config
     }

@@ -408,6 +408,7 @@ mod tests {
             stderr: String::new(),
             error: None,
             lease_epoch: None,
+            receipt: None,
         };
         let wait = Some(Duration::ZERO);
         assert!(client.health().await.is_err());

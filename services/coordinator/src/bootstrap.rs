@@ -19,6 +19,7 @@ use skyclaw_api::{ClusterHello, JoinRequest};
 use crate::access::peer_header;
 use crate::coordinator::Coordinator;
 use crate::raft::Member;
+use skyclaw_log_format::Hash32;
 
 /// Time between bootstrap rounds.
 const RETRY: Duration = Duration::from_millis(500);
@@ -58,6 +59,7 @@ pub async fn run(node: Arc<Coordinator>) {
                     members.insert(
                         peer.raft_id,
                         Member {
+                            log_key: peer.log_key.as_deref().and_then(Hash32::from_hex),
                             name: peer.name,
                             url: peer.url,
                         },

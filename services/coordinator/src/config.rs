@@ -51,6 +51,12 @@ pub struct Config {
     /// join is refused (and it is dropped as a learner). Default: 60000,
     /// within the time a member's join request waits for its answer.
     pub catch_up_ms: u64,
+    /// The longest the leader waits, once the log grew, before it has a
+    /// new checkpoint signed. Default: 1000.
+    pub checkpoint_ms: u64,
+    /// How many new records make a checkpoint sooner than that. Default:
+    /// 10000.
+    pub checkpoint_every: u64,
 }
 
 impl Default for Config {
@@ -70,6 +76,8 @@ impl Default for Config {
             max_claim_wait_ms: 60_000,
             snapshot_every: 10_000,
             catch_up_ms: 60_000,
+            checkpoint_ms: 1_000,
+            checkpoint_every: 10_000,
         }
     }
 }
@@ -91,6 +99,12 @@ impl Config {
         }
         if self.catch_up_ms == 0 || self.catch_up_ms >= 110_000 {
             return fail("catch-up time must be more than 0 and less than 110000 ms");
+        }
+        if !(50..=3_600_000).contains(&self.checkpoint_ms) {
+            return fail("checkpoints must be 50 to 3600000 ms apart");
+        }
+        if self.checkpoint_every == 0 {
+            return fail("checkpoints must be at least 1 record apart");
         }
         if self.token.as_deref() == Some("") {
             return fail("token must not be empty when set");

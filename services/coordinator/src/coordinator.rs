@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use openraft::{ServerState, SnapshotPolicy};
 use rocksdb::DB;
+use skyclaw_log_format::{Hash32, LogKey};
 use skyclaw_state::Command;
 use tokio::sync::Notify;
 
 use crate::access::{peer_header, Credentials, Mode};
+use crate::checkpoints::Checkpoints;
 use crate::clock::NodeClock;
 use crate::config::Config;
 use crate::log_store::LogStore;
@@ -48,13 +50,17 @@ pub struct Coordinator {
     pub metrics: Arc<Metrics>,
     /// What callers' credentials are checked against.
     pub credentials: Credentials,
+    /// The seed of this node's log key, which signs checkpoints.
+    log_seed: [u8; 32],
+    /// The latest checkpoint the voters signed, and when it was made.
+    pub(crate) checkpoints: Checkpoints,
 }
 
 // `INCARNATION` is a random id made when the data directory is created.
 // The raft id derives from name and incarnation, so a node whose disk was
 // wiped comes back as a new raft member, never as its old self with a
 // shorter log.
-use skyclaw_layout::meta::{INCARNATION, NODE_ID};
+use skyclaw_layout::meta::{INCARNATION, LOG_KEY, NODE_ID};
 
 impl Coordinator {
     /// Opens the store, starts raft, and (for a one-member cluster)
@@ -85,6 +91,7 @@ impl Coordinator {
                 incarnation
             }
         };
+        let log_seed = log_seed(&db)?;
         let loading = std::time::Instant::now();
         let materialized = Materialized::load(&db)?;
         tracing::info!(
@@ -126,6 +133,11 @@ impl Coordinator {
         let me = Member {
             name: config.node_id.clone(),
             url: advertise_url,
+            log_key: Some(Hash32(
+                ed25519_dalek::SigningKey::from_bytes(&log_seed)
+                    .verifying_key()
+                    .to_bytes(),
+            )),
         };
         // A single node initializes itself, once, ever. (Asking again on a
         // node that has a log would only be refused, noisily.)
@@ -140,6 +152,7 @@ impl Coordinator {
             .build()
             .expect("a plain HTTP client builds");
         let credentials = Credentials::new(&config);
+        let db_for_checkpoints = db.clone();
         if credentials.mode() == Mode::Compatibility {
             tracing::warn!(
                 "COMPATIBILITY MODE: only SKYCLAW_TOKEN is set, so whoever holds that token is \
@@ -164,8 +177,11 @@ impl Coordinator {
             leader_since: Mutex::new(None),
             clock,
             metrics,
+            log_seed,
+            checkpoints: Checkpoints::load(&db_for_checkpoints)?,
         });
         tokio::spawn(watch_leadership(coordinator.clone()));
+        tokio::spawn(crate::checkpoints::run(Arc::downgrade(&coordinator)));
         Ok(coordinator)
     }
 
@@ -197,11 +213,31 @@ impl Coordinator {
             .map(|since| since.elapsed())
     }
 
+    /// This node's log key, for the cluster it belongs to.
+    pub fn log_key(&self, cluster_id: &str) -> LogKey {
+        LogKey::new(&self.log_seed, cluster_id)
+    }
+
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
     }
+}
+
+/// The seed of this node's log key: made with the data directory (or on
+/// the first start of a directory made before log keys), and kept.
+fn log_seed(db: &DB) -> Result<[u8; 32]> {
+    if let Some(seed) = store::get::<Hash32>(db, META, LOG_KEY)? {
+        return Ok(seed.0);
+    }
+    let seed: [u8; 32] = crate::access::random_bytes();
+    let mut options = rocksdb::WriteOptions::default();
+    options.set_sync(true);
+    let mut batch = rocksdb::WriteBatch::default();
+    batch.put_cf(store::cf(db, META), LOG_KEY, store::encode(&Hash32(seed)));
+    db.write_opt(batch, &options)?;
+    Ok(seed)
 }
 
 /// Tracks when this node became leader, and creates the cluster (its first

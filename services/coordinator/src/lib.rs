@@ -7,8 +7,10 @@
 //! - [`access`]: who is calling (credentials, keys, host sessions) and
 //!   whether each route's rule lets them
 //! - what it does, by resource (typed methods on `Coordinator`):
-//!   [`jobs`], [`hosts`], [`keys`], [`log`], [`membership`]; their error,
-//!   [`failure`]
+//!   [`jobs`], [`hosts`], [`keys`], [`log`], [`proofs`], [`membership`];
+//!   their error, [`failure`]
+//! - [`merkle`]: the log's Merkle tree on disk; [`checkpoints`]: signing
+//!   its head with the other voters
 //! - [`writes`]: the write path: refusals before raft, then the proposer
 //! - [`proposer`]: group commit of commands into raft entries
 //! - [`http`]: the API, one file per resource: parse, call, convert
@@ -28,6 +30,7 @@
 
 pub mod access;
 pub mod bootstrap;
+pub mod checkpoints;
 pub mod clock;
 pub mod config;
 pub mod coordinator;
@@ -43,8 +46,10 @@ pub mod log_store;
 pub mod machine;
 pub mod materialized;
 pub mod membership;
+pub mod merkle;
 pub mod metrics;
 pub mod network;
+pub mod proofs;
 pub mod proposer;
 pub mod raft;
 pub mod snapshot;

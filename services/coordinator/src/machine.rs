@@ -1,7 +1,7 @@
 //! The raft state machine: applies committed entries by running
 //! `State::decide` and `State::apply`, seals each event into the hash chain,
-//! and writes events, the blobs they name, changed views and the applied log
-//! id in one RocksDB batch. Snapshots are [`crate::snapshot`]'s.
+//! and writes events, their Merkle tree hashes, the blobs they name,
+//! changed views and the applied log id in one RocksDB batch. Snapshots are [`crate::snapshot`]'s.
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
@@ -22,7 +22,8 @@ use crate::metrics::Metrics;
 use crate::raft::{
     Answer, Entry, LogId, Reply, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
-use crate::store::{self, cf, BLOBS, EVENTS, META, VIEWS};
+use crate::merkle;
+use crate::store::{self, cf, BLOBS, COMPLETIONS, EVENTS, META, VIEWS};
 use crate::Result;
 
 #[derive(Clone)]
@@ -95,7 +96,10 @@ fn execute(
         }
         let seq = m.head.next_seq();
         let record = Record::seal(cluster_id, seq, at, origin, m.head.hash, event.encode());
-        batch.put_cf(cf(db, EVENTS), store::u64_key(seq), record.encode());
+        let bytes = record.encode();
+        let (first, hashes) = m.tree.append(&bytes);
+        merkle::stage(db, batch, first, &hashes);
+        batch.put_cf(cf(db, EVENTS), store::u64_key(seq), bytes);
         // Content was hashed once, when `decide` made the references.
         for blob in event.blobs() {
             let content = decision.blob(blob).ok_or_else(|| {
@@ -154,6 +158,11 @@ fn execute(
             }
             Event::JobCompleted(done) => {
                 m.lease_timers.ended(&done.job_id);
+                batch.put_cf(
+                    cf(db, COMPLETIONS),
+                    store::job_key(&done.job_id),
+                    store::u64_key(seq),
+                );
                 touched.wake = true;
             }
             _ => {}

@@ -9,10 +9,11 @@ use rocksdb::DB;
 // `LogClock::resumed(last_at)`.
 use skyclaw_layout::meta::{ANCHOR, APPLIED, CLUSTER_ID, HEAD, LAST_AT, LAST_STAMP, MEMBERSHIP};
 use skyclaw_log_format::event::Hash32;
-use skyclaw_log_format::ChainHead;
+use skyclaw_log_format::{ChainHead, Tree};
 use skyclaw_state::{HostView, JobView, KeyView, LogClock, State};
 
 use crate::lease_timers::LeaseTimers;
+use crate::merkle;
 use crate::raft::{LogId, StoredMembership};
 use crate::store::{self, cf, META, VIEWS};
 use crate::{Error, Result};
@@ -30,6 +31,8 @@ pub struct Materialized {
     pub anchor: Option<ChainHead>,
     /// When each live lease runs out by this node's monotonic clock.
     pub lease_timers: LeaseTimers,
+    /// The right edge of the Merkle tree over the records up to `head`.
+    pub tree: Tree,
 }
 
 pub type Shared = Arc<RwLock<Materialized>>;
@@ -75,13 +78,16 @@ impl Materialized {
             ..LogClock::resumed(last_at)
         };
         let state = State::from_views(cluster_id, clock, hosts, keys, jobs.into_iter().flatten());
+        let head = store::get(db, META, HEAD)?.unwrap_or(NO_HEAD);
+        let anchor = store::get(db, META, ANCHOR)?;
         Ok(Materialized {
             lease_timers: LeaseTimers::start(&state, Instant::now()),
             state,
             applied: store::get(db, META, APPLIED)?,
             membership: store::get(db, META, MEMBERSHIP)?.unwrap_or_default(),
-            head: store::get(db, META, HEAD)?.unwrap_or(NO_HEAD),
-            anchor: store::get(db, META, ANCHOR)?,
+            tree: merkle::load(db, head, anchor)?,
+            head,
+            anchor,
         })
     }
 }

@@ -16,6 +16,7 @@ use openraft::metrics::WaitError;
 use openraft::{ChangeMembers, ServerState};
 use skyclaw_api::routes;
 use skyclaw_api::{ClusterHello, JoinRequest, LogHead};
+use skyclaw_log_format::Hash32;
 
 use crate::access::peer_header;
 use crate::coordinator::Coordinator;
@@ -30,6 +31,7 @@ impl Coordinator {
             raft_id: self.id,
             initialized: self.raft.is_initialized().await.unwrap_or(false),
             cluster_id: self.cluster_id(),
+            log_key: self.me.log_key.map(|key| key.to_hex()),
         }
     }
 
@@ -115,6 +117,7 @@ impl Coordinator {
         let member = Member {
             name: join.name.clone(),
             url: join.url.clone(),
+            log_key: hello.log_key.as_deref().and_then(Hash32::from_hex),
         };
         self.raft
             .add_learner(join.raft_id, member, false)

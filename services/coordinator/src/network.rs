@@ -240,6 +240,7 @@ mod tests {
                 &Member {
                     name: "peer".into(),
                     url,
+                    log_key: None,
                 },
             )
             .await

@@ -193,6 +193,7 @@ pub(crate) mod tests {
             stdout: "x".repeat(output_bytes),
             stderr: String::new(),
             error: None,
+            receipt: None,
         })
     }
 

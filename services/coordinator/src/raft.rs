@@ -4,6 +4,7 @@
 use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
+use skyclaw_log_format::Hash32;
 use skyclaw_state::{Command, HostView, JobView, Rejection};
 
 pub type NodeId = u64;
@@ -27,12 +28,17 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Member>;
 pub type StorageError = openraft::StorageError<NodeId>;
 pub type Entry = openraft::Entry<TypeConfig>;
 
-/// A coordinator as raft knows it: its configured name and the URL its
-/// peers, and requests forwarded to it, reach it at.
+/// A coordinator as raft knows it: its configured name, the URL its
+/// peers, and requests forwarded to it, reach it at, and the public half
+/// of its log key, which signs checkpoints (recorded in the raft log with
+/// the membership that admits it).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub name: String,
     pub url: String,
+    /// Absent for members admitted before log keys existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_key: Option<Hash32>,
 }
 
 /// One raft log entry's payload: commands stamped with the proposing

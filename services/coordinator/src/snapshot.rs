@@ -13,7 +13,7 @@ use skyclaw_layout::meta::{
     ANCHOR, APPLIED, CLUSTER_ID, HEAD, LAST_AT, LAST_STAMP, MEMBERSHIP, SNAPSHOT,
 };
 use skyclaw_log_format::event::Hash32;
-use skyclaw_log_format::ChainHead;
+use skyclaw_log_format::{ChainHead, Tree};
 use skyclaw_state::state::encode_view;
 use skyclaw_state::{HostView, JobView, KeyView, LogClock, State};
 
@@ -21,11 +21,12 @@ use crate::lease_timers::LeaseTimers;
 use crate::machine::StateMachine;
 use crate::materialized::Materialized;
 use crate::raft::{SnapshotMeta, StorageError, TypeConfig};
-use crate::store::{self, cf, BLOBS, EVENTS, META, VIEWS};
+use crate::store::{self, cf, BLOBS, COMPLETIONS, EVENTS, META, TREE, VIEWS};
 
 /// A snapshot's content: every view plus the blobs they reference and the
 /// chain head they correspond to.
-// Format: MessagePack map { clusterId, lastAt, lastStamp?, head, hosts, keys?, jobs, blobs }
+// Format: MessagePack map { clusterId, lastAt, lastStamp?, head, hosts, keys?, jobs, blobs,
+//         tree? }
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SnapshotData {
@@ -41,6 +42,10 @@ struct SnapshotData {
     keys: Vec<KeyView>,
     jobs: Vec<JobView>,
     blobs: Vec<(Hash32, Vec<u8>)>,
+    /// The Merkle tree's edge at `head`. Absent in snapshots made before
+    /// the tree was kept, which cannot be installed.
+    #[serde(default)]
+    tree: Option<Tree>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -58,11 +63,25 @@ impl StateMachine {
     pub(crate) fn install(&self, meta: &SnapshotMeta, bytes: Vec<u8>) -> Result<(), StorageError> {
         let data: SnapshotData = store::decode(&bytes)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let tree = data
+            .tree
+            .clone()
+            .filter(|tree| tree.size() == data.head.seq && tree.check().is_ok())
+            .ok_or_else(|| {
+                let e = std::io::Error::other(format!(
+                    "the snapshot carries no Merkle tree edge for its {} records",
+                    data.head.seq
+                ));
+                StorageIOError::read_snapshot(Some(meta.signature()), &e)
+            })?;
         let db = &*self.db;
         let mut batch = WriteBatch::default();
         let everything = (vec![0u8], vec![0xffu8; 9]);
-        for family in [VIEWS, EVENTS] {
+        for family in [VIEWS, EVENTS, TREE, COMPLETIONS] {
             batch.delete_range_cf(cf(db, family), &everything.0, &everything.1);
+        }
+        for (index, hash) in tree.edge() {
+            batch.put_cf(cf(db, TREE), store::u64_key(*index), hash.0);
         }
         for host in &data.hosts {
             batch.put_cf(cf(db, VIEWS), store::host_key(&host.id), encode_view(host));
@@ -114,6 +133,7 @@ impl StateMachine {
             membership,
             head: data.head,
             anchor: Some(data.head),
+            tree,
         };
         drop(m);
         self.metrics.snapshot_installs.increment(1);
@@ -158,6 +178,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 keys,
                 jobs,
                 blobs: Vec::new(),
+                tree: Some(m.tree.clone()),
             };
             (meta, data)
         };

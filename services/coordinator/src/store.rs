@@ -14,8 +14,8 @@ use serde::Serialize;
 use crate::{Error, Result};
 
 pub use skyclaw_layout::{
-    host_key, job_key, key_key, u64_key, u64_of_key, BLOBS, EVENTS, FAMILIES, META, RAFT_LOG,
-    RAFT_META, VIEWS,
+    host_key, job_key, key_key, u64_key, u64_of_key, BLOBS, COMPLETIONS, EVENTS, FAMILIES, META,
+    RAFT_LOG, RAFT_META, TREE, VIEWS,
 };
 
 /// Opens (or creates) the database with every column family.

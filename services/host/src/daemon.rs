@@ -69,6 +69,7 @@ pub async fn run(
         host_id: Mutex::new(identity.host_id().to_string()),
         identity,
         session_expires_at: Mutex::new(None),
+        cluster_id: Mutex::new(String::new()),
         running: Mutex::new(HashMap::new()),
         give_up_reporting_at: Mutex::new(None),
         client,
@@ -133,6 +134,8 @@ struct Daemon {
     identity: Identity,
     /// When the session a keyed host registered for runs out.
     session_expires_at: Mutex<Option<u64>>,
+    /// The cluster a keyed host registered with, which its receipts name.
+    cluster_id: Mutex<String>,
     /// Jobs whose process is running, by job id.
     running: Mutex<HashMap<String, Running>>,
     /// Set at shutdown: the moment unacknowledged results are abandoned.
@@ -169,6 +172,7 @@ impl Daemon {
                 &request,
             );
             request.signature = Some(key.sign(&message));
+            *lock(&self.cluster_id) = challenge.cluster_id.clone();
         }
         let response = self.client.register_host_with(&request).await?;
         if let Some(session) = &response.session {

@@ -17,6 +17,7 @@ use std::path::Path;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
+use skyclaw_log_format::{Receipt, ReceiptSeal};
 use skyclaw_state::{host_id_for, Hash32};
 
 use crate::{Error, HostConfig, Result};
@@ -59,6 +60,12 @@ impl HostKey {
             public_key: URL_SAFE_NO_PAD.encode(public),
             signing,
         }
+    }
+
+    /// The receipt, signed: `None` when one of its fields holds a line
+    /// break (which the coordinator's ids never do).
+    pub fn sign_receipt(&self, receipt: &Receipt) -> Option<ReceiptSeal> {
+        receipt.sign(&self.signing)
     }
 
     /// The signature of `message`, base64url without padding.

@@ -12,6 +12,10 @@
 //!   chain; see `log-format/FORMAT.md`)
 //! - [`VIEWS`]: [`host_key`], [`key_key`] and [`job_key`] → MessagePack view
 //! - [`BLOBS`]: BLAKE3 hash (32 bytes) → content (job output), stored raw
+//! - [`TREE`]: stored hash index ([`u64_key`], `tlog_tiles` order) → the
+//!   Merkle tree's hash (32 bytes, raw)
+//! - [`COMPLETIONS`]: [`job_key`] → seq ([`u64_key`]) of the record that
+//!   completed the job
 //! - [`META`]: [`meta`] keys → MessagePack values
 
 pub const RAFT_LOG: &str = "raft_log";
@@ -20,9 +24,20 @@ pub const EVENTS: &str = "events";
 pub const VIEWS: &str = "views";
 pub const BLOBS: &str = "blobs";
 pub const META: &str = "meta";
+pub const TREE: &str = "tree";
+pub const COMPLETIONS: &str = "completions";
 
 /// Every column family, as the coordinator opens them.
-pub const FAMILIES: [&str; 6] = [RAFT_LOG, RAFT_META, EVENTS, VIEWS, BLOBS, META];
+pub const FAMILIES: [&str; 8] = [
+    RAFT_LOG,
+    RAFT_META,
+    EVENTS,
+    VIEWS,
+    BLOBS,
+    META,
+    TREE,
+    COMPLETIONS,
+];
 
 /// The keys of [`RAFT_META`](crate::RAFT_META): what openraft asks the log
 /// store to keep besides the entries.
@@ -60,6 +75,11 @@ pub mod meta {
     pub const LAST_STAMP: &[u8] = b"last_stamp";
     /// The last snapshot built or installed.
     pub const SNAPSHOT: &[u8] = b"snapshot";
+    /// The ed25519 seed of this node's log key, which signs checkpoints;
+    /// made with the data directory, never sent anywhere.
+    pub const LOG_KEY: &[u8] = b"log_key";
+    /// The latest checkpoint a majority of the voters signed, as a note.
+    pub const CHECKPOINT: &[u8] = b"checkpoint";
 }
 
 // Format: { n: u64 big-endian } (8 bytes)

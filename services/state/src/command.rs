@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use skyclaw_log_format::event::{BlobRef, Event, Hash32, JobSpec, KeyGrant};
+use skyclaw_log_format::ReceiptSeal;
 
 /// A request for a state change. The leader stamps each with the time it is
 /// proposed; commands carry every id they need, so applying one never
@@ -97,7 +98,7 @@ pub struct HostKey {
 
 /// What a host reports when a job ends: the command `Complete` carries it.
 // Format: MessagePack map { job_id, host_id, lease_epoch, success, duration_ms,
-//         exit_code, stdout, stderr, error } (snake_case names, `None` as nil):
+//         exit_code, stdout, stderr, error, receipt? } (snake_case names, `None` as nil):
 //         inside `Command` the bytes are those of the struct variant
 //         `Complete { … }` it replaced, which raft logs on disk hold.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +113,10 @@ pub struct JobReport {
     pub stdout: String,
     pub stderr: String,
     pub error: Option<String>,
+    /// What a host with a key signed about the run (`State::check_receipt`);
+    /// absent in reports of hosts without one, and in older entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<ReceiptSeal>,
 }
 
 /// What a command leads to: the events to append, the content of the blobs
@@ -256,6 +261,7 @@ mod tests {
                 stdout: "out\n".into(),
                 stderr: String::new(),
                 error: None,
+                receipt: None,
             },
             JobReport {
                 job_id: "job-2".into(),
@@ -267,6 +273,7 @@ mod tests {
                 stdout: String::new(),
                 stderr: "boom".into(),
                 error: Some("killed".into()),
+                receipt: None,
             },
         ];
         for report in reports {

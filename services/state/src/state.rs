@@ -6,6 +6,7 @@
 //! Layout:
 //! - [`decide`]: `State::decide`, a command's events or its rejection
 //! - [`apply`]: `State::apply` and the invariants it checks ([`Violation`])
+//! - [`receipts`]: `State::check_receipt`, a completion's signed receipt
 //! - [`digest`]: `State::digest` and [`encode_view`], a view's canonical bytes
 //! - [`tally`]: counts by status, queue depth and recent activity, for people
 
@@ -22,6 +23,7 @@ use crate::view::{HostView, JobStatus, JobView, KeyView};
 pub mod apply;
 pub mod decide;
 pub mod digest;
+pub mod receipts;
 pub mod tally;
 
 pub use apply::Violation;

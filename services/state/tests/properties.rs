@@ -322,6 +322,7 @@ impl Run {
                     stdout: "out".into(),
                     stderr: String::new(),
                     error: None,
+                    receipt: None,
                 })
             }
             Op::Cancel { job } => Command::Cancel {

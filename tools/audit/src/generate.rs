@@ -233,6 +233,7 @@ pub fn generate<E>(
                         "boom\n".into()
                     },
                     error: None,
+                    receipt: None,
                 }));
             }
             if !still_running.is_empty() {

@@ -55,6 +55,8 @@ pub async fn enqueue_batch(client: &Client, size: usize) -> Result<Vec<Job>> {
 pub struct SimHost {
     client: Client,
     id: String,
+    /// A keyed host's key and cluster, to sign its receipts with.
+    key: Option<Arc<(HostKey, String)>>,
 }
 
 /// `count` hosts without keys, as the MVP's: named `bench-host-<i>`, each
@@ -67,6 +69,7 @@ pub async fn token_hosts(client: &Client, count: usize, slots: u32) -> Result<Ve
         hosts.push(SimHost {
             client: client.clone(),
             id,
+            key: None,
         });
     }
     Ok(hosts)
@@ -93,7 +96,11 @@ pub async fn keyed_hosts(url: &str, count: usize, slots: u32) -> Result<Vec<SimH
             .session
             .context("a keyed registration answers with a session")?;
         client.set_session(&session)?;
-        hosts.push(SimHost { client, id: key.id });
+        hosts.push(SimHost {
+            client,
+            id: key.id.clone(),
+            key: Some(Arc::new((key, challenge.cluster_id))),
+        });
     }
     Ok(hosts)
 }
@@ -115,7 +122,20 @@ async fn claim(client: &Client, host_id: &str, max_jobs: u32, wait_ms: u64) -> R
     Ok(client.claim_jobs(host_id, max_jobs, wait).await?)
 }
 
-async fn complete(client: &Client, host_id: &str, job: &Job) -> Result<()> {
+/// Completes `job`; a keyed host (`key`: its key and cluster) signs its
+/// receipt, as the host daemon does.
+async fn complete(
+    client: &Client,
+    host_id: &str,
+    job: &Job,
+    key: Option<&(HostKey, String)>,
+) -> Result<()> {
+    if let Some((key, cluster_id)) = key {
+        let epoch = job.lease_epoch.context("a leased job names its epoch")?;
+        let request = key.complete(cluster_id, job, epoch, "");
+        client.complete_job(&job.id, &request).await?;
+        return Ok(());
+    }
     let request = CompleteRequest {
         host_id: host_id.into(),
         success: true,
@@ -125,6 +145,7 @@ async fn complete(client: &Client, host_id: &str, job: &Job) -> Result<()> {
         stderr: String::new(),
         error: None,
         lease_epoch: job.lease_epoch,
+        receipt: None,
     };
     client.complete_job(&job.id, &request).await?;
     Ok(())
@@ -251,6 +272,7 @@ pub async fn dispatch_run(hosts: &[SimHost], slots: u32, total: u64) -> Result<R
         let SimHost {
             client,
             id: host_id,
+            key,
         } = host.clone();
         let done = done.clone();
         workers.push(tokio::spawn(async move {
@@ -263,7 +285,10 @@ pub async fn dispatch_run(hosts: &[SimHost], slots: u32, total: u64) -> Result<R
                 for job in jobs {
                     let client = client.clone();
                     let host_id = host_id.clone();
-                    completions.spawn(async move { complete(&client, &host_id, &job).await });
+                    let key = key.clone();
+                    completions.spawn(async move {
+                        complete(&client, &host_id, &job, key.as_deref()).await
+                    });
                 }
                 while let Some(result) = completions.join_next().await {
                     result??;
@@ -308,7 +333,7 @@ pub async fn pickup(client: &Client, samples: usize) -> Result<Summary> {
         let (claimed, jobs) = claimer.await??;
         let job = jobs.first().context("the parked claim returned no job")?;
         latencies.push(claimed.saturating_duration_since(enqueued));
-        complete(client, host_id, job).await?;
+        complete(client, host_id, job, None).await?;
     }
     Ok(summarize(samples as u64, started.elapsed(), latencies))
 }

@@ -203,6 +203,14 @@ pub(super) fn operation(route: Route, schemas: &mut Schemas) -> Option<Operation
         .body(schemas.of::<api::CompleteRequest>(), true)
         .errors(&[Conflict])
         .write(),
+        routes::RECEIPT => Described::new(
+            "jobs",
+            "receipt",
+            "A completed job's signed receipt, and its proof of inclusion under a checkpoint",
+            json(schemas.of::<api::ReceiptResponse>(), "The receipt and its proof."),
+        )
+        .path_id("job")
+        .errors(&[NotFound, Gone, Unavailable]),
         routes::REGISTER => Described::new(
             "hosts",
             "register",
@@ -339,6 +347,49 @@ pub(super) fn operation(route: Route, schemas: &mut Schemas) -> Option<Operation
                 .query("format", format, "`segment` (binary) or `json`.")
                 .errors(&[Gone, Unavailable])
         }
+        routes::LOG_KEYS => Described::new(
+            "log",
+            "logKeys",
+            "Every member's log key, which signs checkpoints",
+            json(schemas.of::<api::LogKeys>(), "The keys."),
+        )
+        .errors(&[Unavailable]),
+        routes::CHECKPOINT => Described::new(
+            "log",
+            "checkpoint",
+            "The latest checkpoint a majority of the voters signed",
+            text(
+                "text/plain",
+                "A C2SP tlog-checkpoint as a signed note (`log-format/FORMAT.md` §5).",
+            ),
+        )
+        .errors(&[Unavailable]),
+        routes::INCLUSION => Described::new(
+            "log",
+            "inclusionProof",
+            "Proof that record `seq` is in the tree of the first `size` records",
+            json(schemas.of::<api::InclusionProof>(), "The proof."),
+        )
+        .query("seq", integer(1, i64::MAX as u64, 1), "The record's seq.")
+        .query("size", integer(1, i64::MAX as u64, 1), "The tree's size.")
+        .errors(&[Gone, Unavailable]),
+        routes::CONSISTENCY => Described::new(
+            "log",
+            "consistencyProof",
+            "Proof that the tree of `to` records extends the tree of `from` records",
+            json(schemas.of::<api::ConsistencyProof>(), "The proof."),
+        )
+        .query("from", integer(1, i64::MAX as u64, 1), "The smaller tree's size.")
+        .query("to", integer(1, i64::MAX as u64, 1), "The larger tree's size.")
+        .errors(&[Gone, Unavailable]),
+        routes::COSIGN => Described::new(
+            "log",
+            "cosign",
+            "The leader asks a member to sign a checkpoint (between coordinators)",
+            json(schemas.of::<api::CosignResponse>(), "The member's signature."),
+        )
+        .body(schemas.of::<api::CosignRequest>(), true)
+        .errors(&[Conflict, Unavailable]),
         routes::CLUSTER => Described::new(
             "cluster",
             "cluster",

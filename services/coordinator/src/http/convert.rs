@@ -134,8 +134,12 @@ pub fn hosts(coordinator: &Coordinator, hosts: Vec<HostView>) -> Vec<api::Host> 
 }
 
 /// A host's completion request for job `job_id`.
-pub fn report(job_id: String, request: api::CompleteRequest) -> JobReport {
-    JobReport {
+pub fn report(
+    job_id: String,
+    request: api::CompleteRequest,
+) -> Result<JobReport, skyclaw_api::limits::Invalid> {
+    Ok(JobReport {
+        receipt: request.receipt.as_ref().map(|r| r.seal()).transpose()?,
         job_id,
         host_id: request.host_id,
         lease_epoch: request.lease_epoch,
@@ -145,7 +149,7 @@ pub fn report(job_id: String, request: api::CompleteRequest) -> JobReport {
         stdout: request.stdout,
         stderr: request.stderr,
         error: request.error,
-    }
+    })
 }
 
 /// A record of the log as `GET /v1/events?format=json` shows it; an event

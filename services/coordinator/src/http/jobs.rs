@@ -165,7 +165,7 @@ async fn complete(
     // a caller that is not the host it names.
     caller.acting_as(&coordinator, &request.host_id)?;
     let job = coordinator
-        .complete(convert::report(job.0, request))
+        .complete(convert::report(job.0, request)?)
         .await?;
     reply(&api::JobResponse {
         job: convert::job(job),

@@ -1,5 +1,5 @@
 //! The HTTP API. Routes are grouped by resource, one file each: [`jobs`],
-//! [`hosts`], [`keys`], [`log`], [`cluster`], raft's own [`replicate`], the
+//! [`hosts`], [`keys`], [`log`], [`proofs`], [`cluster`], raft's own [`replicate`], the
 //! scrapers' [`metrics`] and the web dashboard's assets ([`ui`]); each file
 //! holds its routes and handlers, and every handler parses, calls the
 //! coordinator, and converts ([`convert`]). Route paths live once, in
@@ -22,6 +22,7 @@ mod keys;
 mod log;
 mod metrics;
 mod openapi;
+mod proofs;
 mod replicate;
 pub mod request_id;
 mod ui;
@@ -54,6 +55,8 @@ pub fn routes(coordinator: Arc<Coordinator>) -> BoxedFilter<(Response,)> {
         .or(keys::routes(&coordinator))
         .unify()
         .or(log::routes(&coordinator))
+        .unify()
+        .or(proofs::routes(&coordinator))
         .unify()
         .or(cluster::routes(&coordinator))
         .unify()

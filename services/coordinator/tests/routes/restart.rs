@@ -103,6 +103,7 @@ async fn a_restart_keeps_views_head_and_digest_and_applies_nothing_twice() {
             stdout: "out".into(),
             stderr: String::new(),
             error: None,
+            receipt: None,
         }),
     )
     .await;

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::lease::{first_stop, lease_runs_out, LeaseClock, Running};
+use super::report::{unix_ms, Ran};
 use super::{lock, unreachable_backoff, Daemon};
 use crate::runner::StopReason;
 
@@ -132,6 +133,7 @@ impl Daemon {
     ) {
         let _in_use = self.metrics.slot_taken();
         tracing::info!(job = %job.id, lease_epoch, "job started");
+        let started_at = unix_ms();
         let run = self.runner.run(&job.payload, stop);
         tokio::pin!(run);
         let result = tokio::select! {
@@ -165,7 +167,13 @@ impl Daemon {
             tracing::warn!(job = %job.id, lease_epoch, "lease lost: result not reported");
             return;
         }
-        let request = self.completion(result, lease_epoch);
+        let ran = Ran {
+            job: &job,
+            lease_epoch,
+            started_at,
+            finished_at: unix_ms(),
+        };
+        let request = self.completion(result, &ran);
         self.report(&job.id, &request).await;
     }
 }

@@ -4,25 +4,44 @@
 
 use std::time::Duration;
 
-use skyclaw_api::CompleteRequest;
+use skyclaw_api::{CompleteRequest, Job, SignedReceipt};
+use skyclaw_log_format::{BlobRef, Receipt};
 use skyclaw_client::Backoff;
 use tokio::time::Instant;
 
 use super::{lock, Daemon};
+use crate::identity::Identity;
 use crate::runner::RunResult;
 
 /// After the shutdown deadline and the kill grace, how long results may
 /// still take to reach a coordinator before the host gives up on them.
 pub(super) const REPORT_BUDGET_AFTER_SHUTDOWN: Duration = Duration::from_secs(15);
 
+/// Now by the wall clock, in ms since the Unix epoch.
+pub(super) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+/// Which run of which job a result is of, for its receipt.
+pub(super) struct Ran<'a> {
+    pub job: &'a Job,
+    pub lease_epoch: u32,
+    /// Wall-clock times (ms since the Unix epoch).
+    pub started_at: u64,
+    pub finished_at: u64,
+}
+
 impl Daemon {
     /// The report of `result`, within what a coordinator accepts: text
     /// made from non-UTF-8 output can be up to three times the bytes kept,
     /// and an error may quote a job's long command, so each field is cut
     /// again here rather than have the whole result refused.
-    pub(super) fn completion(&self, result: RunResult, lease_epoch: u32) -> CompleteRequest {
+    /// A host with a key signs a receipt of exactly what it reports.
+    pub(super) fn completion(&self, result: RunResult, ran: &Ran<'_>) -> CompleteRequest {
         use skyclaw_api::limits::{MAX_ERROR_BYTES, MAX_OUTPUT_BYTES};
-        CompleteRequest {
+        let mut request = CompleteRequest {
             host_id: self.host_id(),
             success: result.success,
             duration_ms: result.duration.as_millis() as u64,
@@ -32,8 +51,25 @@ impl Daemon {
             error: result
                 .error
                 .map(|error| crate::output::clip(error, MAX_ERROR_BYTES)),
-            lease_epoch: Some(lease_epoch),
+            lease_epoch: Some(ran.lease_epoch),
+            receipt: None,
+        };
+        if let Identity::Keyed(key) = &self.identity {
+            let receipt = Receipt {
+                cluster_id: lock(&self.cluster_id).clone(),
+                job_id: ran.job.id.clone(),
+                lease_epoch: ran.lease_epoch,
+                payload_hash: ran.job.payload.digest(),
+                exit_code: request.exit_code,
+                started_at: ran.started_at,
+                finished_at: ran.finished_at.max(ran.started_at),
+                stdout: BlobRef::of(request.stdout.as_bytes()),
+                stderr: BlobRef::of(request.stderr.as_bytes()),
+                host_id: request.host_id.clone(),
+            };
+            request.receipt = key.sign_receipt(&receipt).as_ref().map(SignedReceipt::of);
         }
+        request
     }
 
     /// Reports a result until a coordinator acknowledges or refuses it.

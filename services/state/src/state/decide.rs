@@ -110,18 +110,21 @@ impl State {
         let lease_epoch = self.live_lease(job, &report.host_id, report.lease_epoch)?;
         let stdout = Blob::new(report.stdout.clone().into_bytes());
         let stderr = Blob::new(report.stderr.clone().into_bytes());
+        let done = Completion {
+            job_id: report.job_id.clone(),
+            host_id: report.host_id.clone(),
+            lease_epoch,
+            success: report.success,
+            duration_ms: report.duration_ms,
+            exit_code: report.exit_code,
+            stdout: stdout.reference,
+            stderr: stderr.reference,
+            error: report.error.clone(),
+            receipt: report.receipt.clone().map(Box::new),
+        };
+        self.check_receipt(&done).map_err(Rejection::Forbidden)?;
         Ok(Decision {
-            events: vec![Event::JobCompleted(Box::new(Completion {
-                job_id: report.job_id.clone(),
-                host_id: report.host_id.clone(),
-                lease_epoch,
-                success: report.success,
-                duration_ms: report.duration_ms,
-                exit_code: report.exit_code,
-                stdout: stdout.reference,
-                stderr: stderr.reference,
-                error: report.error.clone(),
-            }))],
+            events: vec![Event::JobCompleted(Box::new(done))],
             blobs: vec![stdout, stderr],
             affected: Affected::Job(report.job_id.clone()),
         })

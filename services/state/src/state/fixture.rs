@@ -117,6 +117,7 @@ pub(super) fn complete(
         stdout: "out".into(),
         stderr: "err".into(),
         error: None,
+        receipt: None,
     })
 }
 

@@ -1,0 +1,144 @@
+//! What a coordinator proves about its log: a job's receipt with the
+//! inclusion proof of the record that holds it, inclusion and consistency
+//! proofs of the Merkle tree, and the members' log keys. Proofs are read
+//! from this node's stored hashes; anyone can check them against a
+//! checkpoint the voters signed.
+
+use base64::prelude::{Engine, BASE64_STANDARD};
+use skyclaw_api as api;
+use skyclaw_log_format::checkpoint;
+use skyclaw_log_format::tree::Hash;
+use skyclaw_log_format::{Event, Receipt, Record};
+
+use crate::coordinator::Coordinator;
+use crate::failure::Failure;
+use crate::merkle::{self, StoredHashes};
+use crate::store::{self, cf, COMPLETIONS};
+
+fn base64(hashes: Vec<Hash>) -> Vec<String> {
+    hashes.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect()
+}
+
+impl Coordinator {
+    /// Every member's log key.
+    pub fn log_keys(&self) -> Result<api::LogKeys, Failure> {
+        let cluster_id = self
+            .cluster()
+            .ok_or_else(|| Failure::Unavailable("the cluster is not initialized yet".into()))?;
+        let keys = self
+            .members()
+            .into_iter()
+            .filter_map(|(_, member, voter)| {
+                Some(api::LogKey {
+                    vkey: checkpoint::vkey(&cluster_id, &member.log_key?)?,
+                    node: member.name,
+                    voter,
+                })
+            })
+            .collect();
+        Ok(api::LogKeys {
+            origin: checkpoint::origin(&cluster_id),
+            keys,
+        })
+    }
+
+    /// The latest checkpoint the voters signed.
+    pub fn checkpoint_note(&self) -> Result<String, Failure> {
+        self.checkpoints
+            .latest()
+            .map(|signed| signed.note)
+            .ok_or_else(|| Failure::Unavailable("no checkpoint has been signed yet".into()))
+    }
+
+    /// Proof that record `seq` is in the tree of the first `size` records.
+    pub async fn inclusion(&self, seq: u64, size: u64) -> Result<api::InclusionProof, Failure> {
+        let held = self.read(|m| m.head.seq);
+        if seq == 0 || seq > size || size > held {
+            return Err(Failure::Refused(skyclaw_state::Rejection::Invalid(format!(
+                "need 1 <= seq <= size <= {held} (this node's records); got seq {seq}, size {size}"
+            ))));
+        }
+        let db = self.db.clone();
+        let hashes = tokio::task::spawn_blocking(move || {
+            tlog_tiles::prove_record(size, seq - 1, &StoredHashes(&db))
+        })
+        .await
+        .expect("proving does not panic")
+        .map_err(merkle::proof_failure)?;
+        Ok(api::InclusionProof {
+            seq,
+            size,
+            hashes: base64(hashes),
+        })
+    }
+
+    /// Proof that the tree of the first `to` records extends the tree of
+    /// the first `from`.
+    pub async fn consistency(&self, from: u64, to: u64) -> Result<api::ConsistencyProof, Failure> {
+        let held = self.read(|m| m.head.seq);
+        if from == 0 || from > to || to > held {
+            return Err(Failure::Refused(skyclaw_state::Rejection::Invalid(format!(
+                "need 1 <= from <= to <= {held} (this node's records); got from {from}, to {to}"
+            ))));
+        }
+        let db = self.db.clone();
+        let hashes = tokio::task::spawn_blocking(move || {
+            tlog_tiles::prove_tree(to, from, &StoredHashes(&db))
+        })
+        .await
+        .expect("proving does not panic")
+        .map_err(merkle::proof_failure)?;
+        Ok(api::ConsistencyProof {
+            from,
+            to,
+            hashes: base64(hashes),
+        })
+    }
+
+    /// A completed job's receipt, proven included under the latest
+    /// checkpoint the voters signed.
+    pub async fn receipt(&self, job_id: &str) -> Result<api::ReceiptResponse, Failure> {
+        let not_found = || Failure::not_found(format!("job {job_id} has no receipt"));
+        let seq = self
+            .db
+            .get_cf(cf(&self.db, COMPLETIONS), store::job_key(job_id))
+            .map_err(|e| Failure::Unavailable(format!("reading the log: {e}")))?
+            .and_then(|key| store::u64_of_key(&key))
+            .ok_or_else(not_found)?;
+        let bytes = merkle::record_bytes(&self.db, seq)
+            .map_err(|e| Failure::Unavailable(format!("reading the log: {e}")))?
+            .ok_or_else(not_found)?;
+        let record =
+            Record::decode(&bytes).map_err(|e| Failure::Internal(format!("corrupt record: {e}")))?;
+        let Ok(Event::JobCompleted(done)) = record.decode_event() else {
+            return Err(Failure::Internal(format!(
+                "record {seq} does not complete job {job_id}"
+            )));
+        };
+        let seal = done.receipt.as_deref().ok_or_else(|| {
+            Failure::not_found(format!(
+                "job {job_id} was completed by a host without a key, which signs no receipt"
+            ))
+        })?;
+        let host_key = self
+            .read(|m| m.state.host(&done.host_id).and_then(|h| h.public_key))
+            .ok_or_else(not_found)?;
+        let signed = self.checkpoints.latest().filter(|s| s.size >= seq).ok_or_else(|| {
+            Failure::Unavailable(format!(
+                "record {seq} is not under a signed checkpoint yet; retry in {} ms",
+                self.config.checkpoint_ms
+            ))
+        })?;
+        let inclusion = self.inclusion(seq, signed.size).await?;
+        let cluster_id = self.cluster().unwrap_or_default();
+        Ok(api::ReceiptResponse {
+            receipt: Receipt::of(&cluster_id, &done, seal),
+            signature: BASE64_STANDARD.encode(seal.signature.0),
+            host_key: BASE64_STANDARD.encode(host_key.0),
+            seq,
+            record: BASE64_STANDARD.encode(&bytes),
+            inclusion: inclusion.hashes,
+            checkpoint: signed.note,
+        })
+    }
+}
