@@ -67,7 +67,15 @@ async fn receipt(job: PathId, caller: Caller, coordinator: Arc<Coordinator>) -> 
     let ran_it = matches!(&caller.principal, Principal::Host(id)
         if found.assigned_host_id.as_deref() == Some(id.as_str()));
     if !caller.principal.may_see(&found) && !ran_it {
-        return Err(ApiError::not_found(format!("job {} not found", job.0)));
+        // As for the job itself: another account's job is not there; a
+        // host is told it has no right to it.
+        return Err(match caller.principal {
+            Principal::Host(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("this host neither holds nor ran job {}", job.0),
+            ),
+            _ => ApiError::not_found(format!("job {} not found", job.0)),
+        });
     }
     reply(&coordinator.receipt(&job.0).await?)
 }

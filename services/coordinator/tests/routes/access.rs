@@ -126,7 +126,14 @@ fn rule(route: Route, w: &World) -> ([Expect; 9], String, Option<Value>) {
         routes::REVOKE_HOST => (ADMIN_ONLY, route.path_for("no-such-host"), empty),
         // Bodies that do not parse: nothing changes, whoever gets through.
         routes::ADD_MEMBER | routes::REMOVE_MEMBER => (ADMIN_ONLY, route.path.into(), empty),
-        routes::STATE_DIGEST | routes::LOG_HEAD | routes::EVENTS => (LOG, route.path.into(), none),
+        routes::STATE_DIGEST
+        | routes::LOG_HEAD
+        | routes::EVENTS
+        | routes::LOG_KEYS
+        | routes::CHECKPOINT => (LOG, route.path.into(), none),
+        routes::INCLUSION => (LOG, format!("{}?seq=1&size=1", route.path), none),
+        routes::CONSISTENCY => (LOG, format!("{}?from=1&to=1", route.path), none),
+        routes::COSIGN => (PEER_ONLY, route.path.into(), empty),
         routes::ENQUEUE => (ENQUEUERS, route.path.into(), Some(gpu_job())),
         routes::ENQUEUE_BATCH => (
             ENQUEUERS,
@@ -135,6 +142,23 @@ fn rule(route: Route, w: &World) -> ([Expect; 9], String, Option<Value>) {
         ),
         routes::JOBS => (ENQUEUERS, route.path.into(), none),
         routes::JOB => (
+            [
+                Unauthorized,
+                Unauthorized,
+                Passes,
+                Forbidden,
+                Passes,
+                NotFound,
+                Forbidden,
+                Passes,
+                Forbidden,
+            ],
+            route.path_for(&w.job_x),
+            none,
+        ),
+        // As a job's: the job's account and the host that holds (or ran)
+        // it; the job has no receipt yet, so those get 404 from the handler.
+        routes::RECEIPT => (
             [
                 Unauthorized,
                 Unauthorized,
@@ -208,20 +232,23 @@ fn gpu_job() -> Value {
 }
 
 /// A keyed host, registered.
-struct Host {
-    id: String,
-    session: String,
+pub(super) struct Host {
+    pub(super) id: String,
+    pub(super) session: String,
 }
 
 /// Everything the matrix calls with: credentials and a job of account X
 /// leased to host A.
-struct World {
-    host_a: Host,
-    host_b: Host,
-    enqueuer_x: String,
-    enqueuer_y: String,
-    auditor: String,
-    job_x: String,
+pub(super) struct World {
+    pub(super) host_a: Host,
+    pub(super) host_b: Host,
+    pub(super) enqueuer_x: String,
+    pub(super) enqueuer_y: String,
+    pub(super) auditor: String,
+    pub(super) job_x: String,
+    /// Job X as host A claimed it.
+    pub(super) job: skyclaw_api::Job,
+    pub(super) cluster_id: String,
 }
 
 async fn issue(node: &TestNode, body: Value) -> String {
@@ -273,7 +300,7 @@ async fn keyed_host(node: &TestNode, seed: u8) -> Host {
     }
 }
 
-async fn world(node: &TestNode) -> World {
+pub(super) async fn world(node: &TestNode) -> World {
     let host_a = keyed_host(node, 1).await;
     let host_b = keyed_host(node, 2).await;
     let enqueuer_x = issue(node, json!({"role": "enqueuer", "account": "acct-x"})).await;
@@ -301,7 +328,11 @@ async fn world(node: &TestNode) -> World {
     .await;
     assert_eq!(status, StatusCode::OK, "{claimed}");
     assert_eq!(claimed["job"]["id"], job_x.as_str());
+    let job = serde_json::from_value(claimed["job"].clone()).unwrap();
+    let cluster_id = challenge(node).await.cluster_id;
     World {
+        job,
+        cluster_id,
         host_a,
         host_b,
         enqueuer_x,
@@ -312,7 +343,7 @@ async fn world(node: &TestNode) -> World {
 }
 
 /// Sends a request with these headers; the body is JSON when it parses.
-async fn raw(
+pub(super) async fn raw(
     node: &TestNode,
     method: &str,
     path: &str,
@@ -335,7 +366,7 @@ async fn raw(
     (status, body)
 }
 
-async fn full_mode() -> TestNode {
+pub(super) async fn full_mode() -> TestNode {
     TestNode::start_with(|config| config.peer_secret = Some(PEER_SECRET.into())).await
 }
 
@@ -499,10 +530,8 @@ async fn a_host_cannot_act_as_another_or_complete_its_jobs() {
     );
     // Host A completes its own job; then it can no longer read the payload.
     let as_a = [(TOKEN_HEADER, w.host_a.session.as_str())];
-    let done = json!({
-        "hostId": w.host_a.id, "leaseEpoch": 1, "success": true, "durationMs": 1,
-        "stdout": "ok", "stderr": "",
-    });
+    let done = HostKey::from_seed(1).complete(&w.cluster_id, &w.job, 1, "ok");
+    let done = serde_json::to_value(done).unwrap();
     let (status, body) = raw(
         &node,
         "POST",

@@ -14,6 +14,8 @@
 //! - [`entries`]: a request too large for one raft entry gets 413
 //! - [`membership`]: joins that do not hold, removing the last voter
 //! - [`openapi`]: the document lists exactly the routes, all routed
+//! - [`receipts`]: signed receipts refused unless they hold; proofs and
+//!   checkpoints checked with the log format's own verifiers
 //! - [`request_id`]: `x-request-id` on every answer
 //! - [`restart`]: stop and start on the same directory
 //! - [`ui`]: the dashboard's assets and the headers they carry
@@ -28,6 +30,7 @@ mod jobs;
 mod log;
 mod membership;
 mod openapi;
+mod receipts;
 mod request_id;
 mod restart;
 mod ui;

@@ -106,6 +106,18 @@ impl TestNode {
         self.call("GET", path, None).await
     }
 
+    /// A GET with the token, its answer as text (for `text/plain` routes).
+    pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
+        let response = warp::test::request()
+            .method("GET")
+            .path(path)
+            .header(TOKEN_HEADER, TOKEN)
+            .reply(&self.routes)
+            .await;
+        let text = String::from_utf8_lossy(response.body()).into_owned();
+        (response.status(), text)
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call("POST", path, Some(body)).await
     }

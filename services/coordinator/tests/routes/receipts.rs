@@ -1,0 +1,179 @@
+//! Receipts and proofs: a keyed host's completion is refused, and changes
+//! nothing, unless it carries a receipt its key signed over exactly what it
+//! reports; a good one is served back with an inclusion proof under a
+//! checkpoint, which the log format's verifiers accept, and later
+//! checkpoints are consistent with it.
+
+use base64::prelude::{Engine, BASE64_STANDARD};
+use serde_json::Value;
+use skyclaw_api::routes::{self, TOKEN_HEADER};
+use skyclaw_log_format::checkpoint;
+use skyclaw_log_format::tree::Hash;
+use skyclaw_log_format::{Event, Hash32, Record};
+use skyclaw_testkit::HostKey;
+use warp::http::StatusCode;
+
+use super::access::{full_mode, raw, world, World};
+use super::util::{wait_until, TestNode};
+
+fn hashes(value: &Value) -> Vec<Hash> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Hash(BASE64_STANDARD.decode(h.as_str().unwrap()).unwrap().try_into().unwrap()))
+        .collect()
+}
+
+async fn complete(node: &TestNode, w: &World, body: Value) -> (StatusCode, Value) {
+    let as_a = [(TOKEN_HEADER, w.host_a.session.as_str())];
+    raw(node, "POST", &routes::COMPLETE.path_for(&w.job_x), &as_a, Some(body)).await
+}
+
+#[tokio::test]
+async fn a_completion_without_a_receipt_that_holds_is_refused_and_changes_nothing() {
+    let node = full_mode().await;
+    let w = world(&node).await;
+    let before = node.head_seq().await;
+    let key = HostKey::from_seed(1);
+    let good = serde_json::to_value(key.complete(&w.cluster_id, &w.job, 1, "ok")).unwrap();
+    let mut cases: Vec<(&str, Value)> = Vec::new();
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("receipt");
+    cases.push(("no receipt", missing));
+    let mut flipped = good.clone();
+    let signature = flipped["receipt"]["signature"].as_str().unwrap().to_string();
+    let first = if signature.starts_with('0') { "1" } else { "0" };
+    flipped["receipt"]["signature"] = format!("{first}{}", &signature[1..]).into();
+    cases.push(("one flipped bit", flipped));
+    let mut other_output = good.clone();
+    other_output["stdout"] = "not what was signed".into();
+    cases.push(("other output", other_output));
+    let mut other_exit = good.clone();
+    other_exit["exitCode"] = 3.into();
+    cases.push(("other exit code", other_exit));
+    let by_b = HostKey::from_seed(2).complete(&w.cluster_id, &w.job, 1, "ok");
+    let mut signed_by_b = good.clone();
+    signed_by_b["receipt"] = serde_json::to_value(by_b.receipt).unwrap();
+    cases.push(("signed by another host's key", signed_by_b));
+    let mut other_payload = good.clone();
+    other_payload["receipt"]["payloadHash"] = Hash32([7; 32]).to_hex().into();
+    cases.push(("another payload", other_payload));
+    for (case, body) in cases {
+        let (status, answer) = complete(&node, &w, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{case}: {answer}");
+        assert_eq!(node.head_seq().await, before, "{case} wrote to the log");
+    }
+    let mut malformed = good.clone();
+    malformed["receipt"]["signature"] = "zz".into();
+    let (status, answer) = complete(&node, &w, malformed).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("receipt.signature"));
+    let (status, answer) = complete(&node, &w, good).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_receipt_is_served_with_a_proof_the_checkpoint_verifies() {
+    let node = full_mode().await;
+    let w = world(&node).await;
+    let key = HostKey::from_seed(1);
+    let done = serde_json::to_value(key.complete(&w.cluster_id, &w.job, 1, "ok")).unwrap();
+    assert_eq!(complete(&node, &w, done).await.0, StatusCode::OK);
+    let seq = node.head_seq().await;
+    wait_until("a checkpoint covers the completion", || {
+        node.node
+            .checkpoint_note()
+            .is_ok_and(|note| note.contains(&format!("\n{seq}\n")))
+    })
+    .await;
+
+    let (status, keys) = node.get(routes::LOG_KEYS.path).await;
+    assert_eq!(status, StatusCode::OK, "{keys}");
+    let trusted: Vec<String> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["vkey"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(trusted.len(), 1);
+
+    // The enqueuer of the job reads its receipt; another account cannot.
+    let as_x = [(TOKEN_HEADER, w.enqueuer_x.as_str())];
+    let (status, receipt) = raw(&node, "GET", &routes::RECEIPT.path_for(&w.job_x), &as_x, None).await;
+    assert_eq!(status, StatusCode::OK, "{receipt}");
+    let as_y = [(TOKEN_HEADER, w.enqueuer_y.as_str())];
+    let (status, _) = raw(&node, "GET", &routes::RECEIPT.path_for(&w.job_x), &as_y, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // So does the host that ran it, though it no longer holds the lease.
+    let as_a = [(TOKEN_HEADER, w.host_a.session.as_str())];
+    let (status, _) = raw(&node, "GET", &routes::RECEIPT.path_for(&w.job_x), &as_a, None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let head = checkpoint::verify(
+        receipt["checkpoint"].as_str().unwrap().as_bytes(),
+        &w.cluster_id,
+        &trusted,
+    )
+    .unwrap();
+    let record = BASE64_STANDARD
+        .decode(receipt["record"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(receipt["seq"], seq);
+    tlog_tiles::check_record(
+        &hashes(&receipt["inclusion"]),
+        head.size,
+        Hash(head.root.0),
+        seq - 1,
+        tlog_tiles::record_hash(&record),
+    )
+    .unwrap();
+    let Ok(Event::JobCompleted(done)) = Record::decode(&record).unwrap().decode_event() else {
+        panic!("the record is not the completion");
+    };
+    let seal = done.receipt.unwrap();
+    let statement: skyclaw_log_format::Receipt =
+        serde_json::from_value(receipt["receipt"].clone()).unwrap();
+    let host_key = Hash32(
+        BASE64_STANDARD
+            .decode(receipt["hostKey"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    statement.verify(&host_key, &seal.signature).unwrap();
+    assert_eq!(statement.host_id, w.host_a.id);
+
+    // A later checkpoint is consistent with this one.
+    let (status, _) = node
+        .post(routes::ENQUEUE.path, super::util::shell_job("later"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let later = node.head_seq().await;
+    wait_until("a later checkpoint", || {
+        node.node
+            .checkpoint_note()
+            .is_ok_and(|note| note.contains(&format!("\n{later}\n")))
+    })
+    .await;
+    let (_, note) = node.get_text(routes::CHECKPOINT.path).await;
+    let newer = checkpoint::verify(note.as_bytes(), &w.cluster_id, &trusted).unwrap();
+    let path = format!("{}?from={}&to={}", routes::CONSISTENCY.path, head.size, newer.size);
+    let (status, proof) = node.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{proof}");
+    tlog_tiles::check_tree(
+        &hashes(&proof["hashes"]),
+        newer.size,
+        Hash(newer.root.0),
+        head.size,
+        Hash(head.root.0),
+    )
+    .unwrap();
+    // Bad ranges name what is wrong.
+    for bad in ["?from=0&to=1", "?from=3&to=2", "?from=1&to=999999"] {
+        let (status, answer) = node.get(&format!("{}{bad}", routes::CONSISTENCY.path)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {answer}");
+    }
+    node.stop().await;
+}
