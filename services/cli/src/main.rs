@@ -24,6 +24,7 @@ mod host;
 mod hosts;
 mod jobs;
 mod keys;
+mod receipt;
 mod logging;
 mod signals;
 mod status;
@@ -62,6 +63,10 @@ enum Command {
     /// Issue, list and revoke API keys (enqueuers', auditors', admins').
     #[command(subcommand)]
     Keys(keys::Command),
+    /// Prove what ran where: check a job's signed receipt against the
+    /// log's signed checkpoints; exit 0 proven, 1 disproven, 2 unreachable.
+    #[command(subcommand)]
+    Receipt(receipt::Command),
     /// Show a coordinator's node, leader, log head and queue depth.
     Status(status::Args),
     /// Show the coordinators of the cluster; add or remove one.
@@ -123,6 +128,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Jobs(command) => jobs::run(command).await,
         Command::Hosts(command) => hosts::run(command).await,
         Command::Keys(command) => keys::run(command).await,
+        Command::Receipt(command) => receipt::run(command).await,
         Command::Status(args) => status::run(args).await,
         Command::Cluster(command) => cluster::run(command).await,
         Command::Audit(args) => audit::audit(args).await,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use skyclaw_api::routes::{self, MEMBERSHIP_TIMEOUT};
 use skyclaw_api::{
     AddMemberRequest, BatchEnqueueRequest, Challenge, ClaimRequest, ClaimResponse, ClusterStatus,
-    CompleteRequest, EnqueueRequest, Health, HeartbeatRequest, HeartbeatResponse, Host,
+    CompleteRequest, ConsistencyProof, EnqueueRequest, LogKeys, ReceiptResponse, Health, HeartbeatRequest, HeartbeatResponse, Host,
     HostResponse, HostsResponse, IssueKeyRequest, IssuedKey, Job, JobResponse, JobStatus, JobsPage,
     JobsResponse, JobsSummary, Key, KeyResponse, KeysResponse, LogHead, RegisterHostRequest,
     RemoveMemberRequest, StateDigest, StateResponse, Status,
@@ -58,6 +58,29 @@ impl Client {
     /// `GET /v1/log/head`.
     pub async fn log_head(&self) -> Result<LogHead> {
         self.get(routes::LOG_HEAD, None).await
+    }
+
+    /// `GET /v1/jobs/:id/receipt`: a completed job's signed receipt, with
+    /// its inclusion proof under the latest signed checkpoint.
+    pub async fn receipt(&self, job_id: &str) -> Result<ReceiptResponse> {
+        self.get(routes::RECEIPT, Some(job_id)).await
+    }
+
+    /// `GET /v1/log/keys`: the members' log keys.
+    pub async fn log_keys(&self) -> Result<LogKeys> {
+        self.get(routes::LOG_KEYS, None).await
+    }
+
+    /// `GET /v1/log/proof/consistency`: the tree of `to` records extends
+    /// the tree of `from` records.
+    pub async fn consistency_proof(&self, from: u64, to: u64) -> Result<ConsistencyProof> {
+        #[derive(serde::Serialize)]
+        struct Range {
+            from: u64,
+            to: u64,
+        }
+        self.get_with_query(routes::CONSISTENCY, &Range { from, to })
+            .await
     }
 
     /// `GET /v1/cluster`: members, leader, term and each member's lag.

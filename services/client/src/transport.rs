@@ -19,7 +19,7 @@ use skyclaw_api::routes::{self, Access, Route, Segment, IDEMPOTENCY_HEADER, TOKE
 use skyclaw_api::ErrorBody;
 
 use crate::config::parse_base_url;
-use crate::{Backoff, ClientConfig, Error, ListJobs, Result};
+use crate::{Backoff, ClientConfig, Error, Result};
 
 /// A handle on the coordinators. Cheap to clone; clones share the
 /// connection pool and the memory of which URL last answered.
@@ -49,7 +49,8 @@ struct Call<'a> {
     route: Route,
     /// What goes where the route's path says `{id}`.
     id: Option<&'a str>,
-    query: Option<&'a ListJobs>,
+    /// The query string, encoded.
+    query: Option<String>,
     body: Option<Vec<u8>>,
     idempotency_key: Option<&'a str>,
     timeout: Duration,
@@ -186,14 +187,14 @@ impl Client {
             .await
     }
 
-    /// A GET of `route` with `query` as its query string.
+    /// A GET of `route` with `query` (a flat struct) as its query string.
     pub(crate) async fn get_with_query<T: DeserializeOwned>(
         &self,
         route: Route,
-        query: &ListJobs,
+        query: &impl Serialize,
     ) -> Result<T> {
         let mut call = Call::new(route, None, self.inner.request_timeout);
-        call.query = Some(query);
+        call.query = Some(serde_urlencoded::to_string(query).expect("flat queries encode"));
         self.send(call).await
     }
 
@@ -270,8 +271,8 @@ impl Client {
             .request(call.method(), url)
             .headers(self.headers_for(call.route))
             .timeout(call.timeout);
-        if let Some(query) = call.query {
-            request = request.query(query);
+        if let Some(query) = call.query.as_deref().filter(|q| !q.is_empty()) {
+            request = request.query(&form_urlencoded_pairs(query));
         }
         if let Some(body) = &call.body {
             request = request
@@ -491,4 +492,9 @@ mod tests {
         assert_eq!(call.path_segments().collect::<Vec<_>>(), ["health"]);
         assert_eq!(call.method(), Method::GET);
     }
+}
+
+/// An encoded query string as the pairs `reqwest` takes.
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(query).expect("a query this client encoded decodes")
 }
