@@ -55,14 +55,20 @@ impl TreeHead {
     /// The checkpoint's text (the note's body), for cluster `cluster_id`.
     pub fn text(&self, cluster_id: &str) -> Vec<u8> {
         let extension = format!("{CHAIN_EXTENSION} {}\n", self.chain);
-        Text::new(&origin(cluster_id), self.size, Hash(self.root.0), &extension)
-            .expect("origin and extension lines are well formed")
-            .to_bytes()
+        Text::new(
+            &origin(cluster_id),
+            self.size,
+            Hash(self.root.0),
+            &extension,
+        )
+        .expect("origin and extension lines are well formed")
+        .to_bytes()
     }
 
     /// Reads a checkpoint's text, which must be for `cluster_id`.
     pub fn parse(text: &[u8], cluster_id: &str) -> Result<TreeHead, CheckpointError> {
-        let parsed = Text::from_bytes(text).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
+        let parsed =
+            Text::from_bytes(text).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
         let expected = origin(cluster_id);
         if parsed.origin() != expected {
             return Err(CheckpointError::WrongOrigin {
@@ -175,7 +181,8 @@ pub fn verify(
     cluster_id: &str,
     trusted: &[String],
 ) -> Result<TreeHead, CheckpointError> {
-    let note = Note::from_bytes(note_bytes).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
+    let note =
+        Note::from_bytes(note_bytes).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
     let head = TreeHead::parse(note.text(), cluster_id)?;
     let verifiers = trusted
         .iter()
@@ -232,7 +239,10 @@ mod tests {
         let root = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
         assert_eq!(
             text,
-            format!("skyclaw/c-1\n42\n{root}\nskyclaw-chain {}\n", "02".repeat(32))
+            format!(
+                "skyclaw/c-1\n42\n{root}\nskyclaw-chain {}\n",
+                "02".repeat(32)
+            )
         );
         assert_eq!(TreeHead::parse(text.as_bytes(), "c-1"), Ok(head()));
         assert!(matches!(

@@ -24,9 +24,9 @@ pub mod event;
 pub mod receipt;
 pub mod record;
 pub mod segment;
-pub mod tree;
 #[cfg(test)]
 mod testing;
+pub mod tree;
 
 pub use chain::ChainVerifier;
 pub use checkpoint::{LogKey, TreeHead};

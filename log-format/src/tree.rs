@@ -100,7 +100,8 @@ impl Tree {
 
     /// The root hash (the empty tree's is SHA-256 of nothing).
     pub fn root(&self) -> Hash32 {
-        let root = tlog_tiles::tree_hash(self.size, self).expect("the edge holds the root's hashes");
+        let root =
+            tlog_tiles::tree_hash(self.size, self).expect("the edge holds the root's hashes");
         Hash32(root.0)
     }
 }

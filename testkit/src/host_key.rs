@@ -52,7 +52,11 @@ impl HostKey {
 
     /// This host's receipt for `receipt`, signed.
     pub fn sign_receipt(&self, receipt: &Receipt) -> SignedReceipt {
-        SignedReceipt::of(&receipt.sign(&self.signing).expect("test ids hold no line breaks"))
+        SignedReceipt::of(
+            &receipt
+                .sign(&self.signing)
+                .expect("test ids hold no line breaks"),
+        )
     }
 
     /// A successful completion of `job` under lease `lease_epoch` that

@@ -84,8 +84,7 @@ fn a_host_signed_receipt_is_proven_and_tampering_is_disproven() {
     assert!(said.starts_with("disproven: "), "{said}");
 
     // A checkpoint of the size seen before but another root: a fork.
-    let seen: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap();
+    let seen: serde_json::Value = serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap();
     let mut forked = seen.clone();
     forked["root"] = "11".repeat(32).into();
     std::fs::write(state, serde_json::to_vec(&forked).unwrap()).unwrap();
@@ -120,13 +119,18 @@ fn a_host_signed_receipt_is_proven_and_tampering_is_disproven() {
     let outvoted = verify(&["--trust", trust.to_str().unwrap()]);
     assert_eq!(outvoted.code, Some(1), "{outvoted:?}");
     assert!(
-        outvoted.stdout.contains("signed by 1 of the 3 trusted keys"),
+        outvoted
+            .stdout
+            .contains("signed by 1 of the 3 trusted keys"),
         "{outvoted:?}"
     );
     std::fs::write(&trust, stranger(3)).unwrap();
     let untrusted = verify(&["--trust", trust.to_str().unwrap()]);
     assert_eq!(untrusted.code, Some(1), "{untrusted:?}");
-    assert!(untrusted.stdout.contains("signed by 0 of the 1"), "{untrusted:?}");
+    assert!(
+        untrusted.stdout.contains("signed by 0 of the 1"),
+        "{untrusted:?}"
+    );
 
     // No coordinator at all.
     let unreachable = run_skyclaw(

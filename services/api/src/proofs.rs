@@ -39,7 +39,9 @@ impl SignedReceipt {
     /// The seal the log keeps, or which field is malformed.
     pub fn seal(&self) -> Result<ReceiptSeal, Invalid> {
         let shape = |field: &str, digits: usize| {
-            Invalid::Shape(format!("receipt.{field} must be {digits} lowercase hex digits"))
+            Invalid::Shape(format!(
+                "receipt.{field} must be {digits} lowercase hex digits"
+            ))
         };
         Ok(ReceiptSeal {
             payload_hash: Hash32::from_hex(&self.payload_hash)

@@ -95,7 +95,11 @@ async fn verify(client: &Client, args: &VerifyArgs) -> Result<String, Outcome> {
     let answer = client.receipt(&args.job_id).await?;
     let cluster_id = answer.receipt.cluster_id.clone();
     let mut seen = read_seen(&args.state)?;
-    if seen.cluster_id.as_deref().is_some_and(|id| id != cluster_id) {
+    if seen
+        .cluster_id
+        .as_deref()
+        .is_some_and(|id| id != cluster_id)
+    {
         return disproven(format!(
             "the receipt is for cluster {cluster_id}, but {} keeps cluster {}'s checkpoints",
             args.state.display(),
@@ -194,10 +198,7 @@ fn check_receipt(answer: &ReceiptResponse) -> Result<Vec<u8>, Outcome> {
             seal.signature == signature && Receipt::of(&receipt.cluster_id, &done, seal) == *receipt
         });
     if !holds {
-        return disproven(format!(
-            "record {} does not hold this receipt",
-            answer.seq
-        ));
+        return disproven(format!("record {} does not hold this receipt", answer.seq));
     }
     Ok(bytes)
 }

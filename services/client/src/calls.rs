@@ -10,10 +10,10 @@ use serde::Serialize;
 use skyclaw_api::routes::{self, MEMBERSHIP_TIMEOUT};
 use skyclaw_api::{
     AddMemberRequest, BatchEnqueueRequest, Challenge, ClaimRequest, ClaimResponse, ClusterStatus,
-    CompleteRequest, ConsistencyProof, EnqueueRequest, LogKeys, ReceiptResponse, Health, HeartbeatRequest, HeartbeatResponse, Host,
-    HostResponse, HostsResponse, IssueKeyRequest, IssuedKey, Job, JobResponse, JobStatus, JobsPage,
-    JobsResponse, JobsSummary, Key, KeyResponse, KeysResponse, LogHead, RegisterHostRequest,
-    RemoveMemberRequest, StateDigest, StateResponse, Status,
+    CompleteRequest, ConsistencyProof, EnqueueRequest, Health, HeartbeatRequest, HeartbeatResponse,
+    Host, HostResponse, HostsResponse, IssueKeyRequest, IssuedKey, Job, JobResponse, JobStatus,
+    JobsPage, JobsResponse, JobsSummary, Key, KeyResponse, KeysResponse, LogHead, LogKeys,
+    ReceiptResponse, RegisterHostRequest, RemoveMemberRequest, StateDigest, StateResponse, Status,
 };
 
 use crate::{Client, Result};

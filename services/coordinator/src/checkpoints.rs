@@ -97,8 +97,8 @@ impl Coordinator {
         }
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
-            let root = tlog_tiles::tree_hash(size, &StoredHashes(&db))
-                .map_err(merkle::proof_failure)?;
+            let root =
+                tlog_tiles::tree_hash(size, &StoredHashes(&db)).map_err(merkle::proof_failure)?;
             let chain = merkle::chain_hash(&db, size)?;
             Ok(TreeHead {
                 size,
@@ -127,7 +127,10 @@ impl Coordinator {
     /// Signs the head of the first `size` records as this node computes
     /// it, once it applied that far (a voter asked by the leader), and
     /// keeps `latest` if the voters signed it.
-    pub async fn cosign(&self, request: CosignRequest) -> std::result::Result<CosignResponse, Failure> {
+    pub async fn cosign(
+        &self,
+        request: CosignRequest,
+    ) -> std::result::Result<CosignResponse, Failure> {
         let cluster_id = self
             .cluster()
             .ok_or_else(|| Failure::Unavailable("the cluster is not initialized yet".into()))?;
@@ -182,7 +185,10 @@ impl Coordinator {
             .filter(|member| member.name != self.me.name)
             .zip(futures::future::join_all(asks).await)
         {
-            let Some(vkey) = member.log_key.and_then(|k| checkpoint::vkey(&cluster_id, &k)) else {
+            let Some(vkey) = member
+                .log_key
+                .and_then(|k| checkpoint::vkey(&cluster_id, &k))
+            else {
                 continue;
             };
             match answer {
@@ -218,7 +224,11 @@ impl Coordinator {
         size: u64,
         latest: Option<String>,
     ) -> std::result::Result<String, String> {
-        let url = format!("{}{}", member.url.trim_end_matches('/'), routes::COSIGN.path);
+        let url = format!(
+            "{}{}",
+            member.url.trim_end_matches('/'),
+            routes::COSIGN.path
+        );
         let mut request = self
             .peers
             .post(url)

@@ -18,11 +18,11 @@ use skyclaw_state::{Affected, Command, Event, Rejection, State};
 use tokio::sync::Notify;
 
 use crate::materialized::{Materialized, Shared};
+use crate::merkle;
 use crate::metrics::Metrics;
 use crate::raft::{
     Answer, Entry, LogId, Reply, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
-use crate::merkle;
 use crate::store::{self, cf, BLOBS, COMPLETIONS, EVENTS, META, VIEWS};
 use crate::Result;
 

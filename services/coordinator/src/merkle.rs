@@ -99,7 +99,9 @@ pub fn chain_hash(db: &DB, seq: u64) -> std::result::Result<Hash32, Failure> {
     let bytes = record_bytes(db, seq)
         .map_err(|e| Failure::Unavailable(format!("reading the log: {e}")))?
         .ok_or_else(|| {
-            Failure::Gone(format!("record {seq} is not in this node's log (a snapshot)"))
+            Failure::Gone(format!(
+                "record {seq} is not in this node's log (a snapshot)"
+            ))
         })?;
     Record::decode(&bytes)
         .map(|record| record.hash)

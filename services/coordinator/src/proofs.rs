@@ -54,9 +54,11 @@ impl Coordinator {
     pub async fn inclusion(&self, seq: u64, size: u64) -> Result<api::InclusionProof, Failure> {
         let held = self.read(|m| m.head.seq);
         if seq == 0 || seq > size || size > held {
-            return Err(Failure::Refused(skyclaw_state::Rejection::Invalid(format!(
+            return Err(Failure::Refused(skyclaw_state::Rejection::Invalid(
+                format!(
                 "need 1 <= seq <= size <= {held} (this node's records); got seq {seq}, size {size}"
-            ))));
+            ),
+            )));
         }
         let db = self.db.clone();
         let hashes = tokio::task::spawn_blocking(move || {
@@ -77,9 +79,11 @@ impl Coordinator {
     pub async fn consistency(&self, from: u64, to: u64) -> Result<api::ConsistencyProof, Failure> {
         let held = self.read(|m| m.head.seq);
         if from == 0 || from > to || to > held {
-            return Err(Failure::Refused(skyclaw_state::Rejection::Invalid(format!(
+            return Err(Failure::Refused(skyclaw_state::Rejection::Invalid(
+                format!(
                 "need 1 <= from <= to <= {held} (this node's records); got from {from}, to {to}"
-            ))));
+            ),
+            )));
         }
         let db = self.db.clone();
         let hashes = tokio::task::spawn_blocking(move || {
@@ -108,8 +112,8 @@ impl Coordinator {
         let bytes = merkle::record_bytes(&self.db, seq)
             .map_err(|e| Failure::Unavailable(format!("reading the log: {e}")))?
             .ok_or_else(not_found)?;
-        let record =
-            Record::decode(&bytes).map_err(|e| Failure::Internal(format!("corrupt record: {e}")))?;
+        let record = Record::decode(&bytes)
+            .map_err(|e| Failure::Internal(format!("corrupt record: {e}")))?;
         let Ok(Event::JobCompleted(done)) = record.decode_event() else {
             return Err(Failure::Internal(format!(
                 "record {seq} does not complete job {job_id}"
@@ -123,12 +127,16 @@ impl Coordinator {
         let host_key = self
             .read(|m| m.state.host(&done.host_id).and_then(|h| h.public_key))
             .ok_or_else(not_found)?;
-        let signed = self.checkpoints.latest().filter(|s| s.size >= seq).ok_or_else(|| {
-            Failure::Unavailable(format!(
-                "record {seq} is not under a signed checkpoint yet; retry in {} ms",
-                self.config.checkpoint_ms
-            ))
-        })?;
+        let signed = self
+            .checkpoints
+            .latest()
+            .filter(|s| s.size >= seq)
+            .ok_or_else(|| {
+                Failure::Unavailable(format!(
+                    "record {seq} is not under a signed checkpoint yet; retry in {} ms",
+                    self.config.checkpoint_ms
+                ))
+            })?;
         let inclusion = self.inclusion(seq, signed.size).await?;
         let cluster_id = self.cluster().unwrap_or_default();
         Ok(api::ReceiptResponse {

@@ -1,12 +1,15 @@
 //! The heart of a verification: an [`Auditor`] takes records whose chain a
 //! source has already checked, makes sure each run of them continues the
 //! chain held so far (same cluster, next seq, linked hash), replays every
-//! event through `skyclaw_state::State` so its invariants are checked, and
-//! watches for a head pinned earlier. It does no I/O and hashes nothing
-//! itself, so it costs one event decode and one state apply per record.
+//! event through `skyclaw_state::State` so its invariants are checked,
+//! verifies every completion's receipt against the key of the host that
+//! held the lease, rebuilds the log's Merkle tree, and watches for a head
+//! pinned earlier and for the tree heads of checkpoints. It does no I/O.
 
 use skyclaw_log_format::segment::SegmentHeader;
-use skyclaw_log_format::{BlobRef, ChainHead, Error as FormatError, Event, Hash32, Record};
+use skyclaw_log_format::{
+    BlobRef, ChainHead, Error as FormatError, Event, Hash32, Record, Tree, TreeHead,
+};
 use skyclaw_state::State;
 
 use crate::finding::{Finding, FindingKind, Stop};
@@ -27,6 +30,13 @@ pub struct Auditor {
     expect_head: Option<ChainHead>,
     /// Job output referenced by completions, kept when blobs are checked.
     outputs: Option<Vec<OutputRef>>,
+    /// The Merkle tree over the records so far; like the replay, only for
+    /// a log read from genesis.
+    tree: Option<Tree>,
+    /// Tree heads (of signed checkpoints) the log must reach, by size.
+    heads: Vec<TreeHead>,
+    /// How many receipts verified.
+    receipts: u64,
 }
 
 /// The output a completion recorded: what `--blobs` checks against the
@@ -61,7 +71,32 @@ impl Auditor {
             last_at: 0,
             expect_head,
             outputs: keep_blobs.then(Vec::new),
+            tree: (start.seq == 0).then(Tree::empty),
+            heads: Vec::new(),
+            receipts: 0,
         }
+    }
+
+    /// Requires the log's tree and chain to reach `head` (a checkpoint's)
+    /// at its size. Only a log read from genesis can be held to one:
+    /// `false` otherwise.
+    pub fn expect_tree_head(&mut self, head: TreeHead) -> bool {
+        if self.tree.is_none() || head.size <= self.head.seq {
+            return false;
+        }
+        self.heads.push(head);
+        true
+    }
+
+    /// The root of the Merkle tree over the records so far, for a log
+    /// read from genesis.
+    pub fn tree_root(&self) -> Option<Hash32> {
+        self.tree.as_ref().map(Tree::root)
+    }
+
+    /// How many completions' receipts verified.
+    pub fn receipts(&self) -> u64 {
+        self.receipts
     }
 
     /// An auditor for the log a segment with this header starts.
@@ -77,6 +112,7 @@ impl Auditor {
     /// replaying events: for copying a log that may break invariants.
     pub fn without_replay(mut self) -> Auditor {
         self.state = None;
+        self.tree = None;
         self
     }
 
@@ -145,6 +181,33 @@ impl Auditor {
         if self.state.is_some() {
             self.replay(record)?;
         }
+        if let Some(tree) = self.tree.as_mut() {
+            tree.append(&record.encode());
+            self.check_tree_heads(record)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the tree heads expected at this record's seq.
+    fn check_tree_heads(&self, record: &Record) -> Result<(), Stop> {
+        let root = self.tree_root().expect("checked with a tree");
+        for head in self.heads.iter().filter(|head| head.size == record.seq) {
+            let mismatch =
+                |what: String| Finding::new(FindingKind::Checkpoint, Some(record.seq), what).into();
+            if head.root != root {
+                return Err(mismatch(format!(
+                    "a checkpoint signs root {} for the first {} records, but the log's Merkle \
+                     tree has root {root}",
+                    head.root, head.size
+                )));
+            }
+            if head.chain != record.hash {
+                return Err(mismatch(format!(
+                    "a checkpoint binds chain hash {} at record {}, but the record's hash is {}",
+                    head.chain, head.size, record.hash
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -192,6 +255,16 @@ impl Auditor {
             }
         }
         let state = self.state.as_mut().expect("replay only with a state");
+        if let Event::JobCompleted(done) = &event {
+            state.check_receipt(done).map_err(|reason| {
+                Finding::new(
+                    FindingKind::Receipt,
+                    Some(seq),
+                    format!("job {}: {reason}", done.job_id),
+                )
+            })?;
+            self.receipts += u64::from(done.receipt.is_some());
+        }
         state
             .apply(&event, record.at)
             .map_err(|violated| violation(violated.0))?;
@@ -209,6 +282,17 @@ impl Auditor {
     /// Checks what can only be checked at the end: that the log reached the
     /// pinned head (or, for a pin at the log's start, that it is the start).
     pub fn finish(&self) -> Result<(), Stop> {
+        if let Some(head) = self.heads.iter().find(|head| head.size > self.head.seq) {
+            return Err(Finding::new(
+                FindingKind::Checkpoint,
+                Some(head.size),
+                format!(
+                    "the log ends at record {}, before the size {} a checkpoint signs",
+                    self.head.seq, head.size
+                ),
+            )
+            .into());
+        }
         let Some(pinned) = self.expect_head else {
             return Ok(());
         };

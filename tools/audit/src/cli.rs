@@ -75,6 +75,14 @@ pub struct AuditArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The log keys a checkpoint needs a majority of (C2SP vkeys, one per
+    /// line). Default: the cluster's voters' keys as it lists them.
+    #[arg(long, value_name = "FILE")]
+    pub trust: Option<PathBuf>,
+    /// Keeps the last checkpoint verified in FILE, and holds the log to
+    /// it on the next run: a rewritten log, or a fork, is found.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     #[command(flatten)]
     pub remote: ConnectArgs,
 }
@@ -124,6 +132,23 @@ pub fn parse_pinned_head(text: &str) -> Result<ChainHead, String> {
     Ok(ChainHead { seq, hash })
 }
 
+/// The vkeys in a `--trust` file: one per line; blank lines and `#`
+/// comments are skipped.
+fn read_trust(path: &std::path::Path) -> Result<Vec<String>, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("reading {}: {e}", path.display())))?;
+    let keys: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    if keys.is_empty() {
+        return Err(Error::Usage(format!("{} names no key", path.display())));
+    }
+    Ok(keys)
+}
+
 /// Runs a parsed `skyclaw-audit` command line.
 pub async fn run(cli: Cli) -> u8 {
     match cli.command {
@@ -144,6 +169,10 @@ pub async fn run_audit(args: AuditArgs) -> u8 {
         Ok(source) => source,
         Err(error) => return unreadable(&args, None, &error),
     };
+    let trust = match args.trust.as_deref().map(read_trust).transpose() {
+        Ok(trust) => trust,
+        Err(error) => return unreadable(&args, None, &error),
+    };
     let options = VerifyOptions {
         expect_head: args.expect_head,
         blobs: args.blobs,
@@ -151,6 +180,8 @@ pub async fn run_audit(args: AuditArgs) -> u8 {
         token: args.remote.token(),
         page_size: args.page_size,
         progress: !args.follow,
+        trust,
+        state: args.state.clone(),
     };
     let described = source.describe();
     let result = match (&source, args.follow) {

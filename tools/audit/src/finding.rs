@@ -44,6 +44,12 @@ pub enum FindingKind {
     /// Job output whose content does not match the hash the log recorded,
     /// or that is missing.
     BlobMismatch,
+    /// A completion whose receipt the host that held the lease did not
+    /// sign, or that says something else than the completion.
+    Receipt,
+    /// A checkpoint that does not verify, or whose tree head the log's own
+    /// Merkle tree and chain do not reach: a rewritten log, or a fork.
+    Checkpoint,
 }
 
 impl FindingKind {
@@ -61,6 +67,8 @@ impl FindingKind {
             FindingKind::HeadMismatch => "head mismatch",
             FindingKind::DigestMismatch => "digest mismatch",
             FindingKind::BlobMismatch => "blob mismatch",
+            FindingKind::Receipt => "receipt does not verify",
+            FindingKind::Checkpoint => "checkpoint mismatch",
         }
     }
 }

@@ -5,14 +5,18 @@
 //! framing, the format versions, the seqs, every hash in the chain and the
 //! cluster id; replays every event through `skyclaw_state::State`, whose
 //! invariants (one holder per job, live lease epochs, attempts, parallelism)
-//! fail loudly on a log no coordinator could have written; and compares the
-//! replayed digest with the views the coordinator serves. Everything found
+//! fail loudly on a log no coordinator could have written; verifies every
+//! host's receipt; rebuilds the log's Merkle tree and holds it to the
+//! checkpoints the coordinators signed; and compares the replayed digest
+//! with the views the coordinator serves. Everything found
 //! wrong is a [`Finding`] (exit 1); a source that cannot be read is an
 //! [`Error`] (exit 2).
 //!
 //! Layout:
 //! - [`auditor`]: [`Auditor`], the per-record core: continuity, replay,
 //!   pinned heads
+//! - `checkpoint`: the latest signed checkpoint (and the last one verified)
+//!   the rebuilt Merkle tree must reach
 //! - [`source`]: [`Source`] and the readers of each kind of source
 //! - [`verify`]: [`verify`], [`verify_local`] and [`follow`]: a whole run,
 //!   with digest comparison and output checks
@@ -27,6 +31,7 @@
 //! - [`error`]: [`Error`], why a source could not be read
 
 pub mod auditor;
+pub(crate) mod checkpoint;
 pub mod cli;
 pub mod error;
 pub mod export;

@@ -30,6 +30,12 @@ pub struct VerifyOptions {
     /// Draw a progress bar on stderr, if stderr is a terminal.
     /// Default: false.
     pub progress: bool,
+    /// The log keys whose majority a checkpoint needs (C2SP vkeys).
+    /// Default: none, the cluster's voters' keys as it lists them.
+    pub trust: Option<Vec<String>>,
+    /// Where the last checkpoint verified is kept, so the next run holds
+    /// the log to it. Default: none.
+    pub state: Option<std::path::PathBuf>,
 }
 
 impl Default for VerifyOptions {
@@ -41,6 +47,8 @@ impl Default for VerifyOptions {
             token: None,
             page_size: MAX_PAGE,
             progress: false,
+            trust: None,
+            state: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use skyclaw_log_format::segment::SegmentHeader;
-use skyclaw_log_format::{BlobRef, ChainHead, Hash32, Record};
+use skyclaw_log_format::{BlobRef, ChainHead, Hash32, Record, TreeHead};
 
 use crate::auditor::{Auditor, OutputRef};
 use crate::finding::{Finding, FindingKind, Stop};
@@ -60,6 +60,8 @@ pub(crate) struct Pass<'a> {
     pub(crate) replay: bool,
     /// Gets every accepted record, with the cluster id.
     pub(crate) sink: Option<Sink<'a>>,
+    /// Tree heads of verified checkpoints the log must reach.
+    pub(crate) tree_heads: Vec<TreeHead>,
 }
 
 /// What a progress bar counts.
@@ -83,6 +85,7 @@ impl<'a> Pass<'a> {
             first_seq: None,
             replay: true,
             sink: None,
+            tree_heads: Vec::new(),
         }
     }
 
@@ -151,11 +154,20 @@ impl<'a> Pass<'a> {
             self.options.expect_head,
             self.options.blobs,
         );
-        self.auditor = Some(if self.replay {
+        let mut auditor = if self.replay {
             auditor
         } else {
             auditor.without_replay()
-        });
+        };
+        for head in &self.tree_heads {
+            if !auditor.expect_tree_head(*head) {
+                self.notes.push(format!(
+                    "the checkpoint of {} records is not checked: the log is not read from                      its first record",
+                    head.size
+                ));
+            }
+        }
+        self.auditor = Some(auditor);
     }
 
     /// Takes the next chain-verified record.
@@ -227,13 +239,20 @@ impl<'a> Pass<'a> {
     }
 
     pub(crate) fn into_report(
-        self,
+        mut self,
         source: String,
         started: Instant,
         outcome: Result<(), Stop>,
     ) -> Result<Report, Error> {
         if let Some(bar) = &self.progress {
             bar.finish_and_clear();
+        }
+        if let Some(receipts) = self.auditor.as_ref().map(Auditor::receipts) {
+            if receipts > 0 {
+                self.notes.push(format!(
+                    "{receipts} receipts verified, each against the key of the host that held                      the lease"
+                ));
+            }
         }
         let finding = match outcome {
             Ok(()) => None,

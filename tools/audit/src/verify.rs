@@ -142,6 +142,14 @@ async fn verify_remote(
     };
     let outcome = async {
         let head = remote.head().await?;
+        // The log is read to its end, so past the checkpoint fetched now.
+        let signed = crate::checkpoint::heads(&mut remote, options, &head.cluster_id).await?;
+        match &signed {
+            Some((_, heads)) => pass.tree_heads.clone_from(heads),
+            None => pass
+                .notes
+                .push("the cluster has signed no checkpoint yet".into()),
+        }
         if interval.is_none() {
             pass.show_progress(head.seq, Unit::Records);
         }
@@ -153,6 +161,15 @@ async fn verify_remote(
             compare_remote(&mut remote, &mut pass, &head.cluster_id).await?;
         }
         pass.finish()?;
+        if let Some((latest, _)) = signed {
+            pass.notes.push(format!(
+                "the checkpoint of {} records is signed by a majority of the trusted log keys,                  and the log's Merkle tree reaches its root",
+                latest.size
+            ));
+            if let Some(path) = &options.state {
+                crate::checkpoint::keep(path, &head.cluster_id, latest)?;
+            }
+        }
         if options.blobs {
             let outputs = pass
                 .auditor

@@ -207,7 +207,10 @@ pub(super) fn operation(route: Route, schemas: &mut Schemas) -> Option<Operation
             "jobs",
             "receipt",
             "A completed job's signed receipt, and its proof of inclusion under a checkpoint",
-            json(schemas.of::<api::ReceiptResponse>(), "The receipt and its proof."),
+            json(
+                schemas.of::<api::ReceiptResponse>(),
+                "The receipt and its proof.",
+            ),
         )
         .path_id("job")
         .errors(&[NotFound, Gone, Unavailable]),
@@ -379,14 +382,25 @@ pub(super) fn operation(route: Route, schemas: &mut Schemas) -> Option<Operation
             "Proof that the tree of `to` records extends the tree of `from` records",
             json(schemas.of::<api::ConsistencyProof>(), "The proof."),
         )
-        .query("from", integer(1, i64::MAX as u64, 1), "The smaller tree's size.")
-        .query("to", integer(1, i64::MAX as u64, 1), "The larger tree's size.")
+        .query(
+            "from",
+            integer(1, i64::MAX as u64, 1),
+            "The smaller tree's size.",
+        )
+        .query(
+            "to",
+            integer(1, i64::MAX as u64, 1),
+            "The larger tree's size.",
+        )
         .errors(&[Gone, Unavailable]),
         routes::COSIGN => Described::new(
             "log",
             "cosign",
             "The leader asks a member to sign a checkpoint (between coordinators)",
-            json(schemas.of::<api::CosignResponse>(), "The member's signature."),
+            json(
+                schemas.of::<api::CosignResponse>(),
+                "The member's signature.",
+            ),
         )
         .body(schemas.of::<api::CosignRequest>(), true)
         .errors(&[Conflict, Unavailable]),

@@ -122,7 +122,10 @@ async fn consistency(coordinator: Arc<Coordinator>, query: ConsistencyQuery) -> 
 async fn cosign(coordinator: Arc<Coordinator>, body: Bytes) -> Handled {
     let request: api::CosignRequest = parse(&body)?;
     if request.size == 0 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "size must be at least 1"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "size must be at least 1",
+        ));
     }
     reply(&coordinator.cosign(request).await?)
 }

@@ -21,13 +21,28 @@ fn hashes(value: &Value) -> Vec<Hash> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| Hash(BASE64_STANDARD.decode(h.as_str().unwrap()).unwrap().try_into().unwrap()))
+        .map(|h| {
+            Hash(
+                BASE64_STANDARD
+                    .decode(h.as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap(),
+            )
+        })
         .collect()
 }
 
 async fn complete(node: &TestNode, w: &World, body: Value) -> (StatusCode, Value) {
     let as_a = [(TOKEN_HEADER, w.host_a.session.as_str())];
-    raw(node, "POST", &routes::COMPLETE.path_for(&w.job_x), &as_a, Some(body)).await
+    raw(
+        node,
+        "POST",
+        &routes::COMPLETE.path_for(&w.job_x),
+        &as_a,
+        Some(body),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -42,7 +57,10 @@ async fn a_completion_without_a_receipt_that_holds_is_refused_and_changes_nothin
     missing.as_object_mut().unwrap().remove("receipt");
     cases.push(("no receipt", missing));
     let mut flipped = good.clone();
-    let signature = flipped["receipt"]["signature"].as_str().unwrap().to_string();
+    let signature = flipped["receipt"]["signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let first = if signature.starts_with('0') { "1" } else { "0" };
     flipped["receipt"]["signature"] = format!("{first}{}", &signature[1..]).into();
     cases.push(("one flipped bit", flipped));
@@ -68,7 +86,10 @@ async fn a_completion_without_a_receipt_that_holds_is_refused_and_changes_nothin
     malformed["receipt"]["signature"] = "zz".into();
     let (status, answer) = complete(&node, &w, malformed).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("receipt.signature"));
+    assert!(answer["error"]
+        .as_str()
+        .unwrap()
+        .contains("receipt.signature"));
     let (status, answer) = complete(&node, &w, good).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     node.stop().await;
@@ -101,14 +122,35 @@ async fn a_receipt_is_served_with_a_proof_the_checkpoint_verifies() {
 
     // The enqueuer of the job reads its receipt; another account cannot.
     let as_x = [(TOKEN_HEADER, w.enqueuer_x.as_str())];
-    let (status, receipt) = raw(&node, "GET", &routes::RECEIPT.path_for(&w.job_x), &as_x, None).await;
+    let (status, receipt) = raw(
+        &node,
+        "GET",
+        &routes::RECEIPT.path_for(&w.job_x),
+        &as_x,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{receipt}");
     let as_y = [(TOKEN_HEADER, w.enqueuer_y.as_str())];
-    let (status, _) = raw(&node, "GET", &routes::RECEIPT.path_for(&w.job_x), &as_y, None).await;
+    let (status, _) = raw(
+        &node,
+        "GET",
+        &routes::RECEIPT.path_for(&w.job_x),
+        &as_y,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // So does the host that ran it, though it no longer holds the lease.
     let as_a = [(TOKEN_HEADER, w.host_a.session.as_str())];
-    let (status, _) = raw(&node, "GET", &routes::RECEIPT.path_for(&w.job_x), &as_a, None).await;
+    let (status, _) = raw(
+        &node,
+        "GET",
+        &routes::RECEIPT.path_for(&w.job_x),
+        &as_a,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 
     let head = checkpoint::verify(
@@ -159,7 +201,12 @@ async fn a_receipt_is_served_with_a_proof_the_checkpoint_verifies() {
     .await;
     let (_, note) = node.get_text(routes::CHECKPOINT.path).await;
     let newer = checkpoint::verify(note.as_bytes(), &w.cluster_id, &trusted).unwrap();
-    let path = format!("{}?from={}&to={}", routes::CONSISTENCY.path, head.size, newer.size);
+    let path = format!(
+        "{}?from={}&to={}",
+        routes::CONSISTENCY.path,
+        head.size,
+        newer.size
+    );
     let (status, proof) = node.get(&path).await;
     assert_eq!(status, StatusCode::OK, "{proof}");
     tlog_tiles::check_tree(
@@ -172,8 +219,44 @@ async fn a_receipt_is_served_with_a_proof_the_checkpoint_verifies() {
     .unwrap();
     // Bad ranges name what is wrong.
     for bad in ["?from=0&to=1", "?from=3&to=2", "?from=1&to=999999"] {
-        let (status, answer) = node.get(&format!("{}{bad}", routes::CONSISTENCY.path)).await;
+        let (status, answer) = node
+            .get(&format!("{}{bad}", routes::CONSISTENCY.path))
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {answer}");
     }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_checkpoint_signs_the_tree_over_the_records_as_stored() {
+    let node = full_mode().await;
+    let w = world(&node).await;
+    let seq = node.head_seq().await;
+    wait_until("a checkpoint of every record", || {
+        node.node
+            .checkpoint_note()
+            .is_ok_and(|note| note.contains(&format!("\n{seq}\n")))
+    })
+    .await;
+    let note = node.node.checkpoint_note().unwrap();
+    let keys = node.node.log_keys().unwrap();
+    let trusted: Vec<String> = keys.keys.into_iter().map(|k| k.vkey).collect();
+    let head = checkpoint::verify(note.as_bytes(), &w.cluster_id, &trusted).unwrap();
+    let mut tree = skyclaw_log_format::Tree::empty();
+    let mut last = None;
+    {
+        let db = &node.node.db;
+        let family = db.cf_handle("events").unwrap();
+        for item in db.iterator_cf(family, rocksdb::IteratorMode::Start) {
+            let (_, bytes) = item.unwrap();
+            tree.append(&bytes);
+            last = Some(Record::decode(&bytes).unwrap());
+            if tree.size() == head.size {
+                break;
+            }
+        }
+    }
+    assert_eq!(tree.root(), head.root, "{note}");
+    assert_eq!(last.unwrap().hash, head.chain);
     node.stop().await;
 }

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use skyclaw_api::{CompleteRequest, Job, SignedReceipt};
-use skyclaw_log_format::{BlobRef, Receipt};
 use skyclaw_client::Backoff;
+use skyclaw_log_format::{BlobRef, Receipt};
 use tokio::time::Instant;
 
 use super::{lock, Daemon};

@@ -117,6 +117,34 @@ impl Remote {
         self.get_json(&["v1", "state", "digest"]).await
     }
 
+    /// `GET /v1/log/checkpoint`: the latest signed checkpoint, `None` if
+    /// the cluster signed none yet.
+    pub async fn checkpoint(&mut self) -> Result<Option<String>, Error> {
+        match self.get(&["v1", "log", "checkpoint"], &[]).await {
+            Ok(response) => {
+                let url = response.url().to_string();
+                let text = response
+                    .text()
+                    .await
+                    .map_err(|e| Error::Unreachable(format!("{url}: reading the answer: {e}")))?;
+                Ok(Some(text))
+            }
+            Err(Error::Unreachable(reason)) if reason.contains("no checkpoint") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /v1/log/keys`: the voters' log keys (C2SP vkeys).
+    pub async fn log_keys(&mut self) -> Result<Vec<String>, Error> {
+        let keys: skyclaw_api::LogKeys = self.get_json(&["v1", "log", "keys"]).await?;
+        Ok(keys
+            .keys
+            .into_iter()
+            .filter(|key| key.voter)
+            .map(|key| key.vkey)
+            .collect())
+    }
+
     /// `GET /v1/jobs/:id`.
     pub async fn job(&mut self, job_id: &str) -> Result<Job, Error> {
         let response: JobResponse = self.get_json(&["v1", "jobs", job_id]).await?;

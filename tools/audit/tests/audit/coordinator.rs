@@ -3,8 +3,9 @@
 //! HTTP, its replayed digest equals the coordinator's, export and follow
 //! work, and, once it is stopped, its data directory verifies too. Then
 //! the log on disk is rewritten and re-hashed behind its back: the data
-//! directory's views and the restarted coordinator's digest both give the
-//! forgery away.
+//! directory's views and the restarted coordinator's signed checkpoint
+//! both give the forgery away. The log is held to its signed checkpoint,
+//! and to the one an auditor verified before (a fork, a rewrite).
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -36,6 +37,7 @@ impl Coordinator {
             db_path: db_path.to_path_buf(),
             token: Some(TOKEN.into()),
             lease_ms: 1_000,
+            checkpoint_ms: 50,
             ..skyclaw_coordinator::Config::default()
         };
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -321,18 +323,15 @@ async fn data_dir_checks(db_path: &Path, job_a: &str) {
         "{finding}"
     );
 
-    // Restarted on the forged log, the coordinator still serves its views:
-    // the digest comparison over HTTP catches it too.
+    // Restarted on the forged log, the coordinator still serves the
+    // checkpoint it signed before the forgery: the Merkle tree rebuilt
+    // from the forged records does not reach its root.
     let coordinator = Coordinator::start(db_path).await;
-    let report = verify(
-        Source::Coordinator(vec![coordinator.url.clone()]),
-        options(),
-    )
-    .await
-    .unwrap();
+    let source = || Source::Coordinator(vec![coordinator.url.clone()]);
+    let report = verify(source(), options()).await.unwrap();
     let finding = report.finding.clone().expect("the forgery is found");
-    assert_eq!(finding.kind, FindingKind::DigestMismatch, "{report}");
-    assert_eq!(report.comparison.map(|c| c.agrees), Some(false));
+    assert_eq!(finding.kind, FindingKind::Checkpoint, "{report}");
+    assert!(finding.reason.contains("Merkle tree has root"), "{finding}");
     coordinator.stop().await;
 }
 
@@ -404,4 +403,80 @@ fn forge_completion(db_path: &Path, job_a: &str) {
     .unwrap();
     db.flush_cf(events).unwrap();
     db.flush_cf(meta).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_held_to_its_signed_checkpoint_and_a_fork_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = Coordinator::start(&dir.path().join("db")).await;
+    run_workload(&coordinator).await;
+    let head = coordinator.head_seq().await;
+    let url = format!("{}/v1/log/checkpoint", coordinator.url);
+    let http = coordinator.http.clone();
+    let covered = |http: reqwest::Client, url: String| async move {
+        let response = http.get(url).header("x-skyclaw-token", TOKEN).send().await;
+        match response {
+            Ok(response) if response.status().is_success() => {
+                response.text().await.unwrap_or_default()
+            }
+            _ => String::new(),
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !covered(http.clone(), url.clone())
+        .await
+        .contains(&format!("\n{head}\n"))
+    {
+        assert!(Instant::now() < deadline, "no checkpoint of {head} records");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let source = || Source::Coordinator(vec![coordinator.url.clone()]);
+    let state = dir.path().join("audit-state.json");
+    let mut held = options();
+    held.state = Some(state.clone());
+    let report = verify(source(), held.clone()).await.unwrap();
+    assert_eq!(report.finding, None, "{report}");
+    let said = report.to_string();
+    assert!(
+        said.contains(&format!("the checkpoint of {head} records is signed")),
+        "{said}"
+    );
+    let kept: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(kept["size"], head);
+
+    // What this auditor saw last time had another root at this size.
+    let mut forked = kept.clone();
+    forked["root"] = "22".repeat(32).into();
+    std::fs::write(&state, serde_json::to_vec(&forked).unwrap()).unwrap();
+    let report = verify(source(), held.clone()).await.unwrap();
+    let finding = report.finding.expect("a fork is found");
+    assert_eq!(finding.kind, FindingKind::Checkpoint, "{finding}");
+    assert!(finding.reason.contains("a fork"), "{finding}");
+
+    // A smaller tree seen before that this log does not extend.
+    let mut rewritten = kept.clone();
+    rewritten["size"] = (head - 1).into();
+    std::fs::write(&state, serde_json::to_vec(&rewritten).unwrap()).unwrap();
+    let report = verify(source(), held).await.unwrap();
+    let finding = report.finding.expect("a rewritten log is found");
+    assert_eq!(finding.kind, FindingKind::Checkpoint, "{finding}");
+    assert!(finding.reason.contains("Merkle tree has root"), "{finding}");
+
+    // Keys the auditor trusts did not sign it.
+    let mut strangers = options();
+    let key = skyclaw_log_format::LogKey::new(&[9; 32], "any").public_key();
+    let cluster_id = coordinator.call("GET", "/v1/log/head", Value::Null).await["clusterId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    strangers.trust = Some(vec![skyclaw_log_format::checkpoint::vkey(
+        &cluster_id,
+        &key,
+    )
+    .unwrap()]);
+    let report = verify(source(), strangers).await.unwrap();
+    let finding = report.finding.expect("an untrusted checkpoint is found");
+    assert_eq!(finding.kind, FindingKind::Checkpoint, "{finding}");
+    assert!(finding.reason.contains("signed by 0 of the 1"), "{finding}");
+    coordinator.stop().await;
 }
