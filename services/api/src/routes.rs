@@ -90,10 +90,14 @@ pub enum Segment {
     Literal(&'static str),
     /// Where the job or host id goes.
     Id,
+    /// The rest of the path, one segment or more (a tile's coordinates).
+    Rest,
 }
 
 /// The placeholder for the id in a route's path.
 const ID: &str = "{id}";
+/// The placeholder for the rest of a route's path; it comes last.
+const REST: &str = "{path}";
 
 /// What a path segment must escape: everything but the unreserved
 /// characters of RFC 3986 and the few sub-delimiters ids use.
@@ -139,6 +143,7 @@ impl Route {
             .split('/')
             .map(|segment| match segment {
                 ID => Segment::Id,
+                REST => Segment::Rest,
                 literal => Segment::Literal(literal),
             })
     }
@@ -157,14 +162,19 @@ impl Route {
     /// Whether a request's path (without its query) is this route's.
     pub fn matches(&self, path: &str) -> bool {
         let mut given = path.trim_start_matches('/').split('/');
+        let mut rest = false;
         let same = self
             .segments()
             .all(|segment| match (segment, given.next()) {
                 (Segment::Literal(literal), Some(part)) => literal == part,
                 (Segment::Id, Some(part)) => !part.is_empty(),
+                (Segment::Rest, Some(part)) => {
+                    rest = true;
+                    !part.is_empty()
+                }
                 (_, None) => false,
             });
-        same && given.next().is_none()
+        same && (rest || given.next().is_none())
     }
 }
 
@@ -217,6 +227,10 @@ pub const LOG_KEYS: Route = Route::get("/v1/log/keys", Access::Log);
 pub const CHECKPOINT: Route = Route::get("/v1/log/checkpoint", Access::Log);
 pub const INCLUSION: Route = Route::get("/v1/log/proof/inclusion", Access::Log);
 pub const CONSISTENCY: Route = Route::get("/v1/log/proof/consistency", Access::Log);
+/// The log's Merkle tree as C2SP tlog-tiles serves it:
+/// `<level>/<index>[.p/<width>]` (hash tiles) and
+/// `entries/<index>[.p/<width>]` (entry bundles), under `/v1/log/tile/`.
+pub const TILE: Route = Route::get("/v1/log/tile/{path}", Access::Log);
 /// The leader asks a member to sign a checkpoint.
 pub const COSIGN: Route = Route::post("/v1/log/cosign", Access::Peer);
 
@@ -250,7 +264,7 @@ pub fn position(method: Method, path: &str) -> Option<usize> {
 
 /// Every route the API serves, each with its rule: the table of who may
 /// do what.
-pub const ALL: [Route; 42] = [
+pub const ALL: [Route; 43] = [
     HEALTH,
     METRICS,
     OPENAPI,
@@ -284,6 +298,7 @@ pub const ALL: [Route; 42] = [
     CHECKPOINT,
     INCLUSION,
     CONSISTENCY,
+    TILE,
     COSIGN,
     CLUSTER,
     HELLO,
@@ -316,6 +331,10 @@ mod tests {
         assert!(!CLAIM.matches("/v1/hosts/h-1"));
         assert!(ENQUEUE.matches("/v1/jobs"));
         assert!(!ENQUEUE.matches("/v1/jobs/x"));
+        assert!(TILE.matches("/v1/log/tile/0/x001/234.p/7"));
+        assert!(TILE.matches("/v1/log/tile/entries/000"));
+        assert!(!TILE.matches("/v1/log/tile"));
+        assert!(!TILE.matches("/v1/log/tile/"));
     }
 
     #[test]
@@ -332,8 +351,19 @@ mod tests {
     fn every_route_is_listed_once_and_ids_come_one_at_most() {
         for (i, route) in ALL.iter().enumerate() {
             assert!(route.path.starts_with('/'), "{route:?}");
-            let ids = route.segments().filter(|s| *s == Segment::Id).count();
+            let ids = route
+                .segments()
+                .filter(|s| *s != Segment::Literal(""))
+                .count();
+            let ids = ids
+                - route
+                    .segments()
+                    .filter(|s| matches!(s, Segment::Literal(_)))
+                    .count();
             assert!(ids <= 1, "{route:?}");
+            if route.segments().any(|s| s == Segment::Rest) {
+                assert_eq!(route.segments().last(), Some(Segment::Rest), "{route:?}");
+            }
             let others = ALL[..i]
                 .iter()
                 .filter(|r| r.method == route.method && r.path == route.path)

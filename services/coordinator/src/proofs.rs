@@ -9,6 +9,7 @@ use skyclaw_api as api;
 use skyclaw_log_format::checkpoint;
 use skyclaw_log_format::tree::Hash;
 use skyclaw_log_format::{Event, Receipt, Record};
+use tlog_tiles::Tile;
 
 use crate::coordinator::Coordinator;
 use crate::failure::Failure;
@@ -97,6 +98,76 @@ impl Coordinator {
             to,
             hashes: base64(hashes),
         })
+    }
+
+    /// A tile of the log in the C2SP tlog-tiles layout (height 8): `path`
+    /// is `<level>/<index>[.p/<width>]` for hashes, `entries/<index>[.p/
+    /// <width>]` for the records' bytes, each a big-endian u16 length and
+    /// the record. Only tiles within the tree this node holds exist.
+    pub async fn tile(&self, path: &str) -> Result<Vec<u8>, Failure> {
+        let bad = || {
+            Failure::not_found(format!(
+                "no tile {path:?}: tiles are <level>/<index>[.p/<width>] or \
+                 entries/<index>[.p/<width>] (C2SP tlog-tiles)"
+            ))
+        };
+        let (full, entries) = match path.strip_prefix("entries/") {
+            Some(rest) => (format!("tile/8/data/{rest}"), true),
+            None => (format!("tile/8/{path}"), false),
+        };
+        // `Tile::from_path` panics on a width of 0 or a level over 63;
+        // neither names a tile, and levels over 7 are past any u64 seq.
+        let width_fits = path
+            .rsplit_once(".p/")
+            .is_none_or(|(_, w)| w.parse::<u32>().is_ok_and(|w| (1..256).contains(&w)));
+        let level_fits = entries
+            || path
+                .split('/')
+                .next()
+                .is_some_and(|l| l.parse::<u8>().is_ok_and(|l| l <= 7));
+        if !width_fits || !level_fits {
+            return Err(bad());
+        }
+        let tile = Tile::from_path(&full).map_err(|_| bad())?;
+        let size = self.read(|m| m.head.seq);
+        let first = u128::from(tile.level_index()) << 8;
+        let end = (first + u128::from(tile.width())) << (8 * u32::from(tile.level()));
+        if end > u128::from(size) {
+            return Err(Failure::not_found(format!(
+                "tile {path} is not in the tree of {size} records yet"
+            )));
+        }
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            if !entries {
+                return tile
+                    .read_data(&StoredHashes(&db))
+                    .map_err(merkle::proof_failure);
+            }
+            let mut bundle = Vec::new();
+            let first = first as u64;
+            for seq in first + 1..=first + u64::from(tile.width()) {
+                let record = merkle::record_bytes(&db, seq)
+                    .map_err(|e| Failure::Unavailable(format!("reading the log: {e}")))?
+                    .ok_or_else(|| {
+                        Failure::Gone(format!(
+                            "record {seq} is not in this node's log (a snapshot)"
+                        ))
+                    })?;
+                let length = u16::try_from(record.len()).map_err(|_| {
+                    Failure::not_found(format!(
+                        "record {seq} is {} bytes, more than an entry bundle holds (65535); \
+                         read it from /v1/events",
+                        record.len()
+                    ))
+                })?;
+                bundle.extend_from_slice(&length.to_be_bytes());
+                bundle.extend_from_slice(&record);
+            }
+            Ok(bundle)
+        })
+        .await
+        .expect("reading a tile does not panic")
     }
 
     /// A completed job's receipt, proven included under the latest

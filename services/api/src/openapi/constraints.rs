@@ -15,6 +15,8 @@ use skyclaw_state::{MAX_ATTEMPTS_LIMIT, MAX_PARALLEL_LIMIT};
 
 /// Host ids, job ids and capabilities: the characters `limits::id` allows.
 pub const ID_PATTERN: &str = "^[A-Za-z0-9._:@-]+$";
+/// A tile's coordinates (C2SP tlog-tiles).
+pub const TILE_PATTERN: &str = "^(entries|[0-7])/(x[0-9]{3}/)*[0-9]{3}(\\.p/[0-9]{1,3})?$";
 
 /// What bounds one field.
 enum Bound {

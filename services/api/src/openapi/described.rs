@@ -139,6 +139,30 @@ impl Described {
         self.errors(&[NotFound])
     }
 
+    /// A tile's coordinates in the path (C2SP tlog-tiles); no such tile
+    /// is 404.
+    pub(super) fn tile_path(mut self) -> Described {
+        let path = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(48))
+            .pattern(Some(constraints::TILE_PATTERN));
+        self.parameters.push(
+            ParameterBuilder::new()
+                .name("path")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some(
+                    "`<level>/<index>[.p/<width>]` or `entries/<index>[.p/<width>]`, the index \
+                     in groups of three digits, all but the last prefixed with `x`."
+                        .to_string(),
+                ))
+                .schema(Some(path))
+                .build(),
+        );
+        self.errors(&[NotFound])
+    }
+
     pub(super) fn query(
         mut self,
         name: &str,

@@ -393,6 +393,17 @@ pub(super) fn operation(route: Route, schemas: &mut Schemas) -> Option<Operation
             "The larger tree's size.",
         )
         .errors(&[Gone, Unavailable]),
+        routes::TILE => Described::new(
+            "log",
+            "tile",
+            "A tile of the log's Merkle tree, or an entry bundle (C2SP tlog-tiles, height 8)",
+            text(
+                "application/octet-stream",
+                "Hashes (32 bytes each), or entries (a big-endian u16 length, then the record).",
+            ),
+        )
+        .tile_path()
+        .errors(&[Gone]),
         routes::COSIGN => Described::new(
             "log",
             "cosign",

@@ -64,6 +64,7 @@ pub fn matching(route: Route) -> BoxedFilter<()> {
                 .map(drop)
                 .untuple_one()
                 .boxed(),
+            Segment::Rest => path.and(warp::path::tail()).map(drop).untuple_one().boxed(),
         });
     path.and(warp::path::end()).and(method(route)).boxed()
 }
@@ -85,6 +86,7 @@ pub fn caller_at_id(coordinator: &Arc<Coordinator>, route: Route) -> BoxedFilter
             Segment::Literal(literal) if seen => after = after.and(warp::path(literal)).boxed(),
             Segment::Literal(literal) => before = before.and(warp::path(literal)).boxed(),
             Segment::Id => seen = true,
+            Segment::Rest => panic!("{} takes the rest of its path: see `at_rest`", route.path),
         }
     }
     before
@@ -93,6 +95,25 @@ pub fn caller_at_id(coordinator: &Arc<Coordinator>, route: Route) -> BoxedFilter
         .and(warp::path::end())
         .and(method(route))
         .and(authorized(coordinator, route.access))
+        .boxed()
+}
+
+/// Matches `route`, whose path ends in the rest of the request's path,
+/// and extracts that rest (as sent, not decoded).
+pub fn at_rest(coordinator: &Arc<Coordinator>, route: Route) -> BoxedFilter<(String,)> {
+    let mut before = warp::any().boxed();
+    for segment in route.segments() {
+        match segment {
+            Segment::Literal(literal) => before = before.and(warp::path(literal)).boxed(),
+            Segment::Rest => {}
+            Segment::Id => panic!("{} names an id: see `at_id`", route.path),
+        }
+    }
+    before
+        .and(warp::path::tail())
+        .and(method(route))
+        .and(authorized(coordinator, route.access))
+        .map(|tail: warp::path::Tail, _caller: Caller| tail.as_str().to_string())
         .boxed()
 }
 

@@ -41,6 +41,9 @@ pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
         .and(with.clone())
         .and(filters::query::<ConsistencyQuery>())
         .then(consistency);
+    let tile = filters::at_rest(coordinator, routes::TILE)
+        .and(with.clone())
+        .then(tile);
     let cosign = at(coordinator, routes::COSIGN)
         .and(with)
         .and(filters::body(coordinator.config.max_body_bytes))
@@ -53,6 +56,8 @@ pub fn routes(coordinator: &Arc<Coordinator>) -> BoxedFilter<(Response,)> {
         .or(inclusion)
         .unify()
         .or(consistency)
+        .unify()
+        .or(tile)
         .unify()
         .or(cosign)
         .unify()
@@ -117,6 +122,15 @@ async fn consistency(coordinator: Arc<Coordinator>, query: ConsistencyQuery) -> 
         return Err(ApiError::bad_request("from and to are both required"));
     };
     reply(&coordinator.consistency(from, to).await?)
+}
+
+async fn tile(path: String, coordinator: Arc<Coordinator>) -> Handled {
+    let mut response = Response::new(coordinator.tile(&path).await?.into());
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(response)
 }
 
 async fn cosign(coordinator: Arc<Coordinator>, body: Bytes) -> Handled {

@@ -133,6 +133,7 @@ fn rule(route: Route, w: &World) -> ([Expect; 9], String, Option<Value>) {
         | routes::CHECKPOINT => (LOG, route.path.into(), none),
         routes::INCLUSION => (LOG, format!("{}?seq=1&size=1", route.path), none),
         routes::CONSISTENCY => (LOG, format!("{}?from=1&to=1", route.path), none),
+        routes::TILE => (LOG, "/v1/log/tile/0/000.p/1".into(), none),
         routes::COSIGN => (PEER_ONLY, route.path.into(), empty),
         routes::ENQUEUE => (ENQUEUERS, route.path.into(), Some(gpu_job())),
         routes::ENQUEUE_BATCH => (

@@ -260,3 +260,72 @@ async fn a_checkpoint_signs_the_tree_over_the_records_as_stored() {
     assert_eq!(last.unwrap().hash, head.chain);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn tiles_hold_the_leaf_hashes_and_the_records_and_odd_paths_are_404() {
+    let node = full_mode().await;
+    let _w = world(&node).await;
+    let size = node.head_seq().await;
+    let width = size.min(255);
+    let get = |path: String| {
+        let node = &node;
+        async move {
+            let response = warp::test::request()
+                .method("GET")
+                .path(&path)
+                .header(TOKEN_HEADER, super::util::TOKEN)
+                .reply(&node.routes)
+                .await;
+            (response.status(), response.body().to_vec())
+        }
+    };
+    let records: Vec<Vec<u8>> = {
+        let db = &node.node.db;
+        let family = db.cf_handle("events").unwrap();
+        db.iterator_cf(family, rocksdb::IteratorMode::Start)
+            .take(width as usize)
+            .map(|item| item.unwrap().1.to_vec())
+            .collect()
+    };
+    let (status, hashes) = get(format!("/v1/log/tile/0/000.p/{width}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(hashes.len(), 32 * width as usize);
+    for (i, record) in records.iter().enumerate() {
+        assert_eq!(
+            hashes[32 * i..32 * (i + 1)],
+            tlog_tiles::record_hash(record).0,
+            "leaf {i}"
+        );
+    }
+    let (status, bundle) = get(format!("/v1/log/tile/entries/000.p/{width}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut expected = Vec::new();
+    for record in &records {
+        expected.extend_from_slice(&(record.len() as u16).to_be_bytes());
+        expected.extend_from_slice(record);
+    }
+    assert_eq!(bundle, expected);
+    let past = format!("/v1/log/tile/0/000.p/{}", width + 1);
+    for bad in [
+        past.as_str(),
+        "/v1/log/tile/0/000",
+        "/v1/log/tile/0/000.p/0",
+        "/v1/log/tile/0/000.p/256",
+        "/v1/log/tile/8/000",
+        "/v1/log/tile/64/000",
+        "/v1/log/tile/255/000.p/1",
+        "/v1/log/tile/0/x999/x999/x999/x999/x999/x999/999",
+        "/v1/log/tile/entries/1",
+        "/v1/log/tile/x",
+        "/v1/log/tile/",
+    ] {
+        let (status, body) = get(bad.to_string()).await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{bad}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    node.stop().await;
+}
