@@ -78,7 +78,9 @@ impl<'a> Call<'a> {
     fn path_segments(&self) -> impl Iterator<Item = &'a str> + '_ {
         self.route.segments().map(|segment| match segment {
             Segment::Literal(literal) => literal,
-            Segment::Id => self.id.unwrap_or_default(),
+            // The client calls no route that takes the rest of a path
+            // (tiles are for transparency-log tooling).
+            Segment::Id | Segment::Rest => self.id.unwrap_or_default(),
         })
     }
 

@@ -211,8 +211,21 @@ async fn a_host_cannot_complete_or_read_another_hosts_job() {
         "a refusal wrote"
     );
 
-    // A, the holder, reports.
-    let (status, body) = call(&url, Method::POST, &complete, Some(&session_a), report(&a)).await;
+    // A, the holder, reports, with the receipt its key signs.
+    let (status, challenge) =
+        call(&url, Method::POST, routes::CHALLENGE.path, None, json!({})).await;
+    assert_eq!(status, 200, "{challenge}");
+    let cluster_id = challenge["clusterId"].as_str().unwrap();
+    let leased: skyclaw_api::Job = serde_json::from_value(claimed["job"].clone()).unwrap();
+    let signed = HostKey::from_seed(1).complete(cluster_id, &leased, 1, "done");
+    let (status, body) = call(
+        &url,
+        Method::POST,
+        &complete,
+        Some(&session_a),
+        serde_json::to_value(signed).unwrap(),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["job"]["status"], "completed");
 }

@@ -14,6 +14,9 @@
 //! - `clock`: a coordinator's wall clock moved an hour either way.
 //! - `forgery`: raft messages and joins from a holder of the admin token,
 //!   or of nothing, in the full trust model: refused, nothing changes.
+//! - `checkpoints`: a three-node cluster's checkpoints carry a majority of
+//!   the voters' signatures, also with one voter down; only peers ask for
+//!   a cosignature, and none is given past what a voter holds.
 //! - `membership`: joins that do not prove the joiner or would evict a live
 //!   member, and removing the last voter, are refused and change nothing.
 //! - `oversize`: requests whose raft entries are large get a clean answer
@@ -26,6 +29,7 @@ mod harness;
 #[path = "../util/mod.rs"]
 mod util;
 
+mod checkpoints;
 mod clock;
 mod forgery;
 mod http;
