@@ -372,6 +372,11 @@ fn transport_reason(error: &reqwest::Error) -> String {
     reason
 }
 
+/// An encoded query string as the pairs `reqwest` takes.
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(query).expect("a query this client encoded decodes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,9 +499,4 @@ mod tests {
         assert_eq!(call.path_segments().collect::<Vec<_>>(), ["health"]);
         assert_eq!(call.method(), Method::GET);
     }
-}
-
-/// An encoded query string as the pairs `reqwest` takes.
-fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
-    serde_urlencoded::from_str(query).expect("a query this client encoded decodes")
 }
