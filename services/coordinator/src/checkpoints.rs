@@ -16,6 +16,7 @@ use skyclaw_api::{CosignRequest, CosignResponse};
 use skyclaw_layout::meta::CHECKPOINT;
 use skyclaw_log_format::checkpoint::{self, TreeHead};
 use skyclaw_log_format::Hash32;
+use skyclaw_state::Rejection;
 
 use crate::access::peer_header;
 use crate::coordinator::Coordinator;
@@ -77,10 +78,10 @@ impl Coordinator {
     pub async fn tree_head(&self, size: u64) -> std::result::Result<TreeHead, Failure> {
         let (head, root, anchor) = self.read(|m| (m.head, m.tree.root(), m.anchor));
         if size == 0 || size > head.seq {
-            return Err(Failure::Unavailable(format!(
+            return Err(Failure::Refused(Rejection::Conflict(format!(
                 "this node holds {} records, not {size}",
                 head.seq
-            )));
+            ))));
         }
         if size == head.seq {
             return Ok(TreeHead {

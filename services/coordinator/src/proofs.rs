@@ -48,7 +48,7 @@ impl Coordinator {
         self.checkpoints
             .latest()
             .map(|signed| signed.note)
-            .ok_or_else(|| Failure::Unavailable("no checkpoint has been signed yet".into()))
+            .ok_or_else(|| Failure::not_found("no checkpoint has been signed yet"))
     }
 
     /// Proof that record `seq` is in the tree of the first `size` records.

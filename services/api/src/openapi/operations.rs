@@ -366,7 +366,7 @@ pub(super) fn operation(route: Route, schemas: &mut Schemas) -> Option<Operation
                 "A C2SP tlog-checkpoint as a signed note (`log-format/FORMAT.md` §5).",
             ),
         )
-        .errors(&[Unavailable]),
+        .errors(&[NotFound]),
         routes::INCLUSION => Described::new(
             "log",
             "inclusionProof",

@@ -129,7 +129,7 @@ impl Remote {
                     .map_err(|e| Error::Unreachable(format!("{url}: reading the answer: {e}")))?;
                 Ok(Some(text))
             }
-            Err(Error::Unreachable(reason)) if reason.contains("no checkpoint") => Ok(None),
+            Err(Error::Refused { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
