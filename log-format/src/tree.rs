@@ -10,12 +10,13 @@
 //! stores the hashes [`Tree::append`] returns; an auditor needs nothing
 //! more than the edge.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 pub use tlog_tiles::{Hash, HashReader};
 
+use sha2::{Digest, Sha256};
+
 use crate::event::Hash32;
+use crate::record::Record;
 
 /// The right edge of the tree over the first `size` records.
 // Format: MessagePack map { size: u64, edge: [[u64, bin(32)]] } (edge: stored
@@ -83,19 +84,27 @@ impl Tree {
     /// Appends one record (its bytes as stored) and returns the hashes to
     /// store, from stored hash index `first` on: `(first, hashes)`.
     pub fn append(&mut self, record: &[u8]) -> (u64, Vec<Hash32>) {
+        self.append_leaf(leaf_hash(record))
+    }
+
+    /// Appends a leaf by its hash ([`leaf_hash`], [`record_leaf`]); as
+    /// [`Tree::append`].
+    pub fn append_leaf(&mut self, leaf: Hash32) -> (u64, Vec<Hash32>) {
         let n = self.size;
-        let hashes = tlog_tiles::stored_hashes(n, record, &*self)
+        let hashes = tlog_tiles::stored_hashes_for_record_hash(n, Hash(leaf.0), &*self)
             .expect("the edge holds every hash an append reads");
         let first = tlog_tiles::stored_hash_index(0, n);
-        let mut known: BTreeMap<u64, Hash32> = self.edge.iter().copied().collect();
-        let fresh: Vec<Hash32> = hashes.iter().map(|hash| Hash32(hash.0)).collect();
-        known.extend((first..).zip(fresh.iter().copied()));
+        // The leaf joined the edge's `merged` smallest subtrees (the last
+        // ones) into one whose hash is stored last.
+        let merged = hashes.len() - 1;
+        self.edge.truncate(self.edge.len() - merged);
+        self.edge
+            .push((first + merged as u64, Hash32(hashes[merged].0)));
         self.size = n + 1;
-        self.edge = Tree::edge_indexes(self.size)
-            .into_iter()
-            .map(|index| (index, known[&index]))
-            .collect();
-        (first, fresh)
+        (
+            first,
+            hashes.into_iter().map(|hash| Hash32(hash.0)).collect(),
+        )
     }
 
     /// The root hash (the empty tree's is SHA-256 of nothing).
@@ -121,13 +130,25 @@ impl HashReader for Tree {
     }
 }
 
-/// The leaf hash of a record: SHA-256(0x00 ‖ record).
+/// The leaf hash of a record's bytes: SHA-256(0x00 ‖ record).
 pub fn leaf_hash(record: &[u8]) -> Hash32 {
     Hash32(tlog_tiles::record_hash(record).0)
 }
 
+/// The leaf hash of a decoded record, as [`leaf_hash`] of its encoding,
+/// without making the encoding.
+pub fn record_leaf(record: &Record) -> Hash32 {
+    let mut hasher = Sha256::new();
+    hasher.update([0x00]);
+    hasher.update(record.encode_header());
+    hasher.update(&record.event);
+    Hash32(hasher.finalize().into())
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     /// The leaves and roots of RFC 6962's reference test (the Certificate
@@ -209,6 +230,19 @@ mod tests {
                 tlog_tiles::check_tree(&proof, size, root, old, old_root).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn a_records_leaf_is_the_leaf_of_its_bytes() {
+        let record = Record::seal(
+            "c",
+            1,
+            5,
+            crate::record::Origin { term: 1, index: 2 },
+            crate::genesis_hash("c"),
+            vec![1, 2, 3],
+        );
+        assert_eq!(record_leaf(&record), leaf_hash(&record.encode()));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! pinned earlier and for the tree heads of checkpoints. It does no I/O.
 
 use skyclaw_log_format::segment::SegmentHeader;
+use skyclaw_log_format::tree::record_leaf;
 use skyclaw_log_format::{
     BlobRef, ChainHead, Error as FormatError, Event, Hash32, Record, Tree, TreeHead,
 };
@@ -182,7 +183,7 @@ impl Auditor {
             self.replay(record)?;
         }
         if let Some(tree) = self.tree.as_mut() {
-            tree.append(&record.encode());
+            tree.append_leaf(record_leaf(record));
             self.check_tree_heads(record)?;
         }
         Ok(())
