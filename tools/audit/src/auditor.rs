@@ -191,8 +191,8 @@ impl Auditor {
 
     /// Checks the tree heads expected at this record's seq.
     fn check_tree_heads(&self, record: &Record) -> Result<(), Stop> {
-        let root = self.tree_root().expect("checked with a tree");
         for head in self.heads.iter().filter(|head| head.size == record.seq) {
+            let root = self.tree_root().expect("checked with a tree");
             let mismatch =
                 |what: String| Finding::new(FindingKind::Checkpoint, Some(record.seq), what).into();
             if head.root != root {
