@@ -3,12 +3,16 @@
 //! events that follow, exactly as a coordinator does, so its logs are valid
 //! by construction; [`LogBuilder::seal_unchecked`] crafts the invalid ones.
 //! [`generate`] drives a builder with a realistic mix of hosts, enqueues,
-//! claims, renewals, completions, cancellations and expired leases.
+//! claims, renewals, completions, cancellations and expired leases; half
+//! the hosts have keys and sign a receipt of each run, as host daemons do.
 
 use std::collections::BTreeMap;
 
-use skyclaw_log_format::{ChainHead, Event, Hash32, JobSpec, Origin, Payload, Record};
-use skyclaw_state::{Command, JobReport, Rejection, State};
+use ed25519_dalek::SigningKey;
+use skyclaw_log_format::{
+    BlobRef, ChainHead, Event, Hash32, JobSpec, Origin, Payload, Receipt, Record,
+};
+use skyclaw_state::{host_id_for, Command, HostKey, JobReport, Rejection, State};
 
 /// Builds a valid log command by command.
 pub struct LogBuilder {
@@ -124,7 +128,8 @@ const STEP_MS: u64 = 40;
 /// Generates a valid log of exactly `count` records (at least 1) of the
 /// cluster `cluster_id`, handing each record to `sink` in order.
 ///
-/// The workload: 32 hosts of mixed capabilities and parallelism, a fifth of
+/// The workload: 32 hosts of mixed capabilities and parallelism, half of
+/// them with keys (their completions carry signed receipts), a fifth of
 /// them silent (their leases expire), enqueues in small batches with
 /// priorities, capabilities and idempotency keys, claims, renewals,
 /// completions with output, failures, and cancellations of queued and
@@ -155,6 +160,9 @@ pub fn generate<E>(
     let mut next_job = 0u64;
     // Jobs each host holds: id, lease epoch, and when the job will finish.
     let mut running: BTreeMap<String, Vec<(String, u32, u64)>> = BTreeMap::new();
+    // Host ids by number, and the keys of those that have one.
+    let mut host_ids = Vec::new();
+    let mut keys: BTreeMap<String, SigningKey> = BTreeMap::new();
 
     for host in 0..HOSTS {
         let capabilities = if host % 4 == 0 {
@@ -162,13 +170,28 @@ pub fn generate<E>(
         } else {
             vec!["shell".into(), "automaton".into()]
         };
+        let signing = (host % 2 == 0).then(|| SigningKey::from_bytes(&[host as u8 + 1; 32]));
+        let key = signing.as_ref().map(|signing| HostKey {
+            public_key: Hash32(signing.verifying_key().to_bytes()),
+            challenge_at: at,
+            enroll_key: None,
+            approved: true,
+        });
+        let host_id = match &key {
+            Some(key) => host_id_for(&key.public_key),
+            None => format!("host-{host:02}"),
+        };
+        if let Some(signing) = signing {
+            keys.insert(host_id.clone(), signing);
+        }
+        host_ids.push(host_id.clone());
         let command = Command::RegisterHost {
-            host_id: format!("host-{host:02}"),
+            host_id,
             name: format!("machine {host}"),
             capabilities,
             max_parallel: 1 + (host % 8) as u32,
             sandbox: None,
-            key: None,
+            key,
         };
         if !emit(log.run(&command, at).expect("valid host"), &mut written)? {
             return Ok(log.head());
@@ -189,7 +212,7 @@ pub fn generate<E>(
         commands.push(Command::Enqueue { jobs });
 
         let host = dice.below(HOSTS);
-        let host_id = format!("host-{host:02}");
+        let host_id = host_ids[host as usize].clone();
         commands.push(Command::Claim {
             host_id: host_id.clone(),
             max_jobs: 4,
@@ -219,7 +242,7 @@ pub fn generate<E>(
                     continue;
                 }
                 let success = dice.chance(85);
-                commands.push(Command::Complete(JobReport {
+                let mut report = JobReport {
                     job_id: job_id.clone(),
                     host_id: host_id.clone(),
                     lease_epoch: Some(epoch),
@@ -234,7 +257,11 @@ pub fn generate<E>(
                     },
                     error: None,
                     receipt: None,
-                }));
+                };
+                if let Some(key) = keys.get(&host_id) {
+                    report.receipt = sign_receipt(log.state(), cluster_id, &report, at, key);
+                }
+                commands.push(Command::Complete(report));
             }
             if !still_running.is_empty() {
                 running.insert(host_id.clone(), still_running);
@@ -277,6 +304,32 @@ pub fn generate<E>(
             }
         }
     }
+}
+
+/// The receipt a keyed host signs for `report`, finishing at `at`; `None`
+/// for a job no longer in the state (cancelled, say), whose completion the
+/// state refuses anyway.
+fn sign_receipt(
+    state: &State,
+    cluster_id: &str,
+    report: &JobReport,
+    at: u64,
+    key: &SigningKey,
+) -> Option<skyclaw_log_format::ReceiptSeal> {
+    let job = state.job(&report.job_id)?;
+    let receipt = Receipt {
+        cluster_id: cluster_id.to_string(),
+        job_id: report.job_id.clone(),
+        lease_epoch: report.lease_epoch?,
+        payload_hash: job.payload.digest(),
+        exit_code: report.exit_code,
+        started_at: at.saturating_sub(report.duration_ms),
+        finished_at: at,
+        stdout: BlobRef::of(report.stdout.as_bytes()),
+        stderr: BlobRef::of(report.stderr.as_bytes()),
+        host_id: report.host_id.clone(),
+    };
+    receipt.sign(key)
 }
 
 fn job_spec(number: u64, dice: &mut Dice) -> JobSpec {

@@ -162,7 +162,8 @@ impl<'a> Pass<'a> {
         for head in &self.tree_heads {
             if !auditor.expect_tree_head(*head) {
                 self.notes.push(format!(
-                    "the checkpoint of {} records is not checked: the log is not read from                      its first record",
+                    "the checkpoint of {} records is not checked: the log is not read from \
+                     its first record",
                     head.size
                 ));
             }
@@ -250,7 +251,8 @@ impl<'a> Pass<'a> {
         if let Some(receipts) = self.auditor.as_ref().map(Auditor::receipts) {
             if receipts > 0 {
                 self.notes.push(format!(
-                    "{receipts} receipts verified, each against the key of the host that held                      the lease"
+                    "{receipts} receipts verified, each against the key of the host that held \
+                     the lease"
                 ));
             }
         }

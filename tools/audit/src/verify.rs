@@ -163,7 +163,8 @@ async fn verify_remote(
         pass.finish()?;
         if let Some((latest, _)) = signed {
             pass.notes.push(format!(
-                "the checkpoint of {} records is signed by a majority of the trusted log keys,                  and the log's Merkle tree reaches its root",
+                "the checkpoint of {} records is signed by a majority of the trusted log keys, \
+                 and the log's Merkle tree reaches its root",
                 latest.size
             ));
             if let Some(path) = &options.state {
