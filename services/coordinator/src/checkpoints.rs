@@ -219,6 +219,43 @@ impl Coordinator {
         Ok(signed)
     }
 
+    /// Records the log key of every member admitted before log keys
+    /// existed (its hello names it), so that it can cosign: without them,
+    /// a cluster upgraded in place could never gather a majority. The
+    /// member keeps its URL, so the change moves no one. Leader only.
+    async fn record_log_keys(&self) {
+        let mut updated = std::collections::BTreeMap::new();
+        for (id, member, _) in self.members() {
+            if member.log_key.is_some() {
+                continue;
+            }
+            let key = if id == self.id {
+                self.me.log_key
+            } else {
+                self.hello_of(&member.url)
+                    .await
+                    .filter(|hello| hello.raft_id == id && hello.name == member.name)
+                    .and_then(|hello| hello.log_key.as_deref().and_then(Hash32::from_hex))
+            };
+            if let Some(key) = key {
+                updated.insert(
+                    id,
+                    Member {
+                        log_key: Some(key),
+                        ..member
+                    },
+                );
+            }
+        }
+        if updated.is_empty() {
+            return;
+        }
+        let change = openraft::ChangeMembers::SetNodes(updated);
+        if let Err(e) = self.raft.change_membership(change, false).await {
+            tracing::warn!("recording the members' log keys: {e}");
+        }
+    }
+
     async fn ask_to_sign(
         &self,
         member: &Member,
@@ -270,6 +307,13 @@ pub async fn run(coordinator: Weak<Coordinator>) {
             continue;
         }
         last = Instant::now();
+        if coordinator
+            .members()
+            .iter()
+            .any(|(_, member, _)| member.log_key.is_none())
+        {
+            coordinator.record_log_keys().await;
+        }
         if let Err(e) = coordinator.checkpoint(size).await {
             tracing::warn!("{e}");
         }

@@ -329,3 +329,47 @@ async fn tiles_hold_the_leaf_hashes_and_the_records_and_odd_paths_are_404() {
     }
     node.stop().await;
 }
+
+#[tokio::test]
+async fn a_member_admitted_before_log_keys_has_its_key_recorded_and_cosigns() {
+    let node = full_mode().await;
+    let coordinator = &node.node;
+    // The membership as a cluster from before log keys holds it.
+    let keyless = coordinator
+        .members()
+        .into_iter()
+        .map(|(id, member, _)| {
+            let member = skyclaw_coordinator::raft::Member {
+                log_key: None,
+                ..member
+            };
+            (id, member)
+        })
+        .collect();
+    coordinator
+        .raft
+        .change_membership(openraft::ChangeMembers::SetNodes(keyless), false)
+        .await
+        .unwrap();
+    assert!(coordinator.log_keys().unwrap().keys.is_empty());
+    let (status, _) = node
+        .post(routes::ENQUEUE.path, super::util::shell_job("after"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let seq = node.head_seq().await;
+    wait_until("the key is recorded and a checkpoint signed", || {
+        coordinator
+            .checkpoint_note()
+            .is_ok_and(|note| note.contains(&format!("\n{seq}\n")))
+            && coordinator
+                .log_keys()
+                .is_ok_and(|keys| !keys.keys.is_empty())
+    })
+    .await;
+    let keys = coordinator.log_keys().unwrap();
+    assert_eq!(keys.keys.len(), 1);
+    let note = coordinator.checkpoint_note().unwrap();
+    let cluster_id = keys.origin.strip_prefix("skyclaw/").unwrap();
+    checkpoint::verify(note.as_bytes(), cluster_id, &[keys.keys[0].vkey.clone()]).unwrap();
+    node.stop().await;
+}
