@@ -7,10 +7,11 @@
 use std::time::{Duration, Instant};
 
 use skyclaw_api::EnqueueRequest;
-use skyclaw_log_format::{Hash32, JobSpec};
+use skyclaw_log_format::{Completion, Hash32, JobSpec};
 use skyclaw_state::state::tally::Activity;
 use skyclaw_state::{
-    BlobRef, Command, HostAccess, JobReport, JobStatus, JobView, Payload, DEFAULT_MAX_ATTEMPTS,
+    BlobRef, Command, HostAccess, JobReport, JobStatus, JobView, Payload, Rejection,
+    DEFAULT_MAX_ATTEMPTS,
 };
 
 use crate::coordinator::Coordinator;
@@ -220,6 +221,7 @@ impl Coordinator {
 
     /// Records how a job ended, as the host holding its lease reports.
     pub async fn complete(&self, report: JobReport) -> Result<Job, Failure> {
+        self.check_receipt_signature(&report)?;
         let host_id = report.host_id.clone();
         let reported = Output {
             stdout: report.stdout.clone(),
@@ -257,6 +259,37 @@ impl Coordinator {
 
     /// The job's view alone, its output left in the store: what deciding
     /// who may see or cancel it needs.
+    /// Checks a keyed host's receipt signature before the completion is
+    /// proposed, here on a request thread rather than on the state
+    /// machine's one apply thread. `decide` then checks the rest of it
+    /// against the same statement: the report names the lease epoch, and
+    /// everything else the statement holds is fixed once the job and the
+    /// host exist. What the state refuses anyway (an unknown job, a host
+    /// that holds no lease) it refuses when deciding, in its own order.
+    fn check_receipt_signature(&self, report: &JobReport) -> Result<(), Failure> {
+        let (Some(seal), Some(lease_epoch)) = (&report.receipt, report.lease_epoch) else {
+            return Ok(());
+        };
+        let done = Completion {
+            job_id: report.job_id.clone(),
+            host_id: report.host_id.clone(),
+            lease_epoch,
+            success: report.success,
+            duration_ms: report.duration_ms,
+            exit_code: report.exit_code,
+            stdout: BlobRef::of(report.stdout.as_bytes()),
+            stderr: BlobRef::of(report.stderr.as_bytes()),
+            error: report.error.clone(),
+            receipt: Some(Box::new(seal.clone())),
+        };
+        match self.read(|m| m.state.receipt_claim(&done)) {
+            Ok(Some(claim)) => claim
+                .verify()
+                .map_err(|reason| Failure::Refused(Rejection::Forbidden(reason))),
+            _ => Ok(()),
+        }
+    }
+
     pub fn job_view(&self, job_id: &str) -> Result<JobView, Failure> {
         self.read(|m| m.state.job(job_id).cloned())
             .ok_or_else(|| Failure::not_found(format!("job {job_id} not found")))

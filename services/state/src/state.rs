@@ -6,7 +6,8 @@
 //! Layout:
 //! - [`decide`]: `State::decide`, a command's events or its rejection
 //! - [`apply`]: `State::apply` and the invariants it checks ([`Violation`])
-//! - [`receipts`]: `State::check_receipt`, a completion's signed receipt
+//! - [`receipts`]: `State::receipt_claim` and `State::check_receipt`, a
+//!   completion's signed receipt
 //! - [`digest`]: `State::digest` and [`encode_view`], a view's canonical bytes
 //! - [`tally`]: counts by status, queue depth and recent activity, for people
 

@@ -82,6 +82,11 @@ async fn a_completion_without_a_receipt_that_holds_is_refused_and_changes_nothin
         assert_eq!(status, StatusCode::FORBIDDEN, "{case}: {answer}");
         assert_eq!(node.head_seq().await, before, "{case} wrote to the log");
     }
+    let mut no_epoch = good.clone();
+    no_epoch.as_object_mut().unwrap().remove("leaseEpoch");
+    let (status, answer) = complete(&node, &w, no_epoch).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("leaseEpoch"));
     let mut malformed = good.clone();
     malformed["receipt"]["signature"] = "zz".into();
     let (status, answer) = complete(&node, &w, malformed).await;

@@ -122,7 +122,15 @@ impl State {
             error: report.error.clone(),
             receipt: report.receipt.clone().map(Box::new),
         };
-        self.check_receipt(&done).map_err(Rejection::Forbidden)?;
+        // The statement a receipt signs names the lease epoch: the report
+        // must name it too, so that the signature checked before this
+        // completion was proposed is over the statement decided here.
+        if report.receipt.is_some() && report.lease_epoch.is_none() {
+            return Err(Rejection::Invalid(
+                "a completion with a receipt must name its leaseEpoch".into(),
+            ));
+        }
+        self.receipt_claim(&done).map_err(Rejection::Forbidden)?;
         Ok(Decision {
             events: vec![Event::JobCompleted(Box::new(done))],
             blobs: vec![stdout, stderr],

@@ -1,23 +1,47 @@
 //! Checking a host's receipt against the state it completes a job in: the
 //! host that holds the lease must have signed exactly what the completion
-//! records, about the payload it was leased. `decide` refuses a completion
-//! whose receipt does not hold; an auditor replaying the log checks every
-//! recorded receipt the same way before applying it.
+//! records, about the payload it was leased.
+//!
+//! The check is in two parts. [`State::receipt_claim`] is everything the
+//! state can tell (a host with a key sends a receipt and one without does
+//! not, the payload is the job's, the times are in order) and names the
+//! statement and key whose signature is left to check; `decide` refuses a
+//! completion whose claim fails. The signature itself, the costly part, is
+//! checked by the coordinator before it proposes the completion, outside
+//! the state's lock and off the apply thread. [`State::check_receipt`] does
+//! both: what an auditor replaying the log runs before each completion.
 
-use skyclaw_log_format::{Completion, Receipt, ReceiptSeal};
+use skyclaw_log_format::{Completion, Hash32, Receipt, ReceiptSeal, Sig64};
 
 use super::State;
 
+/// A receipt whose signature is still to be checked: the statement, the key
+/// of the host that must have signed it, and the signature.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub receipt: Receipt,
+    pub key: Hash32,
+    pub signature: Sig64,
+}
+
+impl Claim {
+    pub fn verify(&self) -> Result<(), String> {
+        self.receipt
+            .verify(&self.key, &self.signature)
+            .map_err(|e| format!("{e} (host {})", self.receipt.host_id))
+    }
+}
+
 impl State {
-    /// Checks the receipt `done` carries (or lacks) against the host that
-    /// reports it and the job it completes, as they stand before `done`
-    /// applies. A host with a key must send one; a host without cannot.
-    pub fn check_receipt(&self, done: &Completion) -> Result<(), String> {
+    /// Checks everything about the receipt `done` carries (or lacks) that
+    /// the state, as it stands before `done` applies, can tell; the
+    /// signature left to check, for a host with a key.
+    pub fn receipt_claim(&self, done: &Completion) -> Result<Option<Claim>, String> {
         let host = self
             .host(&done.host_id)
             .ok_or_else(|| format!("host {} is not registered", done.host_id))?;
-        let seal: &ReceiptSeal = match (&host.public_key, &done.receipt) {
-            (None, None) => return Ok(()),
+        let (key, seal): (Hash32, &ReceiptSeal) = match (host.public_key, &done.receipt) {
+            (None, None) => return Ok(None),
             (None, Some(_)) => {
                 return Err(format!(
                     "host {} has no key to sign a receipt with",
@@ -30,7 +54,7 @@ impl State {
                     done.host_id
                 ))
             }
-            (Some(_), Some(seal)) => seal,
+            (Some(key), Some(seal)) => (key, seal),
         };
         let job = self
             .job(&done.job_id)
@@ -45,9 +69,18 @@ impl State {
             return Err("the receipt finishes before it starts".into());
         }
         let cluster_id = self.cluster_id().unwrap_or_default();
-        let key = host.public_key.expect("matched above");
-        Receipt::of(cluster_id, done, seal)
-            .verify(&key, &seal.signature)
-            .map_err(|e| format!("{e} (host {})", done.host_id))
+        Ok(Some(Claim {
+            receipt: Receipt::of(cluster_id, done, seal),
+            key,
+            signature: seal.signature,
+        }))
+    }
+
+    /// [`State::receipt_claim`], and the signature: the whole check.
+    pub fn check_receipt(&self, done: &Completion) -> Result<(), String> {
+        match self.receipt_claim(done)? {
+            Some(claim) => claim.verify(),
+            None => Ok(()),
+        }
     }
 }
