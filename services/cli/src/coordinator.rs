@@ -82,6 +82,14 @@ pub struct ServerArgs {
     /// New records that make a checkpoint sooner [default: 10000].
     #[arg(long, env = "SKYCLAW_CHECKPOINT_EVERY")]
     pub checkpoint_every: Option<u64>,
+    /// How often the leader sends heartbeats, in ms [default: 100].
+    #[arg(long, env = "SKYCLAW_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// How long a follower waits to hear from a leader before it
+    /// campaigns (randomly up to twice this), in ms; a dead leader is
+    /// replaced after about three to four times this [default: 400].
+    #[arg(long, env = "SKYCLAW_ELECTION_TIMEOUT_MS")]
+    pub election_timeout_ms: Option<u64>,
 }
 
 impl ServerArgs {
@@ -121,6 +129,12 @@ impl ServerArgs {
         }
         if let Some(checkpoint_every) = self.checkpoint_every {
             config.checkpoint_every = checkpoint_every;
+        }
+        if let Some(heartbeat_ms) = self.heartbeat_ms {
+            config.heartbeat_ms = heartbeat_ms;
+        }
+        if let Some(election_timeout_ms) = self.election_timeout_ms {
+            config.election_timeout_ms = election_timeout_ms;
         }
         config
     }

@@ -57,6 +57,14 @@ pub struct Config {
     /// How many new records make a checkpoint sooner than that. Default:
     /// 10000.
     pub checkpoint_every: u64,
+    /// How often the leader sends heartbeats. Default: 100.
+    pub heartbeat_ms: u64,
+    /// How long a follower goes without hearing from a leader before it
+    /// campaigns: a random time between this and twice this. openraft also
+    /// has a follower honour its leader's lease (twice this) before it
+    /// campaigns, so a dead leader is replaced after about three to four
+    /// times this. At least three heartbeats. Default: 400.
+    pub election_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -78,6 +86,8 @@ impl Default for Config {
             catch_up_ms: 60_000,
             checkpoint_ms: 1_000,
             checkpoint_every: 10_000,
+            heartbeat_ms: 100,
+            election_timeout_ms: 400,
         }
     }
 }
@@ -102,6 +112,14 @@ impl Config {
         }
         if !(50..=3_600_000).contains(&self.checkpoint_ms) {
             return fail("checkpoints must be 50 to 3600000 ms apart");
+        }
+        if !(10..=10_000).contains(&self.heartbeat_ms) {
+            return fail("heartbeats must be 10 to 10000 ms apart");
+        }
+        if self.election_timeout_ms < 3 * self.heartbeat_ms || self.election_timeout_ms > 60_000 {
+            return fail(
+                "the election timeout must be at least three heartbeats, and at most 60000 ms",
+            );
         }
         if self.checkpoint_every == 0 {
             return fail("checkpoints must be at least 1 record apart");
@@ -132,5 +150,35 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(change: impl FnOnce(&mut Config)) -> String {
+        let mut config = Config::default();
+        change(&mut config);
+        match config.validate() {
+            Err(Error::Config(message)) => message,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn raft_timing_and_checkpoints_are_bounded() {
+        Config::default().validate().unwrap();
+        let tuned = Config {
+            heartbeat_ms: 50,
+            election_timeout_ms: 150,
+            ..Config::default()
+        };
+        tuned.validate().unwrap();
+        assert!(refused(|c| c.heartbeat_ms = 5).contains("heartbeats"));
+        assert!(refused(|c| c.election_timeout_ms = 250).contains("three heartbeats"));
+        assert!(refused(|c| c.election_timeout_ms = 60_001).contains("60000"));
+        assert!(refused(|c| c.checkpoint_ms = 10).contains("checkpoints"));
+        assert!(refused(|c| c.checkpoint_every = 0).contains("1 record"));
     }
 }

@@ -105,9 +105,9 @@ impl Coordinator {
         let work = Arc::new(Notify::new());
         let raft_config = openraft::Config {
             cluster_name: "skyclaw".into(),
-            heartbeat_interval: 100,
-            election_timeout_min: 400,
-            election_timeout_max: 800,
+            heartbeat_interval: config.heartbeat_ms,
+            election_timeout_min: config.election_timeout_ms,
+            election_timeout_max: 2 * config.election_timeout_ms,
             install_snapshot_timeout: 10_000,
             snapshot_max_chunk_size: crate::network::SNAPSHOT_CHUNK_BYTES as u64,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),

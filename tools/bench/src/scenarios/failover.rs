@@ -1,5 +1,11 @@
 //! Failover: how long a three-node cluster under light load stays unable
-//! to acknowledge an enqueue after its leader is killed with SIGKILL.
+//! to acknowledge an enqueue after its leader is killed with SIGKILL, and
+//! how many elections full load alone causes (each should be none), with
+//! raft's default timeouts and with ones tuned for a LAN, side by side.
+//!
+//! Full load first: 64 workers enqueue single jobs as fast as they are
+//! answered, through every node in turn, for a while; the elections are
+//! the rise of the highest term any node reports.
 //!
 //! A few enqueuers keep a steady trickle of writes going to every node in
 //! turn, ignoring errors. Each round kills the leader, then probes every
@@ -19,8 +25,32 @@ use skyclaw_client::Client;
 use skyclaw_testkit::Routing;
 use tokio::task::JoinSet;
 
-use super::start_cluster;
+use super::start_cluster_with;
 use crate::load;
+
+/// Raft's timing for one run: what `SKYCLAW_HEARTBEAT_MS` and
+/// `SKYCLAW_ELECTION_TIMEOUT_MS` say.
+struct Timing {
+    name: &'static str,
+    heartbeat_ms: u64,
+    election_timeout_ms: u64,
+}
+
+const TIMINGS: [Timing; 2] = [
+    Timing {
+        name: "default",
+        heartbeat_ms: 100,
+        election_timeout_ms: 400,
+    },
+    Timing {
+        name: "tuned",
+        heartbeat_ms: 50,
+        election_timeout_ms: 150,
+    },
+];
+
+/// Full load: this many workers, for this long.
+const FULL_LOAD_WORKERS: usize = 64;
 
 /// Steady load: this many enqueuers, each pausing this long between tries.
 const ENQUEUERS: usize = 4;
@@ -31,9 +61,38 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 const FAILOVER_LIMIT: Duration = Duration::from_secs(30);
 
 pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
+    let mut report = serde_json::Map::new();
+    for timing in &TIMINGS {
+        report.insert(timing.name.into(), run_with(bin, quick, timing).await?);
+    }
+    Ok(Value::Object(report))
+}
+
+async fn run_with(bin: &Path, quick: bool, timing: &Timing) -> Result<Value> {
     let kills = if quick { 2 } else { 10 };
-    let mut cluster = start_cluster(bin, 3, Routing::Direct).await;
+    let env = [
+        ("SKYCLAW_HEARTBEAT_MS", timing.heartbeat_ms.to_string()),
+        (
+            "SKYCLAW_ELECTION_TIMEOUT_MS",
+            timing.election_timeout_ms.to_string(),
+        ),
+    ];
+    let mut cluster = start_cluster_with(bin, 3, Routing::Direct, &env).await;
     let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+    println!(
+        "\nfailover with {} timeouts: heartbeat {} ms, elections {}–{} ms",
+        timing.name,
+        timing.heartbeat_ms,
+        timing.election_timeout_ms,
+        2 * timing.election_timeout_ms
+    );
+    let full_load = Duration::from_secs(if quick { 2 } else { 20 });
+    let (elections, rate) = elections_under_full_load(&cluster, &urls, full_load).await?;
+    println!(
+        "full load, {FULL_LOAD_WORKERS} workers for {} s: {rate:.0} enqueues/s, {elections} \
+         elections without a failure",
+        full_load.as_secs()
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let acknowledged = Arc::new(AtomicU64::new(0));
     let mut load = JoinSet::new();
@@ -117,6 +176,10 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
         acknowledged.load(Ordering::Relaxed)
     );
     Ok(json!({
+        "heartbeat_ms": timing.heartbeat_ms,
+        "election_timeout_ms": timing.election_timeout_ms,
+        "full_load_elections": elections,
+        "full_load_enqueues_per_s": rate,
         "kills": kills,
         "median_ms": median,
         "worst_ms": worst,
@@ -124,6 +187,47 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
         "restart_catch_up_ms": catch_ups,
         "steady_load_acknowledged": acknowledged.load(Ordering::Relaxed),
     }))
+}
+
+/// The highest term any node of the cluster reports.
+async fn highest_term(cluster: &skyclaw_testkit::Cluster) -> u64 {
+    let mut highest = 0;
+    for i in 0..cluster.nodes.len() {
+        if let Some(status) = cluster.status(i).await {
+            highest = highest.max(status.term);
+        }
+    }
+    highest
+}
+
+/// Drives every node with full load for `span`; the elections meanwhile
+/// (the rise of the highest term) and the enqueues acknowledged per second.
+async fn elections_under_full_load(
+    cluster: &skyclaw_testkit::Cluster,
+    urls: &[String],
+    span: Duration,
+) -> Result<(u64, f64)> {
+    cluster.leader(Duration::from_secs(10)).await;
+    let before = highest_term(cluster).await;
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + span;
+    let mut workers = JoinSet::new();
+    for worker in 0..FULL_LOAD_WORKERS {
+        let client = load::client_with_timeout(&urls[worker % urls.len()], Duration::from_secs(5));
+        let acknowledged = acknowledged.clone();
+        workers.spawn(async move {
+            while Instant::now() < deadline {
+                if load::enqueue_one(&client).await.is_ok() {
+                    acknowledged.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    let rate = acknowledged.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let after = highest_term(cluster).await;
+    Ok((after.saturating_sub(before), rate))
 }
 
 /// Waits until the steady load has had a few more enqueues acknowledged,

@@ -7,7 +7,8 @@
 //! - [`dispatch`]: claim + complete, pickup latency, shallow vs deep queue
 //! - [`restart`]: kill -9 and time until serving again
 //! - [`replication`]: bytes on the wire per enqueue vs the MVP's full-state push
-//! - [`failover`]: kill -9 the leader; time until an enqueue is acknowledged
+//! - [`failover`]: kill -9 the leader; time until an enqueue is acknowledged,
+//!   and elections under full load, with raft's default and tuned timeouts
 //! - [`e2e`]: real `skyclaw host` daemons running real jobs
 //! - [`audit`]: verify + replay rate of `skyclaw audit` over a segment file
 //! - [`memory`]: a coordinator's RSS as its queue grows, and the fill rate
@@ -31,10 +32,22 @@ use crate::load::Summary;
 /// `nodes` coordinators from `bin` as the benchmark runs them: logging
 /// only warnings, and reached as `routing` says.
 pub async fn start_cluster(bin: &Path, nodes: usize, routing: Routing) -> Cluster {
+    start_cluster_with(bin, nodes, routing, &[]).await
+}
+
+/// [`start_cluster`], with these settings besides.
+pub async fn start_cluster_with(
+    bin: &Path,
+    nodes: usize,
+    routing: Routing,
+    env: &[(&str, String)],
+) -> Cluster {
+    let mut settings = vec![("RUST_LOG".to_string(), "warn".to_string())];
+    settings.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
     Cluster::start(Options {
         nodes,
         routing,
-        env: vec![("RUST_LOG".into(), "warn".into())],
+        env: settings,
         bin: Some(bin.to_path_buf()),
         ..Options::default()
     })
