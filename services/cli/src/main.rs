@@ -45,11 +45,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a coordinator: the HTTP API and the authoritative job record.
-    Coordinator(coordinator::Args),
+    Coordinator(Box<coordinator::Args>),
     /// Run a coordinator and a host in one process, for trying Skyclaw out.
-    Dev(dev::Args),
+    Dev(Box<dev::Args>),
     /// Run a host daemon that claims and runs jobs.
-    Host(host::Args),
+    Host(Box<host::Args>),
     /// Enqueue a shell job: flags first, then the command and its arguments.
     EnqueueShell(enqueue::ShellArgs),
     /// Enqueue an Automaton run: flags first, then the run's arguments.
@@ -120,9 +120,9 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Coordinator(args) => coordinator::run(args).await,
-        Command::Dev(args) => dev::run(args).await,
-        Command::Host(args) => host::run(args).await,
+        Command::Coordinator(args) => coordinator::run(*args).await,
+        Command::Dev(args) => dev::run(*args).await,
+        Command::Host(args) => host::run(*args).await,
         Command::EnqueueShell(args) => enqueue::shell(args).await,
         Command::EnqueueAutomaton(args) => enqueue::automaton(args).await,
         Command::Jobs(command) => jobs::run(command).await,
