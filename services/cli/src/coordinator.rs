@@ -82,9 +82,10 @@ pub struct ServerArgs {
     /// New records that make a checkpoint sooner [default: 10000].
     #[arg(long, env = "SKYCLAW_CHECKPOINT_EVERY")]
     pub checkpoint_every: Option<u64>,
-    /// How often the leader sends heartbeats, in ms [default: 100].
-    #[arg(long, env = "SKYCLAW_HEARTBEAT_MS")]
-    pub heartbeat_ms: Option<u64>,
+    /// How often the raft leader sends heartbeats to the other
+    /// coordinators, in ms [default: 100].
+    #[arg(long, env = "SKYCLAW_RAFT_HEARTBEAT_MS")]
+    pub raft_heartbeat_ms: Option<u64>,
     /// How long a follower waits to hear from a leader before it
     /// campaigns (randomly up to twice this), in ms; a dead leader is
     /// replaced after about three to four times this [default: 400].
@@ -130,7 +131,7 @@ impl ServerArgs {
         if let Some(checkpoint_every) = self.checkpoint_every {
             config.checkpoint_every = checkpoint_every;
         }
-        if let Some(heartbeat_ms) = self.heartbeat_ms {
+        if let Some(heartbeat_ms) = self.raft_heartbeat_ms {
             config.heartbeat_ms = heartbeat_ms;
         }
         if let Some(election_timeout_ms) = self.election_timeout_ms {

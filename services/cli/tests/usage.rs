@@ -109,6 +109,10 @@ fn help_names_the_environment_variables_but_hides_the_token() {
         "SKYCLAW_DB_PATH",
         "SKYCLAW_LEASE_MS",
         "SKYCLAW_TOKEN",
+        "SKYCLAW_CHECKPOINT_MS",
+        "SKYCLAW_CHECKPOINT_EVERY",
+        "SKYCLAW_RAFT_HEARTBEAT_MS",
+        "SKYCLAW_ELECTION_TIMEOUT_MS",
     ] {
         assert!(
             help.contains(variable),

@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use super::start_cluster_with;
 use crate::load;
 
-/// Raft's timing for one run: what `SKYCLAW_HEARTBEAT_MS` and
+/// Raft's timing for one run: what `SKYCLAW_RAFT_HEARTBEAT_MS` and
 /// `SKYCLAW_ELECTION_TIMEOUT_MS` say.
 struct Timing {
     name: &'static str,
@@ -71,7 +71,7 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
 async fn run_with(bin: &Path, quick: bool, timing: &Timing) -> Result<Value> {
     let kills = if quick { 2 } else { 10 };
     let env = [
-        ("SKYCLAW_HEARTBEAT_MS", timing.heartbeat_ms.to_string()),
+        ("SKYCLAW_RAFT_HEARTBEAT_MS", timing.heartbeat_ms.to_string()),
         (
             "SKYCLAW_ELECTION_TIMEOUT_MS",
             timing.election_timeout_ms.to_string(),
