@@ -210,6 +210,10 @@ impl Coordinator {
             ));
         }
         let note = checkpoint::note(&text, &signatures).map_err(|e| e.to_string())?;
+        // Kept only as anyone will check it: this node's own signature
+        // counts only if its key is a voter's on record.
+        checkpoint::verify(&note, &cluster_id, &self.voter_vkeys(&cluster_id))
+            .map_err(|e| format!("checkpoint {size} does not verify: {e}"))?;
         let signed = Signed {
             size,
             root: head.root,

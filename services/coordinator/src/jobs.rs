@@ -264,8 +264,7 @@ impl Coordinator {
     /// machine's one apply thread. `decide` then checks the rest of it
     /// against the same statement: the report names the lease epoch, and
     /// everything else the statement holds is fixed once the job and the
-    /// host exist. What the state refuses anyway (an unknown job, a host
-    /// that holds no lease) it refuses when deciding, in its own order.
+    /// host exist.
     fn check_receipt_signature(&self, report: &JobReport) -> Result<(), Failure> {
         let (Some(seal), Some(lease_epoch)) = (&report.receipt, report.lease_epoch) else {
             return Ok(());
@@ -282,11 +281,17 @@ impl Coordinator {
             error: report.error.clone(),
             receipt: Some(Box::new(seal.clone())),
         };
+        // Fails closed: a claim this node cannot make (its state behind the
+        // log, say) is refused here, never left for `decide`, which does
+        // not check signatures.
+        let refused = |reason| Failure::Refused(Rejection::Forbidden(reason));
         match self.read(|m| m.state.receipt_claim(&done)) {
-            Ok(Some(claim)) => claim
-                .verify()
-                .map_err(|reason| Failure::Refused(Rejection::Forbidden(reason))),
-            _ => Ok(()),
+            Ok(Some(claim)) => claim.verify().map_err(refused),
+            Ok(None) => Err(refused(format!(
+                "host {} has no key to sign a receipt with",
+                report.host_id
+            ))),
+            Err(reason) => Err(refused(reason)),
         }
     }
 

@@ -130,9 +130,13 @@ impl Coordinator {
         }
         let tile = Tile::from_path(&full).map_err(|_| bad())?;
         let size = self.read(|m| m.head.seq);
+        // Where the tile's last hash ends, in leaves; past any u64, past
+        // the tree.
         let first = u128::from(tile.level_index()) << 8;
-        let end = (first + u128::from(tile.width())) << (8 * u32::from(tile.level()));
-        if end > u128::from(size) {
+        let end = (first + u128::from(tile.width()))
+            .checked_mul(1u128 << (8 * u32::from(tile.level())))
+            .filter(|end| *end <= u128::from(u64::MAX));
+        if end.is_none_or(|end| end > u128::from(size)) {
             return Err(Failure::not_found(format!(
                 "tile {path} is not in the tree of {size} records yet"
             )));
@@ -178,8 +182,21 @@ impl Coordinator {
             .db
             .get_cf(cf(&self.db, COMPLETIONS), store::job_key(job_id))
             .map_err(|e| Failure::Unavailable(format!("reading the log: {e}")))?
-            .and_then(|key| store::u64_of_key(&key))
-            .ok_or_else(not_found)?;
+            .and_then(|key| store::u64_of_key(&key));
+        let Some(seq) = seq else {
+            // A node restored from a snapshot holds no record from before it.
+            let before_anchor = self.read(|m| {
+                m.anchor.is_some() && m.state.job(job_id).is_some_and(|j| j.outcome.is_some())
+            });
+            return Err(if before_anchor {
+                Failure::Gone(format!(
+                    "job {job_id} completed before this node's log starts (a snapshot); ask \
+                     another member"
+                ))
+            } else {
+                not_found()
+            });
+        };
         let bytes = merkle::record_bytes(&self.db, seq)
             .map_err(|e| Failure::Unavailable(format!("reading the log: {e}")))?
             .ok_or_else(not_found)?;
@@ -198,16 +215,20 @@ impl Coordinator {
         let host_key = self
             .read(|m| m.state.host(&done.host_id).and_then(|h| h.public_key))
             .ok_or_else(not_found)?;
-        let signed = self
-            .checkpoints
-            .latest()
-            .filter(|s| s.size >= seq)
-            .ok_or_else(|| {
-                Failure::Unavailable(format!(
-                    "record {seq} is not under a signed checkpoint yet; retry in {} ms",
-                    self.config.checkpoint_ms
-                ))
-            })?;
+        let held = self.read(|m| m.head.seq);
+        let latest = self.checkpoints.latest();
+        if latest.as_ref().is_some_and(|s| s.size > held) {
+            return Err(Failure::Unavailable(format!(
+                "this node has not applied up to the latest checkpoint yet; retry in {} ms",
+                self.config.checkpoint_ms
+            )));
+        }
+        let signed = latest.filter(|s| s.size >= seq).ok_or_else(|| {
+            Failure::Unavailable(format!(
+                "record {seq} is not under a signed checkpoint yet; retry in {} ms",
+                self.config.checkpoint_ms
+            ))
+        })?;
         let inclusion = self.inclusion(seq, signed.size).await?;
         let cluster_id = self.cluster().unwrap_or_default();
         Ok(api::ReceiptResponse {

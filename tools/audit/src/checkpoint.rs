@@ -49,6 +49,15 @@ pub(crate) async fn heads(
     cluster_id: &str,
 ) -> Result<Option<(TreeHead, Vec<TreeHead>)>, Stop> {
     let Some(note) = remote.checkpoint().await? else {
+        // A coordinator that hides its checkpoint must not slip past an
+        // auditor who holds it to one.
+        if options.trust.is_some() || options.state.as_deref().is_some_and(|p| p.exists()) {
+            return Err(finding(
+                "the coordinators show no signed checkpoint, yet one is required (--trust or \
+                 --state)"
+                    .into(),
+            ));
+        }
         return Ok(None);
     };
     let trusted = match &options.trust {

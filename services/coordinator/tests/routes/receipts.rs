@@ -320,6 +320,8 @@ async fn tiles_hold_the_leaf_hashes_and_the_records_and_odd_paths_are_404() {
         "/v1/log/tile/64/000",
         "/v1/log/tile/255/000.p/1",
         "/v1/log/tile/0/x999/x999/x999/x999/x999/x999/999",
+        "/v1/log/tile/7/x018/x446/x744/x073/x709/x551/615",
+        "/v1/log/tile/entries/x018/x446/x744/x073/x709/x551/615",
         "/v1/log/tile/entries/1",
         "/v1/log/tile/x",
         "/v1/log/tile/",
