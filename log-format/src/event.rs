@@ -44,6 +44,11 @@ pub enum Event {
         /// than the last, so a signed registration is good once.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         challenge_at: Option<u64>,
+        /// A keyed host that signs a receipt of every run: its completions
+        /// without one are refused. Absent (false) for hosts that
+        /// registered before receipts, which keep completing as they did.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        signs_receipts: bool,
     },
     /// An admin approved a pending host, or it presented an enrollment
     /// key (`enrolledWith`, whose uses this spends): it may now claim.
@@ -720,6 +725,7 @@ mod tests {
                             capabilities,
                             max_parallel,
                             sandbox: None,
+                            signs_receipts: public_key.is_some(),
                             public_key,
                             challenge_at,
                         }

@@ -31,8 +31,19 @@ impl HostKey {
     }
 
     /// `request` as this host registers it in answer to `challenge`: its
-    /// key, the challenge and the signature filled in.
+    /// key, the challenge and the signature filled in, signing receipts.
     pub fn sign(
+        &self,
+        challenge: &Challenge,
+        mut request: RegisterHostRequest,
+    ) -> RegisterHostRequest {
+        request.signs_receipts = Some(true);
+        self.sign_as_is(challenge, request)
+    }
+
+    /// As [`HostKey::sign`], for a host from before receipts: it does not
+    /// say it signs them.
+    pub fn sign_as_is(
         &self,
         challenge: &Challenge,
         mut request: RegisterHostRequest,

@@ -66,6 +66,10 @@ pub struct RegisterHostRequest {
     /// An enrollment key an admin issued: the host is approved at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enroll_key: Option<String>,
+    /// A host with a key that signs a receipt of every run: from then on
+    /// its completions without one are refused. Part of what it signs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signs_receipts: Option<bool>,
 }
 
 /// `POST /v1/hosts/challenge`: what a host signs to register with its key.
@@ -109,6 +113,9 @@ pub fn registration_message(
     }
     if let Some(sandbox) = &request.sandbox {
         message += &format!("sandbox {sandbox}\n");
+    }
+    if request.signs_receipts == Some(true) {
+        message += "receipts yes\n";
     }
     message.into_bytes()
 }

@@ -170,6 +170,7 @@ impl Coordinator {
                 challenge_at,
                 enroll_key,
                 approved: admin || self.config.approve_hosts,
+                signs_receipts: request.signs_receipts == Some(true),
             },
         ))
     }

@@ -209,7 +209,8 @@ impl Coordinator {
         };
         let seal = done.receipt.as_deref().ok_or_else(|| {
             Failure::not_found(format!(
-                "job {job_id} was completed by a host without a key, which signs no receipt"
+                "job {job_id} was completed by a host that signs no receipt (one without a \
+                 key, or from before receipts)"
             ))
         })?;
         let host_key = self

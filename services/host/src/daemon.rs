@@ -164,6 +164,7 @@ impl Daemon {
             request.public_key = Some(key.public_key.clone());
             request.challenge = Some(challenge.challenge.clone());
             request.enroll_key = self.config.enroll_key.clone();
+            request.signs_receipts = Some(true);
             let message = registration_message(
                 &challenge.cluster_id,
                 &key.host_id,

@@ -94,6 +94,10 @@ pub struct HostKey {
     /// approves its own loopback host (`skyclaw dev`).
     #[serde(default)]
     pub approved: bool,
+    /// It signs a receipt of every run (hosts from before receipts do
+    /// not, and keep completing without).
+    #[serde(default)]
+    pub signs_receipts: bool,
 }
 
 /// What a host reports when a job ends: the command `Complete` carries it.

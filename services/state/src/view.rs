@@ -76,6 +76,9 @@ pub struct HostView {
     /// The challenge time of its last registration (keyed hosts).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub challenge_at: u64,
+    /// It registered as signing a receipt of every run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signs_receipts: bool,
     // Views of hosts without keys encode as they did before keys existed.
     #[serde(default, skip_serializing_if = "HostAccess::is_active")]
     pub access: HostAccess,

@@ -176,6 +176,7 @@ pub fn generate<E>(
             challenge_at: at,
             enroll_key: None,
             approved: true,
+            signs_receipts: true,
         });
         let host_id = match &key {
             Some(key) => host_id_for(&key.public_key),

@@ -380,3 +380,58 @@ async fn a_member_admitted_before_log_keys_has_its_key_recorded_and_cosigns() {
     checkpoint::verify(note.as_bytes(), cluster_id, &[keys.keys[0].vkey.clone()]).unwrap();
     node.stop().await;
 }
+
+#[tokio::test]
+async fn a_keyed_host_from_before_receipts_completes_without_one() {
+    let node = full_mode().await;
+    let key = HostKey::from_seed(9);
+    let (_, challenge) = raw(
+        &node,
+        "POST",
+        routes::CHALLENGE.path,
+        &[],
+        Some(serde_json::json!({})),
+    )
+    .await;
+    let request = key.sign_as_is(
+        &serde_json::from_value(challenge).unwrap(),
+        skyclaw_api::RegisterHostRequest {
+            name: "older daemon".into(),
+            ..Default::default()
+        },
+    );
+    let admin = [(TOKEN_HEADER, super::util::TOKEN)];
+    let body = serde_json::to_value(&request).unwrap();
+    let (status, registered) = raw(&node, "POST", routes::REGISTER.path, &admin, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    let session = registered["session"].as_str().unwrap().to_string();
+    let (status, _) = node
+        .post(routes::ENQUEUE.path, super::util::shell_job("old"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let as_host = [(TOKEN_HEADER, session.as_str())];
+    let claim = routes::CLAIM.path_for(&key.id);
+    let (status, claimed) = raw(&node, "POST", &claim, &as_host, Some(serde_json::json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{claimed}");
+    let job_id = claimed["job"]["id"].as_str().unwrap().to_string();
+    let done = serde_json::json!({
+        "hostId": key.id, "leaseEpoch": 1, "success": true, "durationMs": 1,
+        "exitCode": 0, "stdout": "as before", "stderr": "",
+    });
+    let (status, answer) = raw(
+        &node,
+        "POST",
+        &routes::COMPLETE.path_for(&job_id),
+        &as_host,
+        Some(done),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = node.get(&routes::RECEIPT.path_for(&job_id)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert!(answer["error"]
+        .as_str()
+        .unwrap()
+        .contains("signs no receipt"));
+    node.stop().await;
+}

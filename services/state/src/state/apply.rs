@@ -47,6 +47,7 @@ impl State {
                 sandbox,
                 public_key,
                 challenge_at,
+                signs_receipts,
             } => {
                 let host = self
                     .hosts
@@ -62,6 +63,7 @@ impl State {
                         sandbox: None,
                         public_key: *public_key,
                         challenge_at: 0,
+                        signs_receipts: false,
                         // A keyed host waits for approval; one without a
                         // key is trusted as the token's holder, as before.
                         access: match public_key {
@@ -70,6 +72,7 @@ impl State {
                         },
                     });
                 host.challenge_at = challenge_at.unwrap_or(host.challenge_at);
+                host.signs_receipts = *signs_receipts;
                 host.name = name.clone();
                 host.sandbox = sandbox.clone();
                 host.capabilities = capabilities.clone();
@@ -501,6 +504,7 @@ mod tests {
     fn nothing_applies_before_the_cluster_is_created() {
         let mut state = State::new();
         let event = Event::HostRegistered {
+            signs_receipts: false,
             host_id: "h".into(),
             name: "h".into(),
             capabilities: vec![],

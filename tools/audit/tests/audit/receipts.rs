@@ -1,4 +1,4 @@
-//! Receipts in a log: a completion by a host with a key must carry a
+//! Receipts in a log: a completion by a host that signs receipts must carry a
 //! receipt that key signed over exactly what the completion records. A
 //! receipt signed by another host's key, or with one bit flipped, or none
 //! at all, is found (kind `receipt`) at its record.
@@ -40,6 +40,7 @@ fn leased(key: &SigningKey) -> (LogBuilder, Vec<Record>, String) {
                 challenge_at: T0,
                 enroll_key: None,
                 approved: true,
+                signs_receipts: true,
             }),
         },
         Command::Enqueue {
@@ -140,7 +141,8 @@ fn a_receipt_with_one_flipped_bit_or_none_at_all_is_found() {
     let run = audit_with(unsigned, log, records);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(
-        run.stdout.contains("must carry a signed receipt"),
+        run.stdout
+            .contains("signs receipts, so its completion must carry one"),
         "{}",
         run.stdout
     );

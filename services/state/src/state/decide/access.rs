@@ -118,6 +118,7 @@ impl State {
                 sandbox: sandbox.map(str::to_string),
                 public_key: key.map(|key| key.public_key),
                 challenge_at: key.map(|key| key.challenge_at),
+                signs_receipts: key.is_some_and(|key| key.signs_receipts),
             });
         }
         let approved_now = key.is_some_and(|key| key.approved || key.enroll_key.is_some());
@@ -272,6 +273,7 @@ mod tests {
                     challenge_at,
                     enroll_key: enroll_key.map(str::to_string),
                     approved,
+                    signs_receipts: false,
                 }),
             },
             challenge_at,
@@ -362,6 +364,7 @@ mod tests {
                     challenge_at: 20,
                     enroll_key: Some("enroll-1".into()),
                     approved: false,
+                    signs_receipts: false,
                 }),
             },
             20,
@@ -392,6 +395,7 @@ mod tests {
                         challenge_at: 1,
                         enroll_key: None,
                         approved,
+                        signs_receipts: false,
                     }),
                 },
                 10,
@@ -470,6 +474,7 @@ mod tests {
     fn an_event_for_a_host_whose_id_is_not_its_keys_does_not_apply() {
         let mut state = cluster();
         let forged = skyclaw_log_format::event::Event::HostRegistered {
+            signs_receipts: false,
             host_id: "chosen-id".into(),
             name: "x".into(),
             capabilities: vec![],
