@@ -167,6 +167,16 @@ pub fn signs(vkey: &str, text: &[u8], signature: &str) -> bool {
         && verifier.verify(text, signature.signature())
 }
 
+/// The verifier keys a trust file names: one per line; blank lines and
+/// `#` comments are skipped.
+pub fn trusted_keys(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The fewest signatures that are a majority of `trusted` keys.
 pub fn majority(trusted: usize) -> usize {
     trusted / 2 + 1

@@ -263,12 +263,7 @@ fn hashes(encoded: &[String]) -> Result<Vec<Hash>, Outcome> {
 fn read_trust(path: &Path) -> Result<Vec<String>, Outcome> {
     let text = std::fs::read_to_string(path)
         .or_else(|e| disproven(format!("reading {}: {e}", path.display())))?;
-    let keys: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_string)
-        .collect();
+    let keys = checkpoint::trusted_keys(&text);
     if keys.is_empty() {
         return disproven(format!("{} names no key", path.display()));
     }

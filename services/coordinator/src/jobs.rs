@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use skyclaw_api::EnqueueRequest;
-use skyclaw_log_format::{Completion, Hash32, JobSpec};
+use skyclaw_log_format::{Hash32, JobSpec};
 use skyclaw_state::state::tally::Activity;
 use skyclaw_state::{
     BlobRef, Command, HostAccess, JobReport, JobStatus, JobView, Payload, Rejection,
@@ -266,21 +266,14 @@ impl Coordinator {
     /// everything else the statement holds is fixed once the job and the
     /// host exist.
     fn check_receipt_signature(&self, report: &JobReport) -> Result<(), Failure> {
-        let (Some(seal), Some(lease_epoch)) = (&report.receipt, report.lease_epoch) else {
+        let (Some(_), Some(lease_epoch)) = (&report.receipt, report.lease_epoch) else {
             return Ok(());
         };
-        let done = Completion {
-            job_id: report.job_id.clone(),
-            host_id: report.host_id.clone(),
+        let done = report.completion(
             lease_epoch,
-            success: report.success,
-            duration_ms: report.duration_ms,
-            exit_code: report.exit_code,
-            stdout: BlobRef::of(report.stdout.as_bytes()),
-            stderr: BlobRef::of(report.stderr.as_bytes()),
-            error: report.error.clone(),
-            receipt: Some(Box::new(seal.clone())),
-        };
+            BlobRef::of(report.stdout.as_bytes()),
+            BlobRef::of(report.stderr.as_bytes()),
+        );
         // Fails closed: a claim this node cannot make (its state behind the
         // log, say) is refused here, never left for `decide`, which does
         // not check signatures.

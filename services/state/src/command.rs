@@ -3,7 +3,7 @@
 //! follows).
 
 use serde::{Deserialize, Serialize};
-use skyclaw_log_format::event::{BlobRef, Event, Hash32, JobSpec, KeyGrant};
+use skyclaw_log_format::event::{BlobRef, Completion, Event, Hash32, JobSpec, KeyGrant};
 use skyclaw_log_format::ReceiptSeal;
 
 /// A request for a state change. The leader stamps each with the time it is
@@ -121,6 +121,25 @@ pub struct JobReport {
     /// absent in reports of hosts without one, and in older entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<ReceiptSeal>,
+}
+
+impl JobReport {
+    /// The completion this report makes under lease `lease_epoch`, its
+    /// output already hashed into `stdout` and `stderr`.
+    pub fn completion(&self, lease_epoch: u32, stdout: BlobRef, stderr: BlobRef) -> Completion {
+        Completion {
+            job_id: self.job_id.clone(),
+            host_id: self.host_id.clone(),
+            lease_epoch,
+            success: self.success,
+            duration_ms: self.duration_ms,
+            exit_code: self.exit_code,
+            stdout,
+            stderr,
+            error: self.error.clone(),
+            receipt: self.receipt.clone().map(Box::new),
+        }
+    }
 }
 
 /// What a command leads to: the events to append, the content of the blobs

@@ -137,12 +137,7 @@ pub fn parse_pinned_head(text: &str) -> Result<ChainHead, String> {
 fn read_trust(path: &std::path::Path) -> Result<Vec<String>, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Usage(format!("reading {}: {e}", path.display())))?;
-    let keys: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_string)
-        .collect();
+    let keys = skyclaw_log_format::checkpoint::trusted_keys(&text);
     if keys.is_empty() {
         return Err(Error::Usage(format!("{} names no key", path.display())));
     }

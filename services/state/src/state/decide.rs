@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use skyclaw_log_format::event::{Completion, Event, JobSpec};
+use skyclaw_log_format::event::{Event, JobSpec};
 
 use super::{idempotency_slot, State};
 use crate::command::{Affected, Blob, Command, Decision, JobReport, Rejection};
@@ -110,18 +110,7 @@ impl State {
         let lease_epoch = self.live_lease(job, &report.host_id, report.lease_epoch)?;
         let stdout = Blob::new(report.stdout.clone().into_bytes());
         let stderr = Blob::new(report.stderr.clone().into_bytes());
-        let done = Completion {
-            job_id: report.job_id.clone(),
-            host_id: report.host_id.clone(),
-            lease_epoch,
-            success: report.success,
-            duration_ms: report.duration_ms,
-            exit_code: report.exit_code,
-            stdout: stdout.reference,
-            stderr: stderr.reference,
-            error: report.error.clone(),
-            receipt: report.receipt.clone().map(Box::new),
-        };
+        let done = report.completion(lease_epoch, stdout.reference, stderr.reference);
         // The statement a receipt signs names the lease epoch: the report
         // must name it too, so that the signature checked before this
         // completion was proposed is over the statement decided here.
