@@ -87,6 +87,19 @@ const ENQUEUERS: [Expect; 9] = [
     Passes,
     Forbidden,
 ];
+/// A job's readers: its account's enqueuer and the host that holds it;
+/// another account's job is not there for them (404).
+const JOB_READERS: [Expect; 9] = [
+    Unauthorized,
+    Unauthorized,
+    Passes,
+    Forbidden,
+    Passes,
+    NotFound,
+    Forbidden,
+    Passes,
+    Forbidden,
+];
 /// A host with a key speaks for itself alone: an admin may not act as it.
 const HOST_A: [Expect; 9] = [
     Unauthorized,
@@ -142,38 +155,10 @@ fn rule(route: Route, w: &World) -> ([Expect; 9], String, Option<Value>) {
             Some(json!({"jobs": [gpu_job()]})),
         ),
         routes::JOBS => (ENQUEUERS, route.path.into(), none),
-        routes::JOB => (
-            [
-                Unauthorized,
-                Unauthorized,
-                Passes,
-                Forbidden,
-                Passes,
-                NotFound,
-                Forbidden,
-                Passes,
-                Forbidden,
-            ],
-            route.path_for(&w.job_x),
-            none,
-        ),
+        routes::JOB => (JOB_READERS, route.path_for(&w.job_x), none),
         // As a job's: the job's account and the host that holds (or ran)
         // it; the job has no receipt yet, so those get 404 from the handler.
-        routes::RECEIPT => (
-            [
-                Unauthorized,
-                Unauthorized,
-                Passes,
-                Forbidden,
-                Passes,
-                NotFound,
-                Forbidden,
-                Passes,
-                Forbidden,
-            ],
-            route.path_for(&w.job_x),
-            none,
-        ),
+        routes::RECEIPT => (JOB_READERS, route.path_for(&w.job_x), none),
         routes::CANCEL => (
             [
                 Unauthorized,

@@ -223,10 +223,26 @@ async fn a_receipt_is_served_with_a_proof_the_checkpoint_verifies() {
     )
     .unwrap();
     // Bad ranges name what is wrong.
-    for bad in ["?from=0&to=1", "?from=3&to=2", "?from=1&to=999999"] {
+    for bad in [
+        "?from=0&to=1",
+        "?from=3&to=2",
+        "?from=1&to=999999",
+        "?from=1",
+    ] {
         let (status, answer) = node
             .get(&format!("{}{bad}", routes::CONSISTENCY.path))
             .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {answer}");
+    }
+    let past = format!("?seq=1&size={}", u64::MAX);
+    for bad in [
+        "?seq=0&size=1",
+        "?seq=3&size=2",
+        past.as_str(),
+        "?size=1",
+        "?seq=x&size=1",
+    ] {
+        let (status, answer) = node.get(&format!("{}{bad}", routes::INCLUSION.path)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {answer}");
     }
     node.stop().await;

@@ -167,3 +167,30 @@ async fn a_data_directory_belongs_to_one_node_name() {
         refused.err()
     );
 }
+
+/// A store written before the Merkle tree was kept has records but no
+/// stored hashes: start-up builds them once, to the root of its records.
+#[tokio::test]
+async fn a_store_without_the_tree_gets_it_built_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(config(&dir)).await;
+    for i in 0..20 {
+        write(&node, enqueue(&format!("job-{i}"))).await;
+    }
+    let (size, root) = node.read(|m| (m.tree.size(), m.tree.root()));
+    assert!(size > 20);
+    stop_node(node).await;
+    {
+        let db = skyclaw_coordinator::store::open(&config(&dir).db_path).unwrap();
+        let tree = skyclaw_coordinator::store::cf(&db, skyclaw_coordinator::store::TREE);
+        db.delete_range_cf(tree, [0u8].as_slice(), [0xffu8; 9].as_slice())
+            .unwrap();
+        let left = db.iterator_cf(tree, rocksdb::IteratorMode::Start).count();
+        assert_eq!(left, 0, "the stored hashes are gone");
+    }
+    let node = start_node(config(&dir)).await;
+    assert_eq!(node.read(|m| (m.tree.size(), m.tree.root())), (size, root));
+    let proof = node.inclusion(1, size).await.unwrap();
+    assert!(!proof.hashes.is_empty());
+    stop_node(node).await;
+}
