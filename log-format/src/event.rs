@@ -93,6 +93,11 @@ pub enum Event {
     CancelRequested { job_id: String },
     /// A queued job was cancelled before any host took it.
     JobCancelled { job_id: String },
+    /// Every job that ended (completed, failed or cancelled) before
+    /// `finished_before` leaves the live state: its view is kept for reads
+    /// but no longer held in memory, and its idempotency key is free again.
+    /// The log keeps everything it did.
+    JobsRetired { finished_before: u64 },
 }
 
 /// Everything an enqueue fixes about a job.
@@ -457,7 +462,8 @@ impl Event {
             | Event::HostApproved { .. }
             | Event::HostRevoked { .. }
             | Event::KeyIssued(_)
-            | Event::KeyRevoked { .. } => None,
+            | Event::KeyRevoked { .. }
+            | Event::JobsRetired { .. } => None,
             Event::JobEnqueued(spec) => Some(&spec.job_id),
             Event::JobCompleted(done) => Some(&done.job_id),
             Event::JobLeased { job_id, .. }
@@ -484,7 +490,8 @@ impl Event {
             | Event::LeaseRenewed { .. }
             | Event::LeaseExpired { .. }
             | Event::CancelRequested { .. }
-            | Event::JobCancelled { .. } => vec![],
+            | Event::JobCancelled { .. }
+            | Event::JobsRetired { .. } => vec![],
         }
     }
 }
@@ -773,6 +780,7 @@ mod tests {
             completion,
             text().prop_map(|job_id| Event::CancelRequested { job_id }),
             text().prop_map(|job_id| Event::JobCancelled { job_id }),
+            any::<u64>().prop_map(|finished_before| Event::JobsRetired { finished_before }),
         ]
     }
 

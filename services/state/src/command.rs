@@ -78,6 +78,13 @@ pub enum Command {
     Expire {
         leases: Vec<(String, u32)>,
     },
+    /// Retire jobs that ended more than `retention_ms` before the log's
+    /// time: they leave the live state (see `Event::JobsRetired`). The
+    /// leader proposes it; at most [`crate::state::MAX_RETIRED_PER_EVENT`]
+    /// jobs go at a time, the oldest first.
+    Retire {
+        retention_ms: u64,
+    },
 }
 
 /// A keyed host's registration: its key, the challenge it signed, and

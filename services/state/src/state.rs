@@ -10,6 +10,7 @@
 //!   completion's signed receipt
 //! - [`digest`]: `State::digest` and [`encode_view`], a view's canonical bytes
 //! - [`tally`]: counts by status, queue depth and recent activity, for people
+//! - [`retirement`]: ended jobs leaving the live state after their retention
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,10 +26,12 @@ pub mod apply;
 pub mod decide;
 pub mod digest;
 pub mod receipts;
+pub mod retirement;
 pub mod tally;
 
 pub use apply::Violation;
 pub use digest::encode_view;
+pub use retirement::{Retirement, MAX_RETIRED_PER_EVENT};
 pub use tally::Tally;
 
 /// Queue order: higher priority first, then older first.
@@ -54,6 +57,11 @@ pub struct State {
     /// API keys by id, and their ids by the hash of their secret.
     keys: BTreeMap<String, KeyView>,
     key_hashes: HashMap<Hash32, String>,
+    /// Jobs that ended, by when: what retirement takes, oldest first.
+    ended: BTreeSet<(u64, String)>,
+    /// What retirement took out of the state so far (its `next_order` is
+    /// kept here in `next_order`).
+    retirement: Retirement,
     next_order: u64,
     clock: LogClock,
     tally: Tally,
@@ -133,9 +141,11 @@ impl State {
         &self.tally
     }
 
-    /// How many jobs have each status, in the order of [`JobStatus::ALL`].
+    /// How many jobs have each status, in the order of [`JobStatus::ALL`]:
+    /// those in the state and those retired from it.
     pub fn status_counts(&self) -> [u64; 5] {
-        JobStatus::ALL.map(|status| self.tally.count(status))
+        JobStatus::ALL
+            .map(|status| self.tally.count(status) + self.retirement.counts[status.index()])
     }
 
     /// Jobs in enqueue order, starting after the job `after` (exclusive).
@@ -208,7 +218,9 @@ impl State {
     }
 
     /// Rebuilds a state from persisted views (a coordinator's restart, a
-    /// snapshot install), without replaying history.
+    /// snapshot install), without replaying history. Where jobs were
+    /// retired, [`State::resume_retirement`] restores what the views no
+    /// longer show.
     pub fn from_views<J: Into<Box<JobView>>>(
         cluster_id: Option<String>,
         clock: LogClock,
@@ -238,6 +250,11 @@ impl State {
             .iter()
             .filter(|job| job.status == JobStatus::Queued)
             .map(|job| queue_key(job))
+            .collect();
+        state.ended = jobs
+            .iter()
+            .filter(|job| job.status.is_final())
+            .map(|job| (job.updated_at, job.id.clone()))
             .collect();
         state.leases = jobs
             .iter()

@@ -99,6 +99,10 @@ enum Op {
         on_the_dot: bool,
         named: bool,
     },
+    /// The leader's retirement of jobs that ended `retention` ago.
+    Retire {
+        retention: u64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -159,6 +163,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => job.prop_map(|job| Op::Cancel { job }),
         2 => (any::<bool>(), any::<bool>())
             .prop_map(|(on_the_dot, named)| Op::Expire { on_the_dot, named }),
+        1 => (0u64..2 * LEASE_MS).prop_map(|retention| Op::Retire { retention }),
     ]
 }
 
@@ -347,6 +352,9 @@ impl Run {
                     .collect();
                 Command::Expire { leases }
             }
+            Op::Retire { retention } => Command::Retire {
+                retention_ms: *retention,
+            },
         }
     }
 
@@ -424,6 +432,13 @@ impl Run {
                 self.model
                     .allowed
                     .insert(host_id.clone(), host.max_parallel.max(host.active_leases));
+            }
+            // A retired job's key may be used again.
+            Event::JobsRetired { .. } => {
+                let state = &self.state;
+                self.model
+                    .keys
+                    .retain(|_, (job_id, _)| state.job(job_id).is_some());
             }
             _ => {}
         }
@@ -633,6 +648,26 @@ impl Run {
                     .collect();
                 assert_eq!(expired, due);
             }
+            Command::Retire { retention_ms } => {
+                let cutoff = at.saturating_sub(*retention_ms);
+                let due: Vec<&JobView> = state
+                    .jobs_after(None)
+                    .filter(|job| job.status.is_final() && job.updated_at < cutoff)
+                    .collect();
+                let decision = result.as_ref().expect("retirement is never refused");
+                let expected = match due.is_empty() {
+                    true => vec![],
+                    false => vec![Event::JobsRetired {
+                        finished_before: cutoff,
+                    }],
+                };
+                assert_eq!(decision.events, expected);
+                let mut retiring: Vec<&str> = state.retiring(cutoff).map(|j| &*j.id).collect();
+                let mut due: Vec<&str> = due.iter().map(|job| &*job.id).collect();
+                retiring.sort_unstable();
+                due.sort_unstable();
+                assert_eq!(retiring, due);
+            }
             Command::CreateCluster { .. } => unreachable!("steps never recreate the cluster"),
         }
     }
@@ -725,6 +760,13 @@ impl Run {
         assert_eq!(state.queued_count(), queued);
         assert_eq!(state.leased_count(), leased);
         assert_eq!(state.job_count(), state.jobs_after(None).count());
+        // Retired or not, every job enqueued is counted once.
+        let enqueued = self
+            .history
+            .iter()
+            .filter(|(event, _)| matches!(event, Event::JobEnqueued(_)))
+            .count() as u64;
+        assert_eq!(state.status_counts().iter().sum::<u64>(), enqueued);
         let next_expiry = state
             .jobs_after(None)
             .filter_map(|job| job.lease.as_ref().map(|lease| lease.expires_at))
@@ -757,13 +799,15 @@ fn views(state: &State) -> (Vec<HostView>, Vec<JobView>) {
 
 fn restore(state: &State) -> State {
     let (hosts, jobs) = views(state);
-    State::from_views(
+    let mut restored = State::from_views(
         state.cluster_id().map(str::to_string),
         state.log_clock(),
         hosts,
         state.keys().cloned(),
         jobs,
-    )
+    );
+    restored.resume_retirement(state.retirement());
+    restored
 }
 
 proptest! {

@@ -28,8 +28,11 @@ impl State {
             .and_then(|id| self.jobs.get(id))
             .map(|job| job.status);
         self.fold(event, at);
-        if let Some(job) = job_id.and_then(|id| self.jobs.get(id)) {
-            self.tally.moved(job, before, at);
+        if let Some(id) = job_id {
+            if let Some(job) = self.jobs.get(id) {
+                self.tally.moved(job, before, at);
+            }
+            self.ended(id, before);
         }
         Ok(())
     }
@@ -222,6 +225,7 @@ impl State {
                 job.cancel_requested = true;
                 job.updated_at = at;
             }
+            Event::JobsRetired { finished_before } => self.retire(*finished_before),
         }
     }
 
@@ -455,6 +459,10 @@ impl State {
                     status.as_str()
                 )),
             },
+            Event::JobsRetired { finished_before } if *finished_before > at => fail(format!(
+                "jobs that end up to {finished_before} are retired at {at}, before they could end"
+            )),
+            Event::JobsRetired { .. } => Ok(()),
         }
     }
 }

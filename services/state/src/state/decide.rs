@@ -87,6 +87,7 @@ impl State {
             Command::Expire { leases } => {
                 Ok(Decision::new(self.expirable(leases, at), Affected::Done))
             }
+            Command::Retire { retention_ms } => Ok(self.decide_retire(*retention_ms, at)),
             Command::ExpireLeases => {
                 let events = self
                     .leases

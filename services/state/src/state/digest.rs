@@ -7,7 +7,8 @@ use super::State;
 
 impl State {
     /// A BLAKE3 hash over the cluster id and every host, key and job view
-    /// in a fixed order (a cluster without keys hashes as before keys). Replicas (and auditors) that applied the same events
+    /// in a fixed order (a cluster without keys hashes as before keys), then
+    /// what retirement took, once it took anything. Replicas (and auditors) that applied the same events
     /// agree on it.
     pub fn digest(&self) -> Hash32 {
         let mut hasher = blake3::Hasher::new();
@@ -25,6 +26,11 @@ impl State {
         }
         for id in self.by_order.values() {
             digest_view(&mut hasher, &mut bytes, b'j', &self.jobs[id]);
+        }
+        // A state no retirement touched hashes as before retirement.
+        let retirement = self.retirement();
+        if retirement.before > 0 {
+            digest_view(&mut hasher, &mut bytes, b'r', &retirement);
         }
         Hash32(*hasher.finalize().as_bytes())
     }

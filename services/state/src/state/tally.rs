@@ -82,6 +82,13 @@ impl Tally {
         }
     }
 
+    /// Forgets `job`, which left the state: its count by status goes, its
+    /// activity stays.
+    pub fn retired(&mut self, job: &JobView) {
+        self.leave(job.status, job);
+    }
+
+    /// Jobs in the state with `status` (retired ones are not).
     pub fn count(&self, status: JobStatus) -> u64 {
         self.by_status[status.index()]
     }
