@@ -113,13 +113,14 @@ async fn ready(http: &reqwest::Client, cluster: &Cluster) -> String {
     }
 }
 
-const COORDINATOR_FAMILIES: [&str; 25] = [
+const COORDINATOR_FAMILIES: [&str; 26] = [
     "skyclaw_http_requests_total",
     "skyclaw_http_request_duration_seconds",
     "skyclaw_jobs",
     "skyclaw_queue_depth",
     "skyclaw_hosts",
     "skyclaw_jobs_enqueued_total",
+    "skyclaw_jobs_retired_total",
     "skyclaw_jobs_finished_total",
     "skyclaw_leases_granted_total",
     "skyclaw_leases_renewed_total",

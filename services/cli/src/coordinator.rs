@@ -91,6 +91,11 @@ pub struct ServerArgs {
     /// replaced after about three to four times this [default: 400].
     #[arg(long, env = "SKYCLAW_ELECTION_TIMEOUT_MS")]
     pub election_timeout_ms: Option<u64>,
+    /// How long a finished job stays in the live state (lists, memory,
+    /// its idempotency key) before it is retired, in ms; it can still be
+    /// read by id [default: 3600000].
+    #[arg(long, env = "SKYCLAW_RETENTION_MS")]
+    pub retention_ms: Option<u64>,
 }
 
 impl ServerArgs {
@@ -136,6 +141,9 @@ impl ServerArgs {
         }
         if let Some(election_timeout_ms) = self.election_timeout_ms {
             config.election_timeout_ms = election_timeout_ms;
+        }
+        if let Some(retention_ms) = self.retention_ms {
+            config.retention_ms = retention_ms;
         }
         config
     }

@@ -65,6 +65,12 @@ pub struct Config {
     /// campaigns, so a dead leader is replaced after about three to four
     /// times this. At least three heartbeats. Default: 400.
     pub election_timeout_ms: u64,
+    /// How long a job that ended (completed, failed, cancelled) stays in
+    /// the live state, in lists and in memory; after that it is retired:
+    /// `GET /v1/jobs/:id` still answers from disk, the log keeps it, and
+    /// its idempotency key may enqueue a new job. At least 1000. Default:
+    /// 3600000 (an hour).
+    pub retention_ms: u64,
 }
 
 impl Default for Config {
@@ -88,6 +94,7 @@ impl Default for Config {
             checkpoint_every: 10_000,
             heartbeat_ms: 100,
             election_timeout_ms: 400,
+            retention_ms: 3_600_000,
         }
     }
 }
@@ -120,6 +127,9 @@ impl Config {
             return fail(
                 "the election timeout must be at least three heartbeats, and at most 60000 ms",
             );
+        }
+        if self.retention_ms < 1_000 {
+            return fail("finished jobs must be retained at least 1000 ms");
         }
         if self.checkpoint_every == 0 {
             return fail("checkpoints must be at least 1 record apart");
@@ -180,5 +190,6 @@ mod tests {
         assert!(refused(|c| c.election_timeout_ms = 60_001).contains("60000"));
         assert!(refused(|c| c.checkpoint_ms = 10).contains("checkpoints"));
         assert!(refused(|c| c.checkpoint_every = 0).contains("1 record"));
+        assert!(refused(|c| c.retention_ms = 999).contains("retained"));
     }
 }

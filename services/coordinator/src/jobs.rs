@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use skyclaw_api::EnqueueRequest;
 use skyclaw_log_format::{Hash32, JobSpec};
+use skyclaw_state::state::decide::uncancellable;
 use skyclaw_state::state::tally::Activity;
 use skyclaw_state::{
     BlobRef, Command, HostAccess, JobReport, JobStatus, JobView, Payload, Rejection,
@@ -16,6 +17,7 @@ use skyclaw_state::{
 
 use crate::coordinator::Coordinator;
 use crate::failure::Failure;
+use crate::store::{self, RETIRED};
 
 /// A job as the coordinator answers with it: its record and, once it
 /// ended, the text of its output.
@@ -248,6 +250,13 @@ impl Coordinator {
     /// Cancels a job: a queued one ends at once, a leased one once its
     /// host hears of it.
     pub async fn cancel(&self, job_id: String) -> Result<Job, Failure> {
+        // A retired job ended long ago and stays as it ended.
+        if let Some(retired) = self.retired_job(&job_id)? {
+            return match retired.status {
+                JobStatus::Cancelled => Ok(self.with_output(retired).await),
+                _ => Err(Failure::Refused(uncancellable(&retired))),
+            };
+        }
         let job = self.perform(Command::Cancel { job_id }).await?.into_job()?;
         Ok(self.with_output(job).await)
     }
@@ -289,8 +298,29 @@ impl Coordinator {
     }
 
     pub fn job_view(&self, job_id: &str) -> Result<JobView, Failure> {
-        self.read(|m| m.state.job(job_id).cloned())
+        if let Some(view) = self.read(|m| m.state.job(job_id).cloned()) {
+            return Ok(view);
+        }
+        self.retired_job(job_id)?
             .ok_or_else(|| Failure::not_found(format!("job {job_id} not found")))
+    }
+
+    /// A job retired from the state, as it ended, read from disk. Apply
+    /// moves a view there in the batch that takes it out of memory, so a
+    /// job is always in one of the two.
+    fn retired_job(&self, job_id: &str) -> Result<Option<JobView>, Failure> {
+        store::get(&self.db, RETIRED, &store::job_key(job_id))
+            .map_err(|e| Failure::Unavailable(format!("reading retired job {job_id}: {e}")))
+    }
+
+    /// Where `job_id` stands in enqueue order, whether live or retired.
+    fn order_of(&self, job_id: &str) -> Result<u64, Failure> {
+        if let Some(order) = self.read(|m| m.state.job(job_id).map(|job| job.order)) {
+            return Ok(order);
+        }
+        self.retired_job(job_id)?
+            .map(|job| job.order)
+            .ok_or_else(|| Failure::invalid(format!("after names an unknown job {job_id}")))
     }
 
     /// Up to `limit` jobs that `filter` admits, in `order`, after the job
@@ -303,17 +333,14 @@ impl Coordinator {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page, Failure> {
+        // A page may go on after a job that was retired since.
+        let after = after.map(|id| self.order_of(id)).transpose()?;
         let (views, next) = self.read(|m| {
-            if let Some(after) = after {
-                if m.state.job(after).is_none() {
-                    return Err(Failure::invalid(format!(
-                        "after names an unknown job {after}"
-                    )));
-                }
-            }
             let walk: Box<dyn Iterator<Item = &JobView> + '_> = match order {
-                Order::OldestFirst => Box::new(m.state.jobs_after(after)),
-                Order::NewestFirst => Box::new(m.state.jobs_before(after)),
+                Order::OldestFirst => Box::new(m.state.jobs_from_order(after.map_or(0, |o| o + 1))),
+                Order::NewestFirst => {
+                    Box::new(m.state.jobs_before_order(after.unwrap_or(u64::MAX)))
+                }
             };
             let mut page = Vec::new();
             let mut last_examined = None;
@@ -333,8 +360,8 @@ impl Coordinator {
                 last_examined = Some(job);
             }
             let next = last_examined.filter(|_| more).map(|job| job.id.clone());
-            Ok((page, next))
-        })?;
+            (page, next)
+        });
         Ok(Page {
             jobs: self.with_outputs(views).await,
             next,
@@ -346,11 +373,12 @@ impl Coordinator {
     pub fn summary(&self) -> Summary {
         self.read(|m| {
             let tally = m.state.tally();
+            let counts = m.state.status_counts();
             Summary {
                 at: m.state.last_at(),
                 counts: JobStatus::ALL
                     .into_iter()
-                    .map(|status| (status, tally.count(status)))
+                    .map(|status| (status, counts[status.index()]))
                     .collect(),
                 queued_by_priority: tally
                     .queued_by_priority()

@@ -26,6 +26,7 @@
 //! - [`network`]: raft RPCs to peers over HTTP
 //! - [`bootstrap`]: forming or joining the cluster from configured peers
 //! - [`sweeper`]: expires leases, on the leader
+//! - [`retirement`]: retires jobs that ended long enough ago, on the leader
 //! - [`lease_timers`]: when each live lease runs out by this node's clock
 
 pub mod access;
@@ -52,6 +53,7 @@ pub mod network;
 pub mod proofs;
 pub mod proposer;
 pub mod raft;
+pub mod retirement;
 pub mod snapshot;
 pub mod store;
 pub mod sweeper;
@@ -92,6 +94,7 @@ pub async fn run(
         tokio::spawn(bootstrap::run(coordinator.clone()));
     }
     let sweeper = tokio::spawn(sweeper::run(coordinator.clone()));
+    let retirement = tokio::spawn(retirement::run(coordinator.clone()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -115,8 +118,10 @@ pub async fn run(
         _ = grace => tracing::info!("requests still open after the shutdown grace were cut off"),
     }
     sweeper.abort();
-    // Its handle on the store is gone once the aborted task has ended.
+    retirement.abort();
+    // Their handles on the store are gone once the aborted tasks have ended.
     let _ = sweeper.await;
+    let _ = retirement.await;
     coordinator.shutdown().await;
     Ok(())
 }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, StorageIOError};
 use rocksdb::{WriteBatch, DB};
-use skyclaw_layout::meta::{APPLIED, CLUSTER_ID, HEAD, LAST_AT, LAST_STAMP, MEMBERSHIP};
+use skyclaw_layout::meta::{
+    APPLIED, CLUSTER_ID, HEAD, LAST_AT, LAST_STAMP, MEMBERSHIP, RETIREMENT,
+};
 use skyclaw_log_format::{ChainHead, Origin, Record};
 use skyclaw_state::state::encode_view;
 use skyclaw_state::{Affected, Command, Event, Rejection, State};
@@ -23,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::raft::{
     Answer, Entry, LogId, Reply, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
-use crate::store::{self, cf, BLOBS, COMPLETIONS, EVENTS, META, VIEWS};
+use crate::store::{self, cf, BLOBS, COMPLETIONS, EVENTS, META, RETIRED, VIEWS};
 use crate::Result;
 
 #[derive(Clone)]
@@ -61,6 +63,8 @@ struct Touched {
     jobs: BTreeSet<String>,
     hosts: BTreeSet<String>,
     keys: BTreeSet<String>,
+    /// Jobs retired, with their views as they ended.
+    retired: Vec<(String, Vec<u8>)>,
     wake: bool,
 }
 
@@ -83,6 +87,15 @@ fn execute(
     let db = &*machine.db;
     let now = Instant::now();
     for event in &decision.events {
+        if let Event::JobsRetired { finished_before } = event {
+            let before = touched.retired.len();
+            let leaving = m.state.retiring(*finished_before);
+            touched
+                .retired
+                .extend(leaving.map(|job| (job.id.clone(), encode_view(job))));
+            let retired = touched.retired.len() - before;
+            machine.metrics.jobs_retired.increment(retired as u64);
+        }
         m.state
             .apply(event, at)
             .map_err(|v| StateMachine::write_error(format!("decided event violates state: {v}")))?;
@@ -290,6 +303,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 None => batch.delete_cf(cf(db, VIEWS), store::job_key(id)),
             }
         }
+        // A retired job's view moves out of the live views, so start-up
+        // and snapshots never read it again.
+        for (id, view) in &touched.retired {
+            batch.delete_cf(cf(db, VIEWS), store::job_key(id));
+            batch.put_cf(cf(db, RETIRED), store::job_key(id), view);
+        }
         for id in &touched.hosts {
             if let Some(host) = m.state.host(id) {
                 batch.put_cf(cf(db, VIEWS), store::host_key(id), encode_view(host));
@@ -307,6 +326,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let clock = m.state.log_clock();
         batch.put_cf(meta, LAST_AT, store::encode(&clock.at));
         batch.put_cf(meta, LAST_STAMP, store::encode(&clock.stamp));
+        batch.put_cf(meta, RETIREMENT, store::encode(&m.state.retirement()));
         // Not synced: the entries are durable in the raft log, and a lost
         // tail of applies is re-applied from it at start-up, since the
         // applied id travels in this same batch.

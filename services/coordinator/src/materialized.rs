@@ -7,7 +7,9 @@ use std::time::Instant;
 use rocksdb::DB;
 // A store without `LAST_STAMP` (written before it was kept) resumes as
 // `LogClock::resumed(last_at)`.
-use skyclaw_layout::meta::{ANCHOR, APPLIED, CLUSTER_ID, HEAD, LAST_AT, LAST_STAMP, MEMBERSHIP};
+use skyclaw_layout::meta::{
+    ANCHOR, APPLIED, CLUSTER_ID, HEAD, LAST_AT, LAST_STAMP, MEMBERSHIP, RETIREMENT,
+};
 use skyclaw_log_format::event::Hash32;
 use skyclaw_log_format::{ChainHead, Tree};
 use skyclaw_state::{HostView, JobView, KeyView, LogClock, State};
@@ -45,7 +47,8 @@ pub const NO_HEAD: ChainHead = ChainHead {
 
 impl Materialized {
     /// Reads the views back from disk: start-up cost grows with the number
-    /// of live records, not with the length of history. Jobs are decoded on
+    /// of live records (retired jobs are not read), not with the length of
+    /// history. Jobs are decoded on
     /// several threads, each over a slice of the key space (job ids are
     /// UUIDs, so the slices come out even).
     pub fn load(db: &DB) -> Result<Materialized> {
@@ -77,7 +80,11 @@ impl Materialized {
             stamp: store::get::<u64>(db, META, LAST_STAMP)?.unwrap_or(last_at),
             ..LogClock::resumed(last_at)
         };
-        let state = State::from_views(cluster_id, clock, hosts, keys, jobs.into_iter().flatten());
+        let mut state =
+            State::from_views(cluster_id, clock, hosts, keys, jobs.into_iter().flatten());
+        if let Some(retirement) = store::get(db, META, RETIREMENT)? {
+            state.resume_retirement(retirement);
+        }
         let head = store::get(db, META, HEAD)?.unwrap_or(NO_HEAD);
         let anchor = store::get(db, META, ANCHOR)?;
         Ok(Materialized {

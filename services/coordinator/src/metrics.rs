@@ -50,6 +50,7 @@ pub struct Metrics {
     /// requests no route serves.
     requests: Vec<RouteRequests>,
     pub(crate) jobs_enqueued: Counter,
+    pub(crate) jobs_retired: Counter,
     /// Jobs that reached a final status, by it (indexed as `finished`).
     jobs_finished: [Counter; 3],
     pub(crate) leases_granted: Counter,
@@ -148,6 +149,10 @@ impl Metrics {
             jobs_enqueued: counter(
                 "skyclaw_jobs_enqueued_total",
                 "Jobs enqueued, as this node applied them.",
+            ),
+            jobs_retired: counter(
+                "skyclaw_jobs_retired_total",
+                "Ended jobs retired from the live state, as this node applied it.",
             ),
             jobs_finished,
             leases_granted: counter(

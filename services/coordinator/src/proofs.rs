@@ -185,9 +185,8 @@ impl Coordinator {
             .and_then(|key| store::u64_of_key(&key));
         let Some(seq) = seq else {
             // A node restored from a snapshot holds no record from before it.
-            let before_anchor = self.read(|m| {
-                m.anchor.is_some() && m.state.job(job_id).is_some_and(|j| j.outcome.is_some())
-            });
+            let before_anchor = self.read(|m| m.anchor.is_some())
+                && self.job_view(job_id).is_ok_and(|job| job.outcome.is_some());
             return Err(if before_anchor {
                 Failure::Gone(format!(
                     "job {job_id} completed before this node's log starts (a snapshot); ask \

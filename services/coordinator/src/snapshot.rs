@@ -10,11 +10,12 @@ use openraft::{RaftSnapshotBuilder, StorageIOError};
 use rocksdb::{WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 use skyclaw_layout::meta::{
-    ANCHOR, APPLIED, CLUSTER_ID, HEAD, LAST_AT, LAST_STAMP, MEMBERSHIP, SNAPSHOT,
+    ANCHOR, APPLIED, CLUSTER_ID, HEAD, LAST_AT, LAST_STAMP, MEMBERSHIP, RETIREMENT, SNAPSHOT,
 };
 use skyclaw_log_format::event::Hash32;
 use skyclaw_log_format::{ChainHead, Tree};
 use skyclaw_state::state::encode_view;
+use skyclaw_state::state::Retirement;
 use skyclaw_state::{HostView, JobView, KeyView, LogClock, State};
 
 use crate::lease_timers::LeaseTimers;
@@ -26,7 +27,7 @@ use crate::store::{self, cf, BLOBS, COMPLETIONS, EVENTS, META, TREE, VIEWS};
 /// A snapshot's content: every view plus the blobs they reference and the
 /// chain head they correspond to.
 // Format: MessagePack map { clusterId, lastAt, lastStamp?, head, hosts, keys?, jobs, blobs,
-//         tree? }
+//         tree?, retirement? }
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SnapshotData {
@@ -46,6 +47,10 @@ struct SnapshotData {
     /// the tree was kept, which cannot be installed.
     #[serde(default)]
     tree: Option<Tree>,
+    /// What retirement took out of the state. Absent in snapshots made
+    /// before retirement, which took nothing.
+    #[serde(default)]
+    retirement: Option<Retirement>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -111,6 +116,8 @@ impl StateMachine {
         };
         batch.put_cf(meta_cf, LAST_AT, store::encode(&clock.at));
         batch.put_cf(meta_cf, LAST_STAMP, store::encode(&clock.stamp));
+        let retirement = data.retirement.unwrap_or_default();
+        batch.put_cf(meta_cf, RETIREMENT, store::encode(&retirement));
         if let Some(cluster_id) = &data.cluster_id {
             batch.put_cf(meta_cf, CLUSTER_ID, store::encode(cluster_id));
         }
@@ -125,7 +132,8 @@ impl StateMachine {
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
 
         let mut m = self.shared.write().expect("state lock");
-        let state = State::from_views(data.cluster_id, clock, data.hosts, data.keys, data.jobs);
+        let mut state = State::from_views(data.cluster_id, clock, data.hosts, data.keys, data.jobs);
+        state.resume_retirement(retirement);
         *m = Materialized {
             lease_timers: LeaseTimers::start(&state, Instant::now()),
             state,
@@ -179,6 +187,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 jobs,
                 blobs: Vec::new(),
                 tree: Some(m.tree.clone()),
+                retirement: Some(m.state.retirement()),
             };
             (meta, data)
         };

@@ -15,7 +15,7 @@ use crate::{Error, Result};
 
 pub use skyclaw_layout::{
     host_key, job_key, key_key, u64_key, u64_of_key, BLOBS, COMPLETIONS, EVENTS, FAMILIES, META,
-    RAFT_LOG, RAFT_META, TREE, VIEWS,
+    RAFT_LOG, RAFT_META, RETIRED, TREE, VIEWS,
 };
 
 /// Opens (or creates) the database with every column family.

@@ -48,7 +48,8 @@ impl Coordinator {
             Command::CreateCluster { .. }
             | Command::Claim { .. }
             | Command::ExpireLeases
-            | Command::Expire { .. } => false,
+            | Command::Expire { .. }
+            | Command::Retire { .. } => false,
             _ => true,
         };
         if !could_be_refused || !self.is_leader() {

@@ -11,6 +11,9 @@
 //! - [`EVENTS`]: seq ([`u64_key`]) → encoded `Record` (the permanent hash
 //!   chain; see `log-format/FORMAT.md`)
 //! - [`VIEWS`]: [`host_key`], [`key_key`] and [`job_key`] → MessagePack view
+//!   (the live state: hosts, keys, and jobs not yet retired)
+//! - [`RETIRED`]: [`job_key`] → MessagePack view of a retired job, as it
+//!   ended (what `GET /v1/jobs/:id` answers once the job left the state)
 //! - [`BLOBS`]: BLAKE3 hash (32 bytes) → content (job output), stored raw
 //! - [`TREE`]: stored hash index ([`u64_key`], `tlog_tiles` order) → the
 //!   Merkle tree's hash (32 bytes, raw)
@@ -26,9 +29,10 @@ pub const BLOBS: &str = "blobs";
 pub const META: &str = "meta";
 pub const TREE: &str = "tree";
 pub const COMPLETIONS: &str = "completions";
+pub const RETIRED: &str = "retired";
 
 /// Every column family, as the coordinator opens them.
-pub const FAMILIES: [&str; 8] = [
+pub const FAMILIES: [&str; 9] = [
     RAFT_LOG,
     RAFT_META,
     EVENTS,
@@ -37,6 +41,7 @@ pub const FAMILIES: [&str; 8] = [
     META,
     TREE,
     COMPLETIONS,
+    RETIRED,
 ];
 
 /// The keys of [`RAFT_META`](crate::RAFT_META): what openraft asks the log
@@ -73,6 +78,10 @@ pub mod meta {
     pub const LAST_AT: &[u8] = b"last_at";
     /// The last proposal stamp the log's time followed.
     pub const LAST_STAMP: &[u8] = b"last_stamp";
+    /// What retirement took out of the state (`Retirement`: the cutoff,
+    /// counts by status, the next enqueue order), written with every
+    /// apply. Absent in stores from before retirement.
+    pub const RETIREMENT: &[u8] = b"retirement";
     /// The last snapshot built or installed.
     pub const SNAPSHOT: &[u8] = b"snapshot";
     /// The ed25519 seed of this node's log key, which signs checkpoints;

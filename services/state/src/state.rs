@@ -153,9 +153,7 @@ impl State {
         let start = after
             .and_then(|id| self.jobs.get(id))
             .map_or(0, |job| job.order + 1);
-        self.by_order
-            .range(start..)
-            .filter_map(|(_, id)| self.job(id))
+        self.jobs_from_order(start)
     }
 
     /// Jobs newest first, starting before the job `before` (exclusive).
@@ -163,6 +161,18 @@ impl State {
         let end = before
             .and_then(|id| self.jobs.get(id))
             .map_or(u64::MAX, |job| job.order);
+        self.jobs_before_order(end)
+    }
+
+    /// Jobs in enqueue order, from enqueue order `start` on.
+    pub fn jobs_from_order(&self, start: u64) -> impl Iterator<Item = &JobView> {
+        self.by_order
+            .range(start..)
+            .filter_map(|(_, id)| self.job(id))
+    }
+
+    /// Jobs newest first, enqueued before enqueue order `end`.
+    pub fn jobs_before_order(&self, end: u64) -> impl Iterator<Item = &JobView> {
         self.by_order
             .range(..end)
             .rev()

@@ -319,7 +319,8 @@ fn audit(records: &[Record], ledger: &Ledger) -> Summary {
             | Event::KeyIssued(_)
             | Event::KeyRevoked { .. }
             | Event::CancelRequested { .. }
-            | Event::JobCancelled { .. } => {}
+            | Event::JobCancelled { .. }
+            | Event::JobsRetired { .. } => {}
         }
     }
     for (key, job_id) in &ledger.enqueued {

@@ -18,6 +18,7 @@
 //!   checkpoints checked with the log format's own verifiers
 //! - [`request_id`]: `x-request-id` on every answer
 //! - [`restart`]: stop and start on the same directory
+//! - [`retirement`]: ended jobs leaving the live state, read from disk
 //! - [`ui`]: the dashboard's assets and the headers they carry
 //! - [`util`]: starting a node, requests, waiting with a deadline
 
@@ -33,5 +34,6 @@ mod openapi;
 mod receipts;
 mod request_id;
 mod restart;
+mod retirement;
 mod ui;
 mod util;

@@ -14,6 +14,15 @@ mod shape;
 
 use shape::check_spec;
 
+/// Why a job that completed or failed cannot be cancelled.
+pub fn uncancellable(job: &JobView) -> Rejection {
+    Rejection::Conflict(format!(
+        "job {} already {}; it cannot be cancelled",
+        job.id,
+        job.status.as_str()
+    ))
+}
+
 impl State {
     /// What `command` leads to at time `at` (see [`State::clock`]). Pure: the
     /// state is unchanged until the events are applied.
@@ -75,12 +84,7 @@ impl State {
                         job_id: job_id.clone(),
                     }],
                     JobStatus::Leased | JobStatus::Cancelled => vec![],
-                    JobStatus::Completed | JobStatus::Failed => {
-                        return Err(Rejection::Conflict(format!(
-                            "job {job_id} already {}; it cannot be cancelled",
-                            job.status.as_str()
-                        )))
-                    }
+                    JobStatus::Completed | JobStatus::Failed => return Err(uncancellable(job)),
                 };
                 Ok(Decision::new(events, Affected::Job(job_id)))
             }
