@@ -14,6 +14,7 @@ use skyclaw_layout::{
     meta, u64_of_key, BLOBS, EVENTS, HOST_PREFIX, JOB_PREFIX, KEY_PREFIX, META, VIEWS,
 };
 use skyclaw_log_format::{ChainHead, ChainVerifier, Record};
+use skyclaw_state::state::Retirement;
 use skyclaw_state::{HostView, JobView, KeyView, LogClock, State};
 
 use crate::finding::{classify, Finding, FindingKind, Stop};
@@ -143,13 +144,16 @@ fn compare_views(
         }
     }
     let difference = first_difference(replayed, &hosts, &jobs);
-    let stored = State::from_views(
+    let mut stored = State::from_views(
         Some(cluster_id.to_owned()),
         LogClock::default(),
         hosts,
         keys,
         jobs,
     );
+    if let Some(retirement) = store.meta::<Retirement>(meta::RETIREMENT)? {
+        stored.resume_retirement(retirement);
+    }
     pass.compare(
         "the data directory's views".into(),
         seq,
