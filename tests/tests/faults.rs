@@ -7,7 +7,8 @@
 //! - `killing_the_leader_moves_writes_to_a_new_leader`
 //! - `a_paused_leader_steps_down_and_loses_nothing_it_acknowledged`
 //! - `an_isolated_leader_acknowledges_nothing_and_catches_up_once_healed`
-//! - `a_follower_behind_the_purged_log_catches_up_through_a_snapshot`
+//! - `a_follower_behind_the_purged_log_catches_up_through_a_snapshot` (with
+//!   ended jobs retired as it runs)
 //! - `a_wiped_follower_rejoins_as_a_new_incarnation`
 //! - `a_rolling_restart_under_load_loses_nothing`
 //! - `members_are_removed_and_added_with_skyclaw_cluster`
@@ -51,6 +52,21 @@ fn report(test: &str, started: Instant, summary: &Summary) {
 
 /// Every node's process is still the one the test left running: nothing
 /// crashed along the way.
+/// How many jobs node `i` retired since it started, by its metrics.
+async fn retired_jobs(cluster: &Cluster, i: usize) -> f64 {
+    let metrics = cluster
+        .api
+        .get(&cluster.nodes[i].url, "/metrics")
+        .await
+        .expect("the node answers");
+    metrics
+        .text()
+        .lines()
+        .find_map(|line| line.strip_prefix("skyclaw_jobs_retired_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn assert_none_crashed(cluster: &mut Cluster) {
     for i in 0..cluster.nodes.len() {
         assert!(
@@ -268,8 +284,12 @@ fn a_follower_behind_the_purged_log_catches_up_through_a_snapshot() {
     const SNAPSHOT_EVERY: u64 = 50;
     harness::run(TEST_LIMIT, async {
         let started = Instant::now();
+        // Ended jobs are retired two seconds on, so snapshots are made,
+        // sent and installed while retirement runs, and every node must
+        // still agree on the digest.
         let mut cluster = Cluster::start(Options {
             snapshot_every: Some(SNAPSHOT_EVERY),
+            env: vec![("SKYCLAW_RETENTION_MS".into(), "2000".into())],
             ..harness::options()
         })
         .await;
@@ -332,6 +352,8 @@ fn a_follower_behind_the_purged_log_catches_up_through_a_snapshot() {
             "{follower_name} is not anchored at {anchor} or later: {:?}",
             summary.anchored
         );
+        let retired = retired_jobs(&cluster, follower).await;
+        assert!(retired > 0.0, "{follower_name} retired no job");
         assert_none_crashed(&mut cluster);
         report("snapshot catch-up", started, &summary);
     });

@@ -1,5 +1,6 @@
-//! Snapshots: what one holds, building it from the views (with the blobs
-//! they name), and installing one in place of everything applied.
+//! Snapshots: what one holds, building it from the stored views (with the
+//! blobs they name) without holding the state, and installing one in
+//! place of everything applied.
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
@@ -20,8 +21,8 @@ use skyclaw_state::{HostView, JobView, KeyView, LogClock, State};
 
 use crate::lease_timers::LeaseTimers;
 use crate::machine::StateMachine;
-use crate::materialized::Materialized;
-use crate::raft::{SnapshotMeta, StorageError, TypeConfig};
+use crate::materialized::{Materialized, NO_HEAD};
+use crate::raft::{LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::store::{self, cf, BLOBS, COMPLETIONS, EVENTS, META, TREE, VIEWS};
 
 /// A snapshot's content: every view plus the blobs they reference and the
@@ -161,66 +162,17 @@ impl StateMachine {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    /// Reads the views from a RocksDB snapshot taken under the state's
+    /// lock: apply writes its batch before it lets the lock go, so the
+    /// stored views, meta and the tree's edge in memory are of one moment.
+    /// The lock is held only while the snapshot is taken; copying the
+    /// views, on a blocking thread, stalls no apply.
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let started = Instant::now();
-        let (meta, mut data) = {
-            let m = self.shared.read().expect("state lock");
-            let hosts: Vec<HostView> = m.state.hosts().cloned().collect();
-            let keys: Vec<KeyView> = m.state.keys().cloned().collect();
-            let jobs: Vec<JobView> = m.state.jobs_after(None).cloned().collect();
-            let snapshot_id = match m.applied {
-                Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, m.head.seq),
-                None => format!("empty-{}", m.head.seq),
-            };
-            let meta = SnapshotMeta {
-                last_log_id: m.applied,
-                last_membership: m.membership.clone(),
-                snapshot_id,
-            };
-            let data = SnapshotData {
-                cluster_id: m.state.cluster_id().map(str::to_string),
-                last_at: m.state.last_at(),
-                last_stamp: Some(m.state.log_clock().stamp),
-                head: m.head,
-                hosts,
-                keys,
-                jobs,
-                blobs: Vec::new(),
-                tree: Some(m.tree.clone()),
-                retirement: Some(m.state.retirement()),
-            };
-            (meta, data)
-        };
-        // Blobs are immutable and content-addressed, so reading them after
-        // the lock is released still gives what the views reference.
-        let blobs = cf(&self.db, BLOBS);
-        let mut wanted = BTreeSet::new();
-        for job in &data.jobs {
-            if let Some(outcome) = &job.outcome {
-                wanted.insert(outcome.stdout.hash);
-                wanted.insert(outcome.stderr.hash);
-            }
-        }
-        for hash in wanted {
-            let content = self
-                .db
-                .get_cf(blobs, hash.0)
-                .map_err(|e| StorageIOError::read_snapshot(None, &e))?
-                .ok_or_else(|| Self::write_error(format!("blob {hash} is missing")))?;
-            data.blobs.push((hash, content));
-        }
-        let bytes = store::encode(&data);
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: bytes.clone(),
-        };
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        let mut batch = WriteBatch::default();
-        batch.put_cf(cf(&self.db, META), SNAPSHOT, store::encode(&stored));
-        self.db
-            .write_opt(batch, &options)
-            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        let machine = self.clone();
+        let (meta, bytes) = tokio::task::spawn_blocking(move || machine.build())
+            .await
+            .map_err(|e| Self::write_error(format!("building a snapshot: {e}")))??;
         self.metrics.snapshot_builds.increment(1);
         self.metrics
             .snapshot_build_seconds
@@ -229,5 +181,117 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             meta,
             snapshot: Box::new(Cursor::new(bytes)),
         })
+    }
+}
+
+#[allow(clippy::result_large_err)]
+impl StateMachine {
+    fn build(&self) -> Result<(SnapshotMeta, Vec<u8>), StorageError> {
+        let db = &*self.db;
+        let failed =
+            |e: &rocksdb::Error| StorageError::from(StorageIOError::read_snapshot(None, e));
+        let (view, tree) = {
+            let m = self.shared.read().expect("state lock");
+            (db.snapshot(), m.tree.clone())
+        };
+        fn meta_value<T: serde::de::DeserializeOwned>(
+            db: &rocksdb::DB,
+            view: &rocksdb::Snapshot<'_>,
+            key: &[u8],
+        ) -> Result<Option<T>, StorageError> {
+            let read = |e: &dyn std::fmt::Display| {
+                let e = std::io::Error::other(format!("{}: {e}", String::from_utf8_lossy(key)));
+                StorageError::from(StorageIOError::read_snapshot(None, &e))
+            };
+            let bytes = view.get_cf(cf(db, META), key).map_err(|e| read(&e))?;
+            bytes
+                .map(|bytes| store::decode(&bytes))
+                .transpose()
+                .map_err(|e| read(&e))
+        }
+        let applied: Option<LogId> = meta_value(db, &view, APPLIED)?.flatten();
+        let membership: StoredMembership = meta_value(db, &view, MEMBERSHIP)?.unwrap_or_default();
+        let head: ChainHead = meta_value(db, &view, HEAD)?.unwrap_or(NO_HEAD);
+        let last_at: u64 = meta_value(db, &view, LAST_AT)?.unwrap_or(0);
+        let last_stamp: Option<u64> = meta_value(db, &view, LAST_STAMP)?;
+        let cluster_id: Option<String> = meta_value(db, &view, CLUSTER_ID)?;
+        let retirement: Option<Retirement> = meta_value(db, &view, RETIREMENT)?;
+        if tree.size() != head.seq {
+            // The state moved between the two reads (a snapshot being
+            // installed); openraft asks again later.
+            return Err(Self::write_error(format!(
+                "the tree's edge ({} records) is not at the stored head ({})",
+                tree.size(),
+                head.seq
+            )));
+        }
+        let mut hosts = Vec::new();
+        let mut keys = Vec::new();
+        let mut jobs: Vec<JobView> = Vec::new();
+        let mut options = rocksdb::ReadOptions::default();
+        options.set_snapshot(&view);
+        for item in db.iterator_cf_opt(cf(db, VIEWS), options, rocksdb::IteratorMode::Start) {
+            let (key, bytes) = item.map_err(|e| failed(&e))?;
+            let corrupt = |e: rmp_serde::decode::Error| {
+                Self::write_error(format!("view {}: {e}", String::from_utf8_lossy(&key)))
+            };
+            match key.first() {
+                Some(b'h') => hosts.push(store::decode(&bytes).map_err(corrupt)?),
+                Some(b'k') => keys.push(store::decode(&bytes).map_err(corrupt)?),
+                Some(b'j') => jobs.push(store::decode(&bytes).map_err(corrupt)?),
+                _ => return Err(corrupt(serde::de::Error::custom("an unknown kind of view"))),
+            }
+        }
+        // Blobs are immutable and content-addressed: the ones the views
+        // name are there.
+        let mut wanted = BTreeSet::new();
+        for job in &jobs {
+            if let Some(outcome) = &job.outcome {
+                wanted.insert(outcome.stdout.hash);
+                wanted.insert(outcome.stderr.hash);
+            }
+        }
+        let mut blobs = Vec::with_capacity(wanted.len());
+        for hash in wanted {
+            let content = view
+                .get_cf(cf(db, BLOBS), hash.0)
+                .map_err(|e| failed(&e))?
+                .ok_or_else(|| Self::write_error(format!("blob {hash} is missing")))?;
+            blobs.push((hash, content));
+        }
+        let snapshot_id = match applied {
+            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, head.seq),
+            None => format!("empty-{}", head.seq),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        let data = SnapshotData {
+            cluster_id,
+            last_at,
+            last_stamp,
+            head,
+            hosts,
+            keys,
+            jobs,
+            blobs,
+            tree: Some(tree),
+            retirement,
+        };
+        drop(view);
+        let bytes = store::encode(&data);
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: bytes.clone(),
+        };
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf(db, META), SNAPSHOT, store::encode(&stored));
+        db.write_opt(batch, &options)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        Ok((meta, bytes))
     }
 }
