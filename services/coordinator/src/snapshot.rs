@@ -167,6 +167,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     /// stored views, meta and the tree's edge in memory are of one moment.
     /// The lock is held only while the snapshot is taken; copying the
     /// views, on a blocking thread, stalls no apply.
+    // `build` answers openraft's own (large) error type, like the trait.
+    #[allow(clippy::result_large_err)]
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let started = Instant::now();
         let machine = self.clone();

@@ -1,7 +1,7 @@
 //! The load itself, driven through `skyclaw-client`: enqueuers, simulated
 //! hosts, and latency statistics.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use serde::Serialize;
 use skyclaw_api::{BatchEnqueueRequest, CompleteRequest, EnqueueRequest, Job, RegisterHostRequest};
 use skyclaw_client::{Client, ClientConfig};
 use skyclaw_testkit::{HostKey, TOKEN};
+use tokio::task::JoinHandle;
 
 /// A client for load on the coordinator at `url`, whose requests may take
 /// up to a minute.
@@ -155,6 +156,64 @@ async fn complete(
 /// from 8 workers. Returns the fill's summary (jobs/s).
 pub async fn fill(client: &Client, jobs: u64) -> Result<Summary> {
     enqueue(client, 8, jobs, 500).await
+}
+
+/// Enqueuers that keep about `live` jobs queued or leased on a
+/// coordinator, whatever its hosts take: over and over they read its
+/// status and enqueue what is missing (at least a batch; `concurrency`
+/// workers, `batch` per request, as [`enqueue`]), until stopped.
+pub struct TopUp {
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<Result<u64>>,
+}
+
+impl TopUp {
+    pub fn start(client: &Client, live: u64, concurrency: usize, batch: usize) -> TopUp {
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let client = client.clone();
+            let stop = stop.clone();
+            async move {
+                let mut enqueued = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let status = client.status().await?;
+                    let missing = live.saturating_sub(status.queued + status.leased);
+                    if missing < batch as u64 {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                    let round = enqueue(&client, concurrency, missing, batch).await?;
+                    enqueued += round.operations * batch as u64;
+                }
+                anyhow::Ok(enqueued)
+            }
+        });
+        TopUp { stop, task }
+    }
+
+    /// Waits until the enqueuers give up (a status read failed, or every
+    /// request of a round did): why they did. For `select!` against the
+    /// load they feed, which would wait for jobs forever without them.
+    pub async fn failed(&mut self) -> anyhow::Error {
+        match (&mut self.task).await {
+            Ok(Ok(_)) => anyhow::anyhow!("the enqueuers stopped unasked"),
+            Ok(Err(error)) => error.context("the enqueuers gave up"),
+            Err(error) => anyhow::Error::new(error).context("the enqueuers panicked"),
+        }
+    }
+
+    /// Stops the enqueuers once their round is done; returns how many
+    /// jobs they enqueued.
+    pub async fn stop(mut self) -> Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        (&mut self.task).await?
+    }
+}
+
+impl Drop for TopUp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Latency summary of one run.

@@ -38,6 +38,12 @@ struct Args {
     /// The `skyclaw` binary [default: the one beside this binary].
     #[arg(long)]
     skyclaw: Option<PathBuf>,
+    /// The history scenario's last milestone of finished jobs in a full
+    /// run; the others are 1, 2, 5 million, 10 million, … below it, and
+    /// the run that keeps finished jobs an hour stops at 2 million. Other
+    /// scenarios, and `--quick`, ignore it.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    finished: u64,
     /// The `skyclaw-audit` binary, for the audit scenario's log
     /// [default: the one beside this binary].
     #[arg(long)]
@@ -65,6 +71,9 @@ enum Scenario {
     Audit,
     /// RSS of a coordinator as its queue grows, and the fill rate.
     Memory,
+    /// RSS and restart time as finished jobs pile up behind ~10k live ones,
+    /// finished jobs retired after 1 s and kept an hour.
+    History,
     /// Every scenario above.
     All,
 }
@@ -112,6 +121,10 @@ async fn main() -> Result<()> {
         let audit_bin = binary::locate("skyclaw-audit", args.skyclaw_audit.clone());
         let figures = scenarios::audit::run(&bin, &audit_bin, quick).await?;
         report.insert("audit".into(), figures);
+    }
+    if run(Scenario::History) {
+        let figures = scenarios::history::run(&bin, quick, args.finished).await?;
+        report.insert("history".into(), figures);
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&Value::Object(report))?)?;

@@ -31,6 +31,7 @@ fn all_scenarios_run_quick() {
         "e2e",
         "audit",
         "memory",
+        "history",
     ];
     for scenario in scenarios {
         assert!(

@@ -12,17 +12,22 @@
 //! - [`e2e`]: real `skyclaw host` daemons running real jobs
 //! - [`audit`]: verify + replay rate of `skyclaw audit` over a segment file
 //! - [`memory`]: a coordinator's RSS as its queue grows, and the fill rate
+//! - [`history`]: a coordinator's RSS and restart time as finished jobs pile
+//!   up behind steady live work, with finished jobs retired after 1 s and
+//!   kept an hour
 
 pub mod audit;
 pub mod dispatch;
 pub mod e2e;
 pub mod enqueue;
 pub mod failover;
+pub mod history;
 pub mod memory;
 pub mod replication;
 pub mod restart;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use skyclaw_testkit::{Cluster, Options, Routing};
@@ -52,6 +57,16 @@ pub async fn start_cluster_with(
         ..Options::default()
     })
     .await
+}
+
+/// kill -9 node `i`, then start it again on the same data: the time from
+/// spawning it to its serving again.
+pub async fn kill_and_restart(cluster: &mut Cluster, i: usize) -> Duration {
+    cluster.kill(i).await;
+    let started = Instant::now();
+    cluster.restart(i).await;
+    cluster.wait_serving(i, Duration::from_secs(300)).await;
+    started.elapsed()
 }
 
 /// The column heads of a [`row`] table.

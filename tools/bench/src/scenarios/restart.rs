@@ -7,11 +7,9 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use std::time::{Duration, Instant};
-
 use skyclaw_testkit::Routing;
 
-use super::{mib, start_cluster};
+use super::{kill_and_restart, mib, start_cluster};
 use crate::load;
 
 pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
@@ -19,12 +17,7 @@ pub async fn run(bin: &Path, quick: bool) -> Result<Value> {
     let events: u64 = if quick { 2_000 } else { 1_000_000 };
     load::fill(&load::client(&cluster.nodes[0].url), events).await?;
     let rss = cluster.nodes[0].rss_bytes();
-    // kill -9, then start again on the same data: from spawning to serving.
-    cluster.kill(0).await;
-    let started = Instant::now();
-    cluster.restart(0).await;
-    cluster.wait_serving(0, Duration::from_secs(300)).await;
-    let took = started.elapsed();
+    let took = kill_and_restart(&mut cluster, 0).await;
     println!("\nrestart, 1 node");
     println!(
         "{events} events: kill -9 to serving in {:.0} ms; RSS before the kill {} MiB",
