@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -17,6 +17,10 @@ pub use skyclaw_layout::{
     host_key, job_key, key_key, u64_key, u64_of_key, BLOBS, COMPLETIONS, EVENTS, FAMILIES, META,
     RAFT_LOG, RAFT_META, RETIRED, TREE, VIEWS,
 };
+
+/// The block cache all column families share: table blocks read, and the
+/// index and filter blocks of every table file.
+const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
 /// Opens (or creates) the database with every column family.
 pub fn open(path: &Path) -> Result<Arc<DB>> {
@@ -34,9 +38,21 @@ pub fn open(path: &Path) -> Result<Arc<DB>> {
     // all of them.
     options.set_db_write_buffer_size(64 << 20);
     options.set_max_total_wal_size(128 << 20);
-    let families = FAMILIES
-        .iter()
-        .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+    // And what it holds of its files: one block cache for every column
+    // family, with the index and filter blocks in it. Left alone, each
+    // family gets a cache of its own (32 MiB), and the index of every
+    // table file stays in memory outside any cache, growing with history.
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let mut tables = BlockBasedOptions::default();
+    tables.set_block_cache(&cache);
+    tables.set_cache_index_and_filter_blocks(true);
+    tables.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    options.set_block_based_table_factory(&tables);
+    let families = FAMILIES.iter().map(|name| {
+        let mut family = Options::default();
+        family.set_block_based_table_factory(&tables);
+        ColumnFamilyDescriptor::new(*name, family)
+    });
     let db = DB::open_cf_descriptors(&options, path, families)?;
     Ok(Arc::new(db))
 }
