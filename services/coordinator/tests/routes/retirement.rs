@@ -122,3 +122,60 @@ fn config_with_retention(dir: &tempfile::TempDir) -> skyclaw_coordinator::Config
         ..config(dir)
     }
 }
+
+/// A call with `credential` in place of the admin token.
+async fn call_as(
+    t: &TestNode,
+    credential: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = warp::test::request()
+        .method(method)
+        .path(path)
+        .header(TOKEN_HEADER, credential);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    decode(request.reply(&t.routes).await)
+}
+
+#[tokio::test]
+async fn a_retired_job_is_still_its_own_accounts_alone() {
+    let t = TestNode::start_with(|config| config.retention_ms = RETENTION_MS).await;
+    let retiring = tokio::spawn(retirement::run(t.node.clone()));
+    let mut secrets = Vec::new();
+    for account in ["acct-x", "acct-y"] {
+        let body = serde_json::json!({"role": "enqueuer", "account": account});
+        let (status, answer) = t.post(skyclaw_api::routes::ISSUE_KEY.path, body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        secrets.push(answer["secret"].as_str().unwrap().to_string());
+    }
+    let (x, y) = (&secrets[0], &secrets[1]);
+    let (status, answer) = call_as(&t, x, "POST", "/v1/jobs", Some(shell_job("x"))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let id = answer["job"]["id"].as_str().unwrap().to_string();
+    let (status, _) = call_as(&t, x, "POST", &format!("/v1/jobs/{id}/cancel"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    wait_until("the cancelled job is retired", || {
+        t.node.read(|m| m.state.job(&id).is_none())
+    })
+    .await;
+    let path = format!("/v1/jobs/{id}");
+    let (status, job) = call_as(&t, x, "GET", &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(job["job"]["status"], "cancelled");
+    // Cancelling it again answers as the first time did.
+    let (status, again) = call_as(&t, x, "POST", &format!("{path}/cancel"), None).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["job"]["status"], "cancelled");
+    // Another account finds nothing there, retired or not.
+    for (method, path) in [("GET", path.clone()), ("POST", format!("{path}/cancel"))] {
+        let (status, answer) = call_as(&t, y, method, &path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {answer}");
+    }
+    retiring.abort();
+    let _ = retiring.await;
+    t.stop().await;
+}
