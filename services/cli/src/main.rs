@@ -107,8 +107,9 @@ impl Command {
 
 /// jemalloc hands freed memory back to the system as it goes. With the C
 /// library's allocator a coordinator under load kept about 400 MiB in its
-/// per-thread arenas for 10,000 live jobs, most of it freed long before;
-/// jemalloc is what RocksDB services commonly run on for that reason.
+/// per-thread arenas for 10,000 live jobs, most of it freed long before.
+/// It takes RocksDB's allocations too (`malloc` itself is jemalloc's), as
+/// RocksDB services commonly run.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

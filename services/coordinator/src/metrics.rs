@@ -173,9 +173,12 @@ impl Metrics {
             ),
             append_seconds: histogram(
                 "skyclaw_raft_log_append_seconds",
-                "One raft log append: its synced RocksDB write.",
+                "One raft log append, from its write until a sync of the write-ahead log made it durable.",
             ),
-            append_entries: histogram(APPEND_ENTRIES, "Raft entries per log append."),
+            append_entries: histogram(
+                APPEND_ENTRIES,
+                "Raft entries one sync of the write-ahead log made durable.",
+            ),
             entry_commands: histogram(
                 ENTRY_COMMANDS,
                 "Commands per raft entry this node proposed (group commit).",

@@ -227,6 +227,7 @@ pub struct Summary {
     pub jobs_per_s: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    pub p999_ms: f64,
     pub max_ms: f64,
 }
 
@@ -243,6 +244,7 @@ pub fn summarize(jobs: u64, elapsed: Duration, mut latencies: Vec<Duration>) -> 
         jobs_per_s: jobs as f64 / elapsed.as_secs_f64(),
         p50_ms: at(0.5),
         p99_ms: at(0.99),
+        p999_ms: at(0.999),
         max_ms: at(1.0),
     }
 }
@@ -256,6 +258,49 @@ pub async fn enqueue(
     total: u64,
     batch: usize,
 ) -> Result<Summary> {
+    let run = enqueue_until(client, concurrency, batch, Until::Jobs(total)).await?;
+    Ok(run.summary())
+}
+
+/// [`enqueue`] for `span` rather than a number of jobs: what it measured,
+/// every request's latency kept.
+pub async fn enqueue_for(
+    client: &Client,
+    concurrency: usize,
+    span: Duration,
+    batch: usize,
+) -> Result<Run> {
+    let until = Until::Deadline(Instant::now() + span);
+    enqueue_until(client, concurrency, batch, until).await
+}
+
+/// When an enqueue load stops sending.
+#[derive(Clone, Copy)]
+enum Until {
+    /// Once requests for this many jobs have been sent.
+    Jobs(u64),
+    /// At this moment; requests in flight then are still waited for.
+    Deadline(Instant),
+}
+
+impl Until {
+    /// Whether a worker sends another request of `batch` jobs, counting
+    /// it in `issued`.
+    fn another(self, issued: &AtomicU64, batch: usize) -> bool {
+        match self {
+            Until::Jobs(total) => issued.fetch_add(batch as u64, Ordering::Relaxed) < total,
+            Until::Deadline(at) => Instant::now() < at,
+        }
+    }
+}
+
+/// [`enqueue`] and [`enqueue_for`]: their workers, and what they measured.
+async fn enqueue_until(
+    client: &Client,
+    concurrency: usize,
+    batch: usize,
+    until: Until,
+) -> Result<Run> {
     let issued = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -265,7 +310,7 @@ pub async fn enqueue(
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = Vec::new();
-            while issued.fetch_add(batch as u64, Ordering::Relaxed) < total {
+            while until.another(&issued, batch) {
                 let sent = Instant::now();
                 let result = if batch == 1 {
                     enqueue_one(&client).await.map(drop)
@@ -297,10 +342,12 @@ pub async fn enqueue(
             errors.len() + latencies.len()
         );
     }
-    let jobs = latencies.len() as u64 * batch as u64;
-    let mut summary = summarize(jobs, started.elapsed(), latencies);
-    summary.errors = errors.len() as u64;
-    Ok(summary)
+    Ok(Run {
+        jobs: latencies.len() as u64 * batch as u64,
+        errors: errors.len() as u64,
+        elapsed: started.elapsed(),
+        latencies,
+    })
 }
 
 /// What one run of a load measured, before summing up; runs of several
@@ -308,6 +355,8 @@ pub async fn enqueue(
 #[derive(Default)]
 pub struct Run {
     pub jobs: u64,
+    /// Requests that failed; the latencies are the others'.
+    pub errors: u64,
     pub elapsed: Duration,
     pub latencies: Vec<Duration>,
 }
@@ -315,8 +364,16 @@ pub struct Run {
 impl Run {
     pub fn add(&mut self, other: Run) {
         self.jobs += other.jobs;
+        self.errors += other.errors;
         self.elapsed += other.elapsed;
         self.latencies.extend(other.latencies);
+    }
+
+    /// Its latencies summed up, its failed requests counted.
+    pub fn summary(self) -> Summary {
+        let mut summary = summarize(self.jobs, self.elapsed, self.latencies);
+        summary.errors = self.errors;
+        summary
     }
 }
 
@@ -366,6 +423,7 @@ pub async fn dispatch_run(hosts: &[SimHost], slots: u32, total: u64) -> Result<R
     }
     Ok(Run {
         jobs: done.load(Ordering::Relaxed),
+        errors: 0,
         elapsed: started.elapsed(),
         latencies,
     })

@@ -48,6 +48,11 @@ struct Args {
     /// [default: the one beside this binary].
     #[arg(long)]
     skyclaw_audit: Option<PathBuf>,
+    /// A `skyclaw` binary from before a change, which the snapshot scenario
+    /// measures too and shows as "before" beside `--skyclaw` as "after".
+    /// Other scenarios ignore it.
+    #[arg(long)]
+    skyclaw_before: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
@@ -74,6 +79,9 @@ enum Scenario {
     /// RSS and restart time as finished jobs pile up behind ~10k live ones,
     /// finished jobs retired after 1 s and kept an hour.
     History,
+    /// Enqueue latency while raft snapshots are built at a million jobs
+    /// queued: stalls over 50 ms, snapshots built and their build time.
+    Snapshot,
     /// Every scenario above.
     All,
 }
@@ -125,6 +133,14 @@ async fn main() -> Result<()> {
     if run(Scenario::History) {
         let figures = scenarios::history::run(&bin, quick, args.finished).await?;
         report.insert("history".into(), figures);
+    }
+    if run(Scenario::Snapshot) {
+        let before = args
+            .skyclaw_before
+            .clone()
+            .map(|path| binary::locate("skyclaw", Some(path)));
+        let figures = scenarios::snapshot::run(&bin, before.as_deref(), quick).await?;
+        report.insert("snapshot".into(), figures);
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&Value::Object(report))?)?;

@@ -32,6 +32,7 @@ fn all_scenarios_run_quick() {
         "audit",
         "memory",
         "history",
+        "snapshot",
     ];
     for scenario in scenarios {
         assert!(

@@ -55,7 +55,7 @@ pub async fn run(bin: &Path, quick: bool, deep: Option<Filled>) -> Result<Value>
 
     let deep = match deep {
         Some(filled) => filled,
-        None => memory::fill_to(bin, memory::deepest(quick)).await?,
+        None => memory::fill_to(bin, memory::deepest(quick), &[]).await?,
     };
     let deep_api = load::client(&deep.cluster.nodes[0].url);
     let deep_depth = deep.jobs;

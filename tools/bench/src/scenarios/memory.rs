@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 use skyclaw_testkit::{Cluster, Routing};
 
-use super::{mib, start_cluster};
+use super::{mib, start_cluster, start_cluster_with};
 use crate::load;
 
 /// A one-node cluster holding `jobs` queued jobs.
@@ -84,9 +84,10 @@ pub async fn run(bin: &Path, quick: bool) -> Result<(Value, Filled)> {
     Ok((report, filled))
 }
 
-/// A new coordinator holding `jobs` queued jobs, without measuring.
-pub async fn fill_to(bin: &Path, jobs: u64) -> Result<Filled> {
-    let cluster = start_cluster(bin, 1, Routing::Direct).await;
+/// A new coordinator, with these settings besides the benchmark's, holding
+/// `jobs` queued jobs, without measuring.
+pub async fn fill_to(bin: &Path, jobs: u64, env: &[(&str, String)]) -> Result<Filled> {
+    let cluster = start_cluster_with(bin, 1, Routing::Direct, env).await;
     let step = load::fill(&load::client(&cluster.nodes[0].url), jobs).await?;
     Ok(Filled {
         cluster,

@@ -15,6 +15,8 @@
 //! - [`history`]: a coordinator's RSS and restart time as finished jobs pile
 //!   up behind steady live work, with finished jobs retired after 1 s and
 //!   kept an hour
+//! - [`snapshot`]: write latency while raft snapshots are built at a million
+//!   jobs, one binary against another
 
 pub mod audit;
 pub mod dispatch;
@@ -25,6 +27,7 @@ pub mod history;
 pub mod memory;
 pub mod replication;
 pub mod restart;
+pub mod snapshot;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
