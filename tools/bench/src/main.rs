@@ -90,6 +90,10 @@ enum Scenario {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let bin = binary::locate("skyclaw", args.skyclaw.clone());
+    let before = args
+        .skyclaw_before
+        .clone()
+        .map(|path| binary::locate("skyclaw", Some(path)));
     let quick = args.quick;
     let mut report = serde_json::Map::new();
     let run = |scenario| args.scenario == scenario || args.scenario == Scenario::All;
@@ -135,10 +139,6 @@ async fn main() -> Result<()> {
         report.insert("history".into(), figures);
     }
     if run(Scenario::Snapshot) {
-        let before = args
-            .skyclaw_before
-            .clone()
-            .map(|path| binary::locate("skyclaw", Some(path)));
         let figures = scenarios::snapshot::run(&bin, before.as_deref(), quick).await?;
         report.insert("snapshot".into(), figures);
     }
