@@ -97,23 +97,40 @@ fn record_hash(
     prev_hash: &Hash32,
     event: &[u8],
 ) -> Hash32 {
-    // The fixed-width middle goes in as one update: fewer calls into the
-    // hasher matter when verifying millions of small records.
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&record_hash_prefix(cluster_id));
+    hasher.update(&record_hash_middle(seq, at, origin, prev_hash, event.len()));
+    hasher.update(event);
+    Hash32(*hasher.finalize().as_bytes())
+}
+
+/// What every record hash of `cluster_id`'s log starts with: the domain
+/// and the cluster id.
+pub(crate) fn record_hash_prefix(cluster_id: &str) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(RECORD_DOMAIN.len() + 8 + cluster_id.len());
+    prefix.extend_from_slice(RECORD_DOMAIN);
+    prefix.extend_from_slice(&(cluster_id.len() as u64).to_be_bytes());
+    prefix.extend_from_slice(cluster_id.as_bytes());
+    prefix
+}
+
+/// The fixed-width middle of a record's hash input, between the prefix and
+/// the event.
+fn record_hash_middle(
+    seq: u64,
+    at: u64,
+    origin: Origin,
+    prev_hash: &Hash32,
+    event_len: usize,
+) -> [u8; 4 * 8 + 32 + 8] {
     let mut fixed = [0u8; 4 * 8 + 32 + 8];
     fixed[0..8].copy_from_slice(&seq.to_be_bytes());
     fixed[8..16].copy_from_slice(&at.to_be_bytes());
     fixed[16..24].copy_from_slice(&origin.term.to_be_bytes());
     fixed[24..32].copy_from_slice(&origin.index.to_be_bytes());
     fixed[32..64].copy_from_slice(&prev_hash.0);
-    fixed[64..72].copy_from_slice(&(event.len() as u64).to_be_bytes());
-
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(RECORD_DOMAIN);
-    hasher.update(&(cluster_id.len() as u64).to_be_bytes());
-    hasher.update(cluster_id.as_bytes());
-    hasher.update(&fixed);
-    hasher.update(event);
-    Hash32(*hasher.finalize().as_bytes())
+    fixed[64..72].copy_from_slice(&(event_len as u64).to_be_bytes());
+    fixed
 }
 
 impl Record {
@@ -148,6 +165,23 @@ impl Record {
             &self.prev_hash,
             &self.event,
         )
+    }
+
+    /// The hash of this record's contents, its input laid out in `input`
+    /// after the log's [`record_hash_prefix`] (which `input` starts with):
+    /// one contiguous input hashes in one call, without a hasher's
+    /// per-update work, which counts when verifying millions of records.
+    pub(crate) fn hash_in(&self, input: &mut Vec<u8>, prefix_len: usize) -> Hash32 {
+        input.truncate(prefix_len);
+        input.extend_from_slice(&record_hash_middle(
+            self.seq,
+            self.at,
+            self.origin,
+            &self.prev_hash,
+            self.event.len(),
+        ));
+        input.extend_from_slice(&self.event);
+        Hash32(*blake3::hash(input).as_bytes())
     }
 
     /// Checks the stored hash against the record's contents.
@@ -324,6 +358,15 @@ mod tests {
             record.verify_hash("cluster-b"),
             Err(Error::HashMismatch { seq: 7 })
         ));
+    }
+
+    #[test]
+    fn a_hash_in_one_input_is_the_records_hash() {
+        let record = sample();
+        let mut input = record_hash_prefix("cluster-a");
+        let prefix_len = input.len();
+        assert_eq!(record.hash_in(&mut input, prefix_len), record.hash);
+        assert_eq!(record.hash_in(&mut input, prefix_len), record.hash);
     }
 
     #[test]

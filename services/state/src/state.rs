@@ -310,10 +310,16 @@ impl State {
     }
 
     fn hold(&mut self, host_id: &str, job_id: &str) {
-        self.held
-            .entry(host_id.to_string())
-            .or_default()
-            .insert(job_id.to_string());
+        // A host that holds jobs already keeps its entry: no copy of its id.
+        match self.held.get_mut(host_id) {
+            Some(jobs) => {
+                jobs.insert(job_id.to_string());
+            }
+            None => {
+                let jobs = BTreeSet::from([job_id.to_string()]);
+                self.held.insert(host_id.to_string(), jobs);
+            }
+        }
     }
 
     fn index_job(&mut self, job: &JobView) {

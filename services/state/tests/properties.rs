@@ -841,11 +841,16 @@ proptest! {
         }
 
         let mut replayed = State::new();
+        // As an auditor replays: each event moved into the state.
+        let mut moved_in = State::new();
         for (event, at) in &run.history {
             replayed.apply(event, *at).unwrap();
+            moved_in.apply_owned(event.clone(), *at).unwrap();
         }
         prop_assert_eq!(views(&replayed), views(&run.state));
         prop_assert_eq!(replayed.digest(), run.state.digest());
+        prop_assert_eq!(views(&moved_in), views(&run.state));
+        prop_assert_eq!(moved_in.digest(), run.state.digest());
         // Replay sees the times of events only; a proposal that was refused
         // moved the live clock but left no event.
         let last_event_at = run.history.last().map_or(0, |(_, at)| *at);

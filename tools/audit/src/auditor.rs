@@ -3,8 +3,9 @@
 //! chain held so far (same cluster, next seq, linked hash), replays every
 //! event through `skyclaw_state::State` so its invariants are checked,
 //! verifies every completion's receipt against the key of the host that
-//! held the lease, rebuilds the log's Merkle tree, and watches for a head
-//! pinned earlier and for the tree heads of checkpoints. It does no I/O.
+//! held the lease, rebuilds the log's Merkle tree as far as the tree heads
+//! of checkpoints need it, and watches for a head pinned earlier and for
+//! those tree heads. It does no I/O.
 
 use skyclaw_log_format::segment::SegmentHeader;
 use skyclaw_log_format::tree::record_leaf;
@@ -32,7 +33,9 @@ pub struct Auditor {
     /// Job output referenced by completions, kept when blobs are checked.
     outputs: Option<Vec<OutputRef>>,
     /// The Merkle tree over the records so far; like the replay, only for
-    /// a log read from genesis.
+    /// a log read from genesis, and only while a tree head to check lies
+    /// ahead: its SHA-256 hashes (a leaf and about one node per record)
+    /// are a large share of a replay's cost, and only those checks read it.
     tree: Option<Tree>,
     /// Tree heads (of signed checkpoints) the log must reach, by size.
     heads: Vec<TreeHead>,
@@ -79,8 +82,9 @@ impl Auditor {
     }
 
     /// Requires the log's tree and chain to reach `head` (a checkpoint's)
-    /// at its size. Only a log read from genesis can be held to one:
-    /// `false` otherwise.
+    /// at its size. Only a log read from genesis can be held to one, and
+    /// only before records pass that no head given so far reached (the
+    /// tree is not built past the last head): `false` otherwise.
     pub fn expect_tree_head(&mut self, head: TreeHead) -> bool {
         if self.tree.is_none() || head.size <= self.head.seq {
             return false;
@@ -90,7 +94,7 @@ impl Auditor {
     }
 
     /// The root of the Merkle tree over the records so far, for a log
-    /// read from genesis.
+    /// read from genesis while a tree head to check lies ahead.
     pub fn tree_root(&self) -> Option<Hash32> {
         self.tree.as_ref().map(Tree::root)
     }
@@ -182,6 +186,9 @@ impl Auditor {
         if self.state.is_some() {
             self.replay(record)?;
         }
+        if !self.heads.iter().any(|head| head.size >= record.seq) {
+            self.tree = None;
+        }
         if let Some(tree) = self.tree.as_mut() {
             tree.append_leaf(record_leaf(record));
             self.check_tree_heads(record)?;
@@ -266,16 +273,20 @@ impl Auditor {
             })?;
             self.receipts += u64::from(done.receipt.is_some());
         }
-        state
-            .apply(&event, record.at)
-            .map_err(|violated| violation(violated.0))?;
-        if let (Some(outputs), Event::JobCompleted(done)) = (self.outputs.as_mut(), &event) {
-            outputs.push(OutputRef {
+        let output = match (&self.outputs, &event) {
+            (Some(_), Event::JobCompleted(done)) => Some(OutputRef {
                 seq,
                 job_id: done.job_id.clone(),
                 stdout: done.stdout,
                 stderr: done.stderr,
-            });
+            }),
+            _ => None,
+        };
+        state
+            .apply_owned(event, record.at)
+            .map_err(|violated| violation(violated.0))?;
+        if let (Some(outputs), Some(output)) = (self.outputs.as_mut(), output) {
+            outputs.push(output);
         }
         Ok(())
     }

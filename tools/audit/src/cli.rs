@@ -116,6 +116,9 @@ pub struct BenchGenerateArgs {
     /// The cluster id the log is sealed for.
     #[arg(long, default_value = "bench-cluster")]
     pub cluster_id: String,
+    /// No host has a key, so no completion carries a receipt to verify.
+    #[arg(long)]
+    pub no_keys: bool,
 }
 
 /// Parses `SEQ:HASH` (the hash as 64 hex digits).
@@ -310,9 +313,13 @@ fn write_synthetic(args: &BenchGenerateArgs) -> Result<ChainHead, Error> {
         genesis.hash,
     )
     .map_err(format)?;
-    let head = generate::generate(&args.cluster_id, args.events, args.seed, |record| {
-        writer.push(&record)
-    })
+    let head = generate::generate(
+        &args.cluster_id,
+        args.events,
+        args.seed,
+        !args.no_keys,
+        |record| writer.push(&record),
+    )
     .map_err(format)?;
     let output = writer.finish().map_err(format)?;
     output

@@ -4,7 +4,8 @@
 //! by construction; [`LogBuilder::seal_unchecked`] crafts the invalid ones.
 //! [`generate`] drives a builder with a realistic mix of hosts, enqueues,
 //! claims, renewals, completions, cancellations and expired leases; half
-//! the hosts have keys and sign a receipt of each run, as host daemons do.
+//! the hosts have keys and sign a receipt of each run, as host daemons do
+//! (or none, to measure the rest apart from signature checks).
 
 use std::collections::BTreeMap;
 
@@ -129,7 +130,8 @@ const STEP_MS: u64 = 40;
 /// cluster `cluster_id`, handing each record to `sink` in order.
 ///
 /// The workload: 32 hosts of mixed capabilities and parallelism, half of
-/// them with keys (their completions carry signed receipts), a fifth of
+/// them with keys when `keyed_hosts` (their completions carry signed
+/// receipts, whose checks then dominate an audit's cost), a fifth of
 /// them silent (their leases expire), enqueues in small batches with
 /// priorities, capabilities and idempotency keys, claims, renewals,
 /// completions with output, failures, and cancellations of queued and
@@ -138,23 +140,29 @@ pub fn generate<E>(
     cluster_id: &str,
     count: u64,
     seed: u64,
+    keyed_hosts: bool,
     mut sink: impl FnMut(Record) -> Result<(), E>,
 ) -> Result<ChainHead, E> {
     let mut at = 1_700_000_000_000u64;
     let (mut log, first) = LogBuilder::new(cluster_id, at);
     let mut written = 0u64;
-    let mut emit = |records: Vec<Record>, written: &mut u64| -> Result<bool, E> {
-        for record in records {
-            if *written == count {
-                return Ok(false);
+    // The head of the last record handed on: a command's later records may
+    // be sealed yet left out.
+    let mut head = log.head();
+    let mut emit =
+        |records: Vec<Record>, written: &mut u64, head: &mut ChainHead| -> Result<bool, E> {
+            for record in records {
+                if *written == count {
+                    return Ok(false);
+                }
+                *head = record.head();
+                sink(record)?;
+                *written += 1;
             }
-            sink(record)?;
-            *written += 1;
-        }
-        Ok(*written < count)
-    };
-    if !emit(vec![first], &mut written)? {
-        return Ok(log.head());
+            Ok(*written < count)
+        };
+    if !emit(vec![first], &mut written, &mut head)? {
+        return Ok(head);
     }
     let mut dice = Dice(seed | 1);
     let mut next_job = 0u64;
@@ -170,7 +178,8 @@ pub fn generate<E>(
         } else {
             vec!["shell".into(), "automaton".into()]
         };
-        let signing = (host % 2 == 0).then(|| SigningKey::from_bytes(&[host as u8 + 1; 32]));
+        let signing =
+            (keyed_hosts && host % 2 == 0).then(|| SigningKey::from_bytes(&[host as u8 + 1; 32]));
         let key = signing.as_ref().map(|signing| HostKey {
             public_key: Hash32(signing.verifying_key().to_bytes()),
             challenge_at: at,
@@ -194,8 +203,9 @@ pub fn generate<E>(
             sandbox: None,
             key,
         };
-        if !emit(log.run(&command, at).expect("valid host"), &mut written)? {
-            return Ok(log.head());
+        let records = log.run(&command, at).expect("valid host");
+        if !emit(records, &mut written, &mut head)? {
+            return Ok(head);
         }
     }
 
@@ -300,8 +310,8 @@ pub fn generate<E>(
                         .push((job_id, lease_epoch, at + runs_for));
                 }
             }
-            if !emit(records, &mut written)? {
-                return Ok(log.head());
+            if !emit(records, &mut written, &mut head)? {
+                return Ok(head);
             }
         }
     }

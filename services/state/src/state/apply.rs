@@ -1,7 +1,9 @@
 //! `State::apply`: folds one event into the views and indexes, after
 //! checking it keeps every invariant a log must keep ([`Violation`]).
 
-use skyclaw_log_format::event::{Event, KeyRole};
+use std::borrow::Cow;
+
+use skyclaw_log_format::event::{Event, JobSpec, KeyRole};
 
 use super::{idempotency_slot, queue_key, State};
 use crate::clock::LogClock;
@@ -17,17 +19,39 @@ impl State {
     /// Folds one event into the views at time `at`. The event is checked
     /// against the state first, so a `Violation` leaves the state unchanged.
     pub fn apply(&mut self, event: &Event, at: u64) -> Result<(), Violation> {
-        self.check(event, at)?;
+        self.apply_event(Cow::Borrowed(event), at)
+    }
+
+    /// [`State::apply`] for an event the caller has no further use for (an
+    /// auditor's replay): an enqueued job's strings move into its view
+    /// rather than being copied.
+    pub fn apply_owned(&mut self, event: Event, at: u64) -> Result<(), Violation> {
+        self.apply_event(Cow::Owned(event), at)
+    }
+
+    fn apply_event(&mut self, event: Cow<'_, Event>, at: u64) -> Result<(), Violation> {
+        self.check(&event, at)?;
         // A coordinator ticks before it applies, so this moves nothing; a
         // replay of events alone has no stamps, only the times they carry.
         if at > self.clock.at {
             self.clock = LogClock::resumed(at);
         }
+        let event = match event {
+            Cow::Owned(Event::JobEnqueued(spec)) => {
+                self.enqueue(*spec, at);
+                return Ok(());
+            }
+            Cow::Borrowed(Event::JobEnqueued(spec)) => {
+                self.enqueue((**spec).clone(), at);
+                return Ok(());
+            }
+            event => event,
+        };
         let job_id = event.job_id();
         let before = job_id
             .and_then(|id| self.jobs.get(id))
             .map(|job| job.status);
-        self.fold(event, at);
+        self.fold(&event, at);
         if let Some(id) = job_id {
             if let Some(job) = self.jobs.get(id) {
                 self.tally.moved(job, before, at);
@@ -35,6 +59,44 @@ impl State {
             self.ended(id, before);
         }
         Ok(())
+    }
+
+    /// Adds the job `spec` enqueues at `at`; `check` made sure it fits.
+    fn enqueue(&mut self, spec: JobSpec, at: u64) {
+        let JobSpec {
+            job_id,
+            payload,
+            required_capabilities,
+            priority,
+            max_attempts,
+            idempotency_key,
+            request_hash,
+            account,
+        } = spec;
+        let job = JobView {
+            id: job_id,
+            created_at: at,
+            updated_at: at,
+            status: JobStatus::Queued,
+            attempts: 0,
+            max_attempts,
+            priority,
+            order: self.next_order,
+            required_capabilities,
+            payload,
+            lease: None,
+            assigned_host_id: None,
+            cancel_requested: false,
+            outcome: None,
+            error: None,
+            idempotency_key,
+            request_hash,
+            account,
+        };
+        self.next_order += 1;
+        self.index_job(&job);
+        self.tally.moved(&job, None, at);
+        self.jobs.insert(job.id.clone(), Box::new(job));
     }
 
     /// Changes the views and indexes as `event` says; `check` made sure
@@ -108,31 +170,7 @@ impl State {
             Event::KeyRevoked { key_id } => {
                 self.keys.get_mut(key_id).expect("checked").revoked_at = Some(at);
             }
-            Event::JobEnqueued(spec) => {
-                let job = JobView {
-                    id: spec.job_id.clone(),
-                    created_at: at,
-                    updated_at: at,
-                    status: JobStatus::Queued,
-                    attempts: 0,
-                    max_attempts: spec.max_attempts,
-                    priority: spec.priority,
-                    order: self.next_order,
-                    required_capabilities: spec.required_capabilities.clone(),
-                    payload: spec.payload.clone(),
-                    lease: None,
-                    assigned_host_id: None,
-                    cancel_requested: false,
-                    outcome: None,
-                    error: None,
-                    idempotency_key: spec.idempotency_key.clone(),
-                    request_hash: spec.request_hash,
-                    account: spec.account.clone(),
-                };
-                self.next_order += 1;
-                self.index_job(&job);
-                self.jobs.insert(job.id.clone(), Box::new(job));
-            }
+            Event::JobEnqueued(_) => unreachable!("an enqueue applies on its own"),
             Event::JobLeased {
                 job_id,
                 host_id,
@@ -163,8 +201,12 @@ impl State {
             } => {
                 let job = self.jobs.get_mut(job_id).expect("checked");
                 let lease = job.lease.as_mut().expect("checked");
-                self.leases.remove(&(lease.expires_at, job_id.clone()));
-                self.leases.insert((*lease_expires_at, job_id.clone()));
+                // The indexed id moves to the new expiry, uncopied.
+                let (_, id) = self
+                    .leases
+                    .take(&(lease.expires_at, job_id.clone()))
+                    .expect("a live lease is indexed");
+                self.leases.insert((*lease_expires_at, id));
                 lease.expires_at = *lease_expires_at;
                 job.updated_at = at;
             }

@@ -16,7 +16,7 @@ pub fn synthetic(count: u64) -> Vec<Record> {
 
 pub fn synthetic_for(cluster_id: &str, count: u64) -> Vec<Record> {
     let mut records = Vec::new();
-    generate(cluster_id, count, 7, |record| {
+    generate(cluster_id, count, 7, true, |record| {
         records.push(record);
         Ok::<_, ()>(())
     })

@@ -55,7 +55,7 @@ fn a_synthetic_log_verifies_and_replays() {
 #[test]
 fn the_workload_has_every_kind_of_event() {
     let mut kinds = std::collections::BTreeSet::new();
-    generate(CLUSTER, 20_000, 3, |record| {
+    generate(CLUSTER, 20_000, 3, true, |record| {
         let event = record.decode_event().unwrap();
         let kind = format!("{event:?}");
         kinds.insert(kind.split([' ', '(', '{']).next().unwrap().to_owned());
@@ -135,4 +135,31 @@ fn a_pinned_head_that_matches_passes() {
     let pin = format!("300:{}", records[299].hash);
     let run = audit(&["verify", path.to_str().unwrap(), "--expect-head", &pin]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
+#[test]
+fn the_merkle_tree_is_built_only_as_far_as_a_checkpoint_needs_it() {
+    use skyclaw_audit::Auditor;
+    use skyclaw_log_format::tree::record_leaf;
+    use skyclaw_log_format::{ChainHead, Tree, TreeHead};
+
+    let records = synthetic(10);
+    let mut tree = Tree::empty();
+    for record in &records[..5] {
+        tree.append_leaf(record_leaf(record));
+    }
+    let head = |size: u64, root| TreeHead {
+        size,
+        root,
+        chain: records[size as usize - 1].hash,
+    };
+    let mut auditor = Auditor::new(CLUSTER, ChainHead::genesis(CLUSTER), None, false);
+    assert!(auditor.expect_tree_head(head(5, tree.root())));
+    for record in &records[..5] {
+        auditor.accept(record).unwrap();
+    }
+    assert_eq!(auditor.tree_root(), Some(tree.root()));
+    auditor.accept(&records[5]).unwrap();
+    assert_eq!(auditor.tree_root(), None, "no head lies ahead");
+    assert!(!auditor.expect_tree_head(head(8, tree.root())));
 }
