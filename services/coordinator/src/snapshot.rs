@@ -3,12 +3,12 @@
 //! place of everything applied.
 
 use std::collections::BTreeSet;
-use std::io::Cursor;
+use std::io::{Cursor, Write};
 use std::time::Instant;
 
 use openraft::storage::Snapshot;
 use openraft::{RaftSnapshotBuilder, StorageIOError};
-use rocksdb::{WriteBatch, WriteOptions};
+use rocksdb::{WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 use skyclaw_layout::meta::{
     ANCHOR, APPLIED, CLUSTER_ID, HEAD, LAST_AT, LAST_STAMP, MEMBERSHIP, RETIREMENT, SNAPSHOT,
@@ -54,10 +54,54 @@ struct SnapshotData {
     retirement: Option<Retirement>,
 }
 
+/// How stores from before the snapshot file kept the last snapshot, in
+/// `meta`; read until a snapshot is kept in the file.
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,
+}
+
+/// The file, in the data directory, that holds the last snapshot built or
+/// installed.
+// Format: meta length: u32 BE ‖ SnapshotMeta (MessagePack) ‖ SnapshotData bytes
+const SNAPSHOT_FILE: &str = "raft-snapshot";
+
+/// Keeps `bytes` as the current snapshot. Written whole to a temporary
+/// file, synced, and renamed over the last, so a crash leaves one or the
+/// other; a snapshot as large as the live state never passes through
+/// RocksDB's write path, where it would hold up every write behind it.
+fn keep(db: &DB, meta: &SnapshotMeta, bytes: &[u8]) -> std::io::Result<()> {
+    let path = db.path().join(SNAPSHOT_FILE);
+    let partial = path.with_extension("partial");
+    let head = store::encode(meta);
+    let length = u32::try_from(head.len()).map_err(std::io::Error::other)?;
+    let mut file = std::fs::File::create(&partial)?;
+    file.write_all(&length.to_be_bytes())?;
+    file.write_all(&head)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&partial, &path)?;
+    std::fs::File::open(db.path())?.sync_all()?;
+    // A store from before the file kept its snapshot in `meta`.
+    db.delete_cf(cf(db, META), SNAPSHOT)
+        .map_err(std::io::Error::other)
+}
+
+/// The snapshot [`keep`] kept last, if any.
+fn kept(db: &DB) -> std::io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
+    let mut bytes = match std::fs::read(db.path().join(SNAPSHOT_FILE)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let corrupt = || std::io::Error::other(format!("{SNAPSHOT_FILE} is cut short"));
+    let length = bytes.get(..4).ok_or_else(corrupt)?;
+    let end = 4 + u32::from_be_bytes(length.try_into().expect("four bytes")) as usize;
+    let meta = store::decode(bytes.get(4..end).ok_or_else(corrupt)?)
+        .map_err(|e| std::io::Error::other(format!("{SNAPSHOT_FILE}: {e}")))?;
+    Ok(Some((meta, bytes.split_off(end))))
 }
 
 // The two run for `RaftStateMachine`'s methods, which answer openraft's own
@@ -122,11 +166,6 @@ impl StateMachine {
         if let Some(cluster_id) = &data.cluster_id {
             batch.put_cf(meta_cf, CLUSTER_ID, store::encode(cluster_id));
         }
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: bytes.clone(),
-        };
-        batch.put_cf(meta_cf, SNAPSHOT, store::encode(&stored));
         let mut options = WriteOptions::default();
         options.set_sync(true);
         db.write_opt(batch, &options)
@@ -145,18 +184,27 @@ impl StateMachine {
             tree,
         };
         drop(m);
+        // Kept once installed: a crash before leaves the older snapshot
+        // (or none), which the state is already past; so does a failure.
+        if let Err(e) = keep(db, meta, &bytes) {
+            tracing::warn!("keeping the installed snapshot: {e}");
+        }
         self.metrics.snapshot_installs.increment(1);
         self.work.notify_waiters();
         Ok(())
     }
 
-    /// The last snapshot built or installed, as stored.
+    /// The last snapshot built or installed, as kept.
     pub(crate) fn current(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let stored: Option<StoredSnapshot> = store::get(&self.db, META, SNAPSHOT)
-            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        Ok(stored.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
+        let kept = match kept(&self.db).map_err(|e| StorageIOError::read_snapshot(None, &e))? {
+            Some(kept) => Some(kept),
+            None => store::get::<StoredSnapshot>(&self.db, META, SNAPSHOT)
+                .map_err(|e| StorageIOError::read_snapshot(None, &e))?
+                .map(|stored| (stored.meta, stored.data)),
+        };
+        Ok(kept.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
         }))
     }
 }
@@ -284,15 +332,8 @@ impl StateMachine {
         };
         drop(view);
         let bytes = store::encode(&data);
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: bytes.clone(),
-        };
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        let mut batch = WriteBatch::default();
-        batch.put_cf(cf(db, META), SNAPSHOT, store::encode(&stored));
-        db.write_opt(batch, &options)
+        drop(data);
+        keep(db, &meta, &bytes)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         Ok((meta, bytes))
     }
