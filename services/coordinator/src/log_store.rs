@@ -1,17 +1,10 @@
 //! The raft log on RocksDB: entries in `raft_log`, vote and purge marks in
 //! `raft_meta`. Appends and votes are acknowledged only once the WAL is
-//! synced.
-//!
-//! An append writes its entries (readable at once) and returns; the
-//! [`Syncer`] thread then syncs the write-ahead log and tells raft they are
-//! durable. One sync covers every append written since the last, so raft
-//! goes on with the next append (and replication) while the disk works,
-//! and a busy log pays one sync for several appends: group commit below
-//! raft, as openraft's `append` asks for.
+//! synced; one synced batch per append is the group commit.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::{mpsc, Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -27,57 +20,6 @@ use crate::store::{self, cf, RAFT_LOG, RAFT_META};
 pub struct LogStore {
     db: Arc<DB>,
     metrics: Arc<Metrics>,
-    syncer: Syncer,
-}
-
-/// An append written but not yet durable.
-struct Written {
-    callback: LogFlushed<TypeConfig>,
-    entries: usize,
-    started: Instant,
-}
-
-/// The handle on the thread that makes appends durable.
-#[derive(Clone)]
-struct Syncer {
-    sender: mpsc::Sender<Written>,
-}
-
-impl Syncer {
-    /// Starts the thread. It holds the database weakly, so the database
-    /// closes when the node lets go of it; the thread ends with the last
-    /// log store.
-    fn start(db: &Arc<DB>, metrics: Arc<Metrics>) -> Syncer {
-        let (sender, written) = mpsc::channel::<Written>();
-        let db = Arc::downgrade(db);
-        std::thread::Builder::new()
-            .name("raft-log-sync".into())
-            .spawn(move || sync_loop(db, metrics, written))
-            .expect("the log's sync thread starts");
-        Syncer { sender }
-    }
-}
-
-/// Syncs the write-ahead log for every append waiting, then completes
-/// them: each sync covers all that were written before it.
-fn sync_loop(db: Weak<DB>, metrics: Arc<Metrics>, written: mpsc::Receiver<Written>) {
-    while let Ok(first) = written.recv() {
-        let mut waiting = vec![first];
-        waiting.extend(written.try_iter());
-        let synced = match db.upgrade() {
-            Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
-            None => Err("the database is closed".to_string()),
-        };
-        let entries: usize = waiting.iter().map(|w| w.entries).sum();
-        metrics.append_entries.record(entries as f64);
-        for append in waiting {
-            metrics
-                .append_seconds
-                .record(append.started.elapsed().as_secs_f64());
-            let result = synced.clone().map_err(std::io::Error::other);
-            append.callback.log_io_completed(result);
-        }
-    }
 }
 
 // openraft's storage traits fix `StorageError` as the error type; these
@@ -85,12 +27,7 @@ fn sync_loop(db: Weak<DB>, metrics: Arc<Metrics>, written: mpsc::Receiver<Writte
 #[allow(clippy::result_large_err)]
 impl LogStore {
     pub fn new(db: Arc<DB>, metrics: Arc<Metrics>) -> LogStore {
-        let syncer = Syncer::start(&db, metrics.clone());
-        LogStore {
-            db,
-            metrics,
-            syncer,
-        }
+        LogStore { db, metrics }
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -213,27 +150,32 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 store::encode(&entry),
             );
         }
-        // Written without a sync: readable now, durable once the syncer
-        // has synced the write-ahead log behind it.
+        // The fsync runs on a blocking thread: raft waits for it either way,
+        // but one of the runtime's few threads stays free to serve HTTP.
+        let db = self.db.clone();
         let started = Instant::now();
-        if let Err(e) = self.db.write(batch) {
-            let failed = std::io::Error::other(e.to_string());
-            callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-            return Err(StorageIOError::write_logs(&failed).into());
+        let written = tokio::task::spawn_blocking(move || {
+            let mut options = WriteOptions::default();
+            options.set_sync(true);
+            db.write_opt(batch, &options)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(format!("the log write failed: {e}"))));
+        self.metrics
+            .append_seconds
+            .record(started.elapsed().as_secs_f64());
+        self.metrics.append_entries.record(count as f64);
+        match written {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::new(e.kind(), e.to_string())));
+                Err(StorageIOError::write_logs(&e).into())
+            }
         }
-        let written = Written {
-            callback,
-            entries: count,
-            started,
-        };
-        if let Err(mpsc::SendError(written)) = self.syncer.sender.send(written) {
-            let stopped = std::io::Error::other("the log's sync thread has stopped");
-            written
-                .callback
-                .log_io_completed(Err(std::io::Error::other(stopped.to_string())));
-            return Err(StorageIOError::write_logs(&stopped).into());
-        }
-        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -35,6 +35,9 @@ pub struct StateMachine {
     /// Woken when work appears: long-polling claims wait on it.
     pub(crate) work: Arc<Notify>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Held while the kept snapshot file changes: a build runs in a task
+    /// of its own and may overlap an install.
+    pub(crate) keeping: Arc<std::sync::Mutex<()>>,
 }
 
 impl StateMachine {
@@ -49,6 +52,7 @@ impl StateMachine {
             shared,
             work,
             metrics,
+            keeping: Arc::default(),
         }
     }
 

@@ -173,12 +173,9 @@ impl Metrics {
             ),
             append_seconds: histogram(
                 "skyclaw_raft_log_append_seconds",
-                "One raft log append, from its write until a sync of the write-ahead log made it durable.",
+                "One raft log append: its synced RocksDB write.",
             ),
-            append_entries: histogram(
-                APPEND_ENTRIES,
-                "Raft entries one sync of the write-ahead log made durable.",
-            ),
+            append_entries: histogram(APPEND_ENTRIES, "Raft entries per log append."),
             entry_commands: histogram(
                 ENTRY_COMMANDS,
                 "Commands per raft entry this node proposed (group commit).",

@@ -3,7 +3,7 @@
 //! place of everything applied.
 
 use std::collections::BTreeSet;
-use std::io::{Cursor, Write};
+use std::io::{Cursor, Read, Write};
 use std::time::Instant;
 
 use openraft::storage::Snapshot;
@@ -67,11 +67,17 @@ struct StoredSnapshot {
 // Format: meta length: u32 BE ‖ SnapshotMeta (MessagePack) ‖ SnapshotData bytes
 const SNAPSHOT_FILE: &str = "raft-snapshot";
 
-/// Keeps `bytes` as the current snapshot. Written whole to a temporary
-/// file, synced, and renamed over the last, so a crash leaves one or the
-/// other; a snapshot as large as the live state never passes through
-/// RocksDB's write path, where it would hold up every write behind it.
+/// Keeps `bytes` as the current snapshot, unless the one kept is as new.
+/// Written whole to a temporary file, synced, and renamed over the last,
+/// so a crash leaves one or the other; a snapshot as large as the live
+/// state never passes through RocksDB's write path, where it would hold up
+/// every write behind it. The caller holds `StateMachine::keeping`.
 fn keep(db: &DB, meta: &SnapshotMeta, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some((kept, _)) = kept_meta(db)? {
+        if kept.last_log_id >= meta.last_log_id {
+            return Ok(());
+        }
+    }
     let path = db.path().join(SNAPSHOT_FILE);
     let partial = path.with_extension("partial");
     let head = store::encode(meta);
@@ -89,19 +95,41 @@ fn keep(db: &DB, meta: &SnapshotMeta, bytes: &[u8]) -> std::io::Result<()> {
         .map_err(std::io::Error::other)
 }
 
-/// The snapshot [`keep`] kept last, if any.
-fn kept(db: &DB) -> std::io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
-    let mut bytes = match std::fs::read(db.path().join(SNAPSHOT_FILE)) {
-        Ok(bytes) => bytes,
+/// Drops the kept snapshot file, durably: done before an install moves
+/// the state past it, so a crash in between leaves no snapshot (openraft
+/// builds one at start-up) rather than one behind the purged log.
+fn forget_kept(db: &DB) -> std::io::Result<()> {
+    match std::fs::remove_file(db.path().join(SNAPSHOT_FILE)) {
+        Ok(()) => std::fs::File::open(db.path())?.sync_all(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The meta of the snapshot [`keep`] kept last, and the open file after it.
+fn kept_meta(db: &DB) -> std::io::Result<Option<(SnapshotMeta, std::fs::File)>> {
+    let mut file = match std::fs::File::open(db.path().join(SNAPSHOT_FILE)) {
+        Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let corrupt = || std::io::Error::other(format!("{SNAPSHOT_FILE} is cut short"));
-    let length = bytes.get(..4).ok_or_else(corrupt)?;
-    let end = 4 + u32::from_be_bytes(length.try_into().expect("four bytes")) as usize;
-    let meta = store::decode(bytes.get(4..end).ok_or_else(corrupt)?)
-        .map_err(|e| std::io::Error::other(format!("{SNAPSHOT_FILE}: {e}")))?;
-    Ok(Some((meta, bytes.split_off(end))))
+    let mut length = [0u8; 4];
+    file.read_exact(&mut length)?;
+    let mut head = vec![0u8; u32::from_be_bytes(length) as usize];
+    file.read_exact(&mut head)?;
+    let meta =
+        store::decode(&head).map_err(|e| std::io::Error::other(format!("{SNAPSHOT_FILE}: {e}")))?;
+    Ok(Some((meta, file)))
+}
+
+/// The snapshot [`keep`] kept last, if any.
+fn kept(db: &DB) -> std::io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
+    let Some((meta, mut file)) = kept_meta(db)? else {
+        return Ok(None);
+    };
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)?;
+    Ok(Some((meta, data)))
 }
 
 // The two run for `RaftStateMachine`'s methods, which answer openraft's own
@@ -125,7 +153,10 @@ impl StateMachine {
                 StorageIOError::read_snapshot(Some(meta.signature()), &e)
             })?;
         let db = &*self.db;
+        let keeping = self.keeping.lock().expect("snapshot file lock");
+        forget_kept(db).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         let mut batch = WriteBatch::default();
+        batch.delete_cf(cf(db, META), SNAPSHOT);
         let everything = (vec![0u8], vec![0xffu8; 9]);
         for family in [VIEWS, EVENTS, TREE, COMPLETIONS] {
             batch.delete_range_cf(cf(db, family), &everything.0, &everything.1);
@@ -184,11 +215,11 @@ impl StateMachine {
             tree,
         };
         drop(m);
-        // Kept once installed: a crash before leaves the older snapshot
-        // (or none), which the state is already past; so does a failure.
-        if let Err(e) = keep(db, meta, &bytes) {
-            tracing::warn!("keeping the installed snapshot: {e}");
-        }
+        // Kept once installed; a crash before leaves none (see
+        // `forget_kept`), and so, after a restart, does a failure here.
+        keep(db, meta, &bytes)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        drop(keeping);
         self.metrics.snapshot_installs.increment(1);
         self.work.notify_waiters();
         Ok(())
@@ -333,8 +364,10 @@ impl StateMachine {
         drop(view);
         let bytes = store::encode(&data);
         drop(data);
+        let keeping = self.keeping.lock().expect("snapshot file lock");
         keep(db, &meta, &bytes)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        drop(keeping);
         Ok((meta, bytes))
     }
 }
