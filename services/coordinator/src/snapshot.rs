@@ -371,3 +371,61 @@ impl StateMachine {
         Ok((meta, bytes))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(index: u64) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: Some(openraft::LogId::new(
+                openraft::CommittedLeaderId::new(1, 0),
+                index,
+            )),
+            last_membership: Default::default(),
+            snapshot_id: format!("1-{index}"),
+        }
+    }
+
+    fn kept_at(db: &DB) -> Option<(u64, Vec<u8>)> {
+        kept(db)
+            .unwrap()
+            .map(|(meta, data)| (meta.last_log_id.unwrap().index, data))
+    }
+
+    #[test]
+    fn the_kept_snapshot_only_moves_forward_and_an_install_forgets_it_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store::open(dir.path()).unwrap();
+        assert_eq!(kept_at(&db), None);
+        keep(&db, &meta(10), b"ten").unwrap();
+        assert_eq!(kept_at(&db), Some((10, b"ten".to_vec())));
+        // A build that finishes after a newer one was kept leaves it.
+        keep(&db, &meta(5), b"five").unwrap();
+        assert_eq!(kept_at(&db), Some((10, b"ten".to_vec())));
+        keep(&db, &meta(20), b"twenty").unwrap();
+        assert_eq!(kept_at(&db), Some((20, b"twenty".to_vec())));
+        assert!(!dir
+            .path()
+            .join(SNAPSHOT_FILE)
+            .with_extension("partial")
+            .exists());
+        // What an install does first: no snapshot until the new one is kept.
+        forget_kept(&db).unwrap();
+        assert_eq!(kept_at(&db), None);
+        forget_kept(&db).unwrap();
+        keep(&db, &meta(3), b"three").unwrap();
+        assert_eq!(kept_at(&db), Some((3, b"three".to_vec())));
+    }
+
+    #[test]
+    fn a_cut_short_snapshot_file_is_an_error_not_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store::open(dir.path()).unwrap();
+        keep(&db, &meta(10), b"ten").unwrap();
+        let path = dir.path().join(SNAPSHOT_FILE);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..6]).unwrap();
+        assert!(kept(&db).is_err());
+    }
+}
