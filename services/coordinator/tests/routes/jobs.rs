@@ -3,20 +3,9 @@
 //! (bounded in what it lists), cancel, complete (fencing, repeats).
 
 use serde_json::{json, Value};
-use skyclaw_api::routes::{IDEMPOTENCY_HEADER, TOKEN_HEADER};
 use warp::http::StatusCode;
 
-use crate::util::{decode, error_message, shell_job, success, TestNode, TOKEN};
-
-async fn enqueue_with_key(t: &TestNode, key: &str, body: &Value) -> (StatusCode, Value) {
-    let request = warp::test::request()
-        .method("POST")
-        .path("/v1/jobs")
-        .header(TOKEN_HEADER, TOKEN)
-        .header(IDEMPOTENCY_HEADER, key)
-        .json(body);
-    decode(request.reply(&t.routes).await)
-}
+use crate::util::{error_message, shell_job, success, TestNode};
 
 #[tokio::test]
 async fn enqueue_returns_the_queued_job() {
@@ -63,24 +52,24 @@ async fn enqueue_returns_the_queued_job() {
 async fn an_idempotency_key_returns_the_same_job_or_conflicts() {
     let t = TestNode::start().await;
     let body = shell_job("once");
-    let (status, first) = enqueue_with_key(&t, "key-1", &body).await;
+    let (status, first) = t.enqueue_with_key("key-1", &body).await;
     assert_eq!(status, StatusCode::OK, "{first}");
     let head = t.head_seq().await;
 
-    let (status, again) = enqueue_with_key(&t, "key-1", &body).await;
+    let (status, again) = t.enqueue_with_key("key-1", &body).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["job"]["id"], first["job"]["id"]);
     assert_eq!(t.head_seq().await, head, "a repeat writes nothing");
 
-    let (status, conflict) = enqueue_with_key(&t, "key-1", &shell_job("twice")).await;
+    let (status, conflict) = t.enqueue_with_key("key-1", &shell_job("twice")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
     assert!(error_message(&conflict).contains("key-1"), "{conflict}");
 
-    let (status, other) = enqueue_with_key(&t, "key-2", &body).await;
+    let (status, other) = t.enqueue_with_key("key-2", &body).await;
     assert_eq!(status, StatusCode::OK);
     assert_ne!(other["job"]["id"], first["job"]["id"]);
 
-    let (status, _) = enqueue_with_key(&t, "", &body).await;
+    let (status, _) = t.enqueue_with_key("", &body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (_, list) = t.get("/v1/jobs").await;
     assert_eq!(list["jobs"].as_array().unwrap().len(), 2);

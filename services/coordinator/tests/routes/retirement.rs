@@ -5,25 +5,18 @@
 //! idempotency key enqueues a new job. A restart keeps all of that.
 
 use serde_json::Value;
-use skyclaw_api::routes::{IDEMPOTENCY_HEADER, TOKEN_HEADER};
 use skyclaw_coordinator::retirement;
 use warp::http::StatusCode;
 
 use crate::util::{
-    config, decode, error_message, shell_job, start_node, stop_node, success, wait_until, TestNode,
-    TOKEN,
+    config, error_message, shell_job, start_node, stop_node, success, wait_until, TestNode,
 };
 
 const RETENTION_MS: u64 = 1_000;
 
+/// Enqueues `body` with idempotency key `key`; the job's id.
 async fn enqueue_with_key(t: &TestNode, key: &str, body: &Value) -> String {
-    let request = warp::test::request()
-        .method("POST")
-        .path("/v1/jobs")
-        .header(TOKEN_HEADER, TOKEN)
-        .header(IDEMPOTENCY_HEADER, key)
-        .json(body);
-    let (status, answer) = decode(request.reply(&t.routes).await);
+    let (status, answer) = t.enqueue_with_key(key, body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     answer["job"]["id"].as_str().unwrap().to_string()
 }
@@ -123,24 +116,6 @@ fn config_with_retention(dir: &tempfile::TempDir) -> skyclaw_coordinator::Config
     }
 }
 
-/// A call with `credential` in place of the admin token.
-async fn call_as(
-    t: &TestNode,
-    credential: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = warp::test::request()
-        .method(method)
-        .path(path)
-        .header(TOKEN_HEADER, credential);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    decode(request.reply(&t.routes).await)
-}
-
 #[tokio::test]
 async fn a_retired_job_is_still_its_own_accounts_alone() {
     let t = TestNode::start_with(|config| config.retention_ms = RETENTION_MS).await;
@@ -153,26 +128,28 @@ async fn a_retired_job_is_still_its_own_accounts_alone() {
         secrets.push(answer["secret"].as_str().unwrap().to_string());
     }
     let (x, y) = (&secrets[0], &secrets[1]);
-    let (status, answer) = call_as(&t, x, "POST", "/v1/jobs", Some(shell_job("x"))).await;
+    let (status, answer) = t.call_as(x, "POST", "/v1/jobs", Some(shell_job("x"))).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let id = answer["job"]["id"].as_str().unwrap().to_string();
-    let (status, _) = call_as(&t, x, "POST", &format!("/v1/jobs/{id}/cancel"), None).await;
+    let (status, _) = t
+        .call_as(x, "POST", &format!("/v1/jobs/{id}/cancel"), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     wait_until("the cancelled job is retired", || {
         t.node.read(|m| m.state.job(&id).is_none())
     })
     .await;
     let path = format!("/v1/jobs/{id}");
-    let (status, job) = call_as(&t, x, "GET", &path, None).await;
+    let (status, job) = t.call_as(x, "GET", &path, None).await;
     assert_eq!(status, StatusCode::OK, "{job}");
     assert_eq!(job["job"]["status"], "cancelled");
     // Cancelling it again answers as the first time did.
-    let (status, again) = call_as(&t, x, "POST", &format!("{path}/cancel"), None).await;
+    let (status, again) = t.call_as(x, "POST", &format!("{path}/cancel"), None).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["job"]["status"], "cancelled");
     // Another account finds nothing there, retired or not.
     for (method, path) in [("GET", path.clone()), ("POST", format!("{path}/cancel"))] {
-        let (status, answer) = call_as(&t, y, method, &path, None).await;
+        let (status, answer) = t.call_as(y, method, &path, None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {answer}");
     }
     retiring.abort();

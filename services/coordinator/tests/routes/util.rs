@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use skyclaw_api::routes::TOKEN_HEADER;
+use skyclaw_api::routes::{IDEMPOTENCY_HEADER, TOKEN_HEADER};
 use skyclaw_coordinator::{http, Config, Coordinator};
 use tempfile::TempDir;
 use warp::filters::BoxedFilter;
@@ -125,13 +125,35 @@ impl TestNode {
     /// Sends a JSON request with the token and decodes the JSON answer;
     /// every error answer must be `{"error": "..."}`.
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_as(TOKEN, method, path, body).await
+    }
+
+    /// [`TestNode::call`] with `credential` in place of the admin token.
+    pub async fn call_as(
+        &self,
+        credential: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = warp::test::request()
             .method(method)
             .path(path)
-            .header(TOKEN_HEADER, TOKEN);
+            .header(TOKEN_HEADER, credential);
         if let Some(body) = body {
             request = request.json(&body);
         }
+        decode(request.reply(&self.routes).await)
+    }
+
+    /// Enqueues `body` with idempotency key `key`, as the admin.
+    pub async fn enqueue_with_key(&self, key: &str, body: &Value) -> (StatusCode, Value) {
+        let request = warp::test::request()
+            .method("POST")
+            .path("/v1/jobs")
+            .header(TOKEN_HEADER, TOKEN)
+            .header(IDEMPOTENCY_HEADER, key)
+            .json(body);
         decode(request.reply(&self.routes).await)
     }
 
