@@ -92,6 +92,10 @@ impl Coordinator {
             }
         };
         let log_seed = log_seed(&db)?;
+        crate::snapshot::remove_partial(&db).map_err(|source| Error::Io {
+            context: "removing unfinished snapshot files".into(),
+            source,
+        })?;
         let loading = std::time::Instant::now();
         let materialized = Materialized::load(&db)?;
         tracing::info!(

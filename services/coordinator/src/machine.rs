@@ -4,7 +4,6 @@
 //! changed views and the applied log id in one RocksDB batch. Snapshots are [`crate::snapshot`]'s.
 
 use std::collections::BTreeSet;
-use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::raft::{
     Answer, Entry, LogId, Reply, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
+use crate::snapshot::SnapshotFile;
 use crate::store::{self, cf, BLOBS, COMPLETIONS, EVENTS, META, RETIRED, VIEWS};
 use crate::Result;
 
@@ -347,16 +347,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
+        Ok(Box::new(self.receiving().await?))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError> {
-        self.install(meta, snapshot.into_inner())
+        self.install(meta, *snapshot).await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {

@@ -1,8 +1,6 @@
 //! The openraft type configuration: what a log entry carries (a command
 //! stamped with the leader's time) and what applying one answers.
 
-use std::io::Cursor;
-
 use serde::{Deserialize, Serialize};
 use skyclaw_log_format::Hash32;
 use skyclaw_state::{Command, HostView, JobView, Rejection};
@@ -16,7 +14,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = Member,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::snapshot::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
         Responder = openraft::impls::OneshotResponder<TypeConfig>,
 );
