@@ -402,7 +402,14 @@ impl StateMachine {
             let mut out = Writer::create(&path, &meta, &header).map_err(|e| wrote(&e))?;
             // Views go as stored; of a job's, only the blobs it names are read.
             let mut wanted = BTreeSet::new();
-            let mut options = rocksdb::ReadOptions::default();
+            // A build reads everything once: it must not push the blocks
+            // the requests need out of the cache.
+            let uncached = || {
+                let mut options = rocksdb::ReadOptions::default();
+                options.fill_cache(false);
+                options
+            };
+            let mut options = uncached();
             options.set_snapshot(&view);
             for item in db.iterator_cf_opt(cf(db, VIEWS), options, rocksdb::IteratorMode::Start) {
                 let (key, bytes) = item.map_err(|e| read(&e))?;
@@ -421,7 +428,7 @@ impl StateMachine {
             // views name are there.
             for hash in wanted {
                 let content = view
-                    .get_cf(cf(db, BLOBS), hash.0)
+                    .get_cf_opt(cf(db, BLOBS), hash.0, uncached())
                     .map_err(|e| read(&e))?
                     .ok_or_else(|| Self::write_error(format!("blob {hash} is missing")))?;
                 out.blob(&hash, &content).map_err(|e| wrote(&e))?;

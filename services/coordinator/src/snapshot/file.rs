@@ -80,17 +80,20 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-/// How much is written before the disk is asked to start writing it out:
-/// a snapshot never piles up as dirty pages that the final sync would push
-/// out in one burst, ahead of the log's own syncs.
+/// How much is written before the disk is asked to start writing it out.
+/// The build then waits for the chunk before to be on disk, so at most two
+/// chunks are ever queued ahead of the log's own syncs, and the final sync
+/// has no burst of dirty pages to push out.
 const WRITEBACK_BYTES: u64 = 1 << 20;
 
 /// Writes a snapshot file, frame by frame.
 pub(crate) struct Writer {
     out: BufWriter<Hashing<File>>,
     written: u64,
-    /// What the disk was asked to write out so far.
+    /// What the disk was asked to write out so far, and where the last
+    /// chunk asked for began.
     handed: u64,
+    last: u64,
 }
 
 impl Writer {
@@ -110,6 +113,7 @@ impl Writer {
             out: BufWriter::with_capacity(WRITEBACK_BYTES as usize, hashing),
             written: 0,
             handed: 0,
+            last: 0,
         };
         writer.put(MAGIC)?;
         let meta = store::encode(meta);
@@ -135,8 +139,10 @@ impl Writer {
         self.put(value)?;
         if self.written - self.handed >= WRITEBACK_BYTES {
             self.out.flush()?;
-            start_writeback(&self.out.get_ref().inner, self.handed, self.written)?;
-            self.handed = self.written;
+            let file = &self.out.get_ref().inner;
+            write_out(file, self.handed, self.written, false)?;
+            write_out(file, self.last, self.handed, true)?;
+            (self.last, self.handed) = (self.handed, self.written);
         }
         Ok(())
     }
@@ -162,18 +168,26 @@ fn length(len: usize) -> io::Result<[u8; 4]> {
         .map_err(|_| io::Error::other(format!("a snapshot frame of {len} bytes is too large")))
 }
 
-/// Asks the kernel to start writing out `[from, to)` of `file`, without
-/// waiting for it.
+/// Asks the kernel to write out `[from, to)` of `file`; with `wait`, waits
+/// until it is.
 #[cfg(target_os = "linux")]
-fn start_writeback(file: &File, from: u64, to: u64) -> io::Result<()> {
+fn write_out(file: &File, from: u64, to: u64, wait: bool) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let (Ok(offset), Ok(len)) = (i64::try_from(from), i64::try_from(to - from)) else {
         return Ok(());
     };
-    // SAFETY: the descriptor is open for as long as `file` is borrowed.
-    let done = unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    if len == 0 {
+        return Ok(());
+    }
+    let flags = if wait {
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER
+    } else {
+        libc::SYNC_FILE_RANGE_WRITE
     };
+    // SAFETY: the descriptor is open for as long as `file` is borrowed.
+    let done = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
     if done == 0 {
         Ok(())
     } else {
@@ -182,7 +196,7 @@ fn start_writeback(file: &File, from: u64, to: u64) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File, _from: u64, _to: u64) -> io::Result<()> {
+fn write_out(_file: &File, _from: u64, _to: u64, _wait: bool) -> io::Result<()> {
     Ok(())
 }
 

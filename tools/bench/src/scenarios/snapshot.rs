@@ -15,7 +15,9 @@
 //! the requests over 50 ms, which snapshots should not cause.
 //!
 //! With `--skyclaw-before`, that binary is measured first in the same way,
-//! and the table shows it and `--skyclaw`'s as "before" and "after".
+//! and the table shows it and `--skyclaw`'s as "before" and "after". A
+//! last row, "no snap", runs `--skyclaw` with snapshots too far apart to
+//! happen: what stalls without them, the floor the others compare to.
 
 use std::path::Path;
 use std::time::Duration;
@@ -30,6 +32,9 @@ use crate::load;
 
 /// Single enqueues in flight while measuring.
 const CONCURRENCY: usize = 16;
+/// Raft entries between snapshots in the row without them: more than any
+/// run makes.
+const NEVER: u64 = 1 << 40;
 /// A request slower than this counts as stalled.
 const STALL: Duration = Duration::from_millis(50);
 
@@ -55,10 +60,14 @@ pub async fn run(bin: &Path, before: Option<&Path>, quick: bool) -> Result<Value
             stretch: Duration::from_secs(20),
         }
     };
-    let binaries: Vec<(&str, &Path)> = match before {
-        Some(before) => vec![("before", before), ("after", bin)],
-        None => vec![("skyclaw", bin)],
+    let mut binaries: Vec<(&str, &Path, u64)> = match before {
+        Some(before) => vec![
+            ("before", before, sizes.snapshot_every),
+            ("after", bin, sizes.snapshot_every),
+        ],
+        None => vec![("skyclaw", bin, sizes.snapshot_every)],
     };
+    binaries.push(("no snap", bin, NEVER));
     println!(
         "\nsnapshot, 1 node, {} jobs queued, a snapshot every {} raft entries: \
          single enqueues at concurrency {CONCURRENCY} for {} s",
@@ -80,8 +89,8 @@ pub async fn run(bin: &Path, before: Option<&Path>, quick: bool) -> Result<Value
         "build s"
     );
     let mut runs = Vec::new();
-    for (label, bin) in binaries {
-        runs.push(measure(label, bin, &sizes).await?);
+    for (label, bin, snapshot_every) in binaries {
+        runs.push(measure(label, bin, snapshot_every, &sizes).await?);
     }
     Ok(json!({
         "jobs": sizes.jobs,
@@ -95,8 +104,8 @@ pub async fn run(bin: &Path, before: Option<&Path>, quick: bool) -> Result<Value
 
 /// One binary: fill, then the measured stretch; prints its line of the
 /// table.
-async fn measure(label: &str, bin: &Path, sizes: &Sizes) -> Result<Value> {
-    let env = [("SKYCLAW_SNAPSHOT_EVERY", sizes.snapshot_every.to_string())];
+async fn measure(label: &str, bin: &Path, snapshot_every: u64, sizes: &Sizes) -> Result<Value> {
+    let env = [("SKYCLAW_SNAPSHOT_EVERY", snapshot_every.to_string())];
     let filled = memory::fill_to(bin, sizes.jobs, &env).await?;
     let url = &filled.cluster.nodes[0].url;
     let api = load::client(url);
@@ -123,6 +132,7 @@ async fn measure(label: &str, bin: &Path, sizes: &Sizes) -> Result<Value> {
     );
     Ok(json!({
         "label": label,
+        "snapshot_every": snapshot_every,
         "jobs_queued": filled.jobs,
         "enqueue": summary,
         "over_stall": stalls,
