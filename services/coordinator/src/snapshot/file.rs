@@ -210,6 +210,13 @@ pub(crate) fn meta(file: File) -> io::Result<Option<SnapshotMeta>> {
     Ok(Reader::start(file)?.map(|(meta, _)| meta))
 }
 
+/// A frame as read, before its kind is looked at.
+struct Raw {
+    kind: u8,
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
 /// Reads a snapshot file frame by frame; the last frame is answered only
 /// once the file's hash is found right.
 pub(crate) struct Reader {
@@ -225,9 +232,11 @@ impl Reader {
         let (meta, mut reader) =
             Reader::start(file)?.ok_or_else(|| corrupt("not a snapshot of this version"))?;
         let header = match reader.frame()? {
-            Some((HEADER, _, value)) => {
-                store::decode(&value).map_err(|e| corrupt(format!("header: {e}")))?
-            }
+            Some(Raw {
+                kind: HEADER,
+                value,
+                ..
+            }) => store::decode(&value).map_err(|e| corrupt(format!("header: {e}")))?,
             _ => return Err(corrupt("no header")),
         };
         Ok((meta, header, reader))
@@ -262,19 +271,21 @@ impl Reader {
 
     /// The next view or blob; `None` at the end, once the hash is checked.
     pub fn next_frame(&mut self) -> io::Result<Option<Frame>> {
-        match self.frame()? {
-            None => Ok(None),
-            Some((VIEW, key, value)) => Ok(Some(Frame::View(key, value))),
-            Some((BLOB, key, content)) => {
+        let Some(Raw { kind, key, value }) = self.frame()? else {
+            return Ok(None);
+        };
+        match kind {
+            VIEW => Ok(Some(Frame::View(key, value))),
+            BLOB => {
                 let hash = <[u8; 32]>::try_from(key.as_slice())
                     .map_err(|_| corrupt("a blob's hash is not 32 bytes"))?;
-                Ok(Some(Frame::Blob(Hash32(hash), content)))
+                Ok(Some(Frame::Blob(Hash32(hash), value)))
             }
-            Some((kind, _, _)) => Err(corrupt(format!("a frame of unknown kind {kind}"))),
+            kind => Err(corrupt(format!("a frame of unknown kind {kind}"))),
         }
     }
 
-    fn frame(&mut self) -> io::Result<Option<(u8, Vec<u8>, Vec<u8>)>> {
+    fn frame(&mut self) -> io::Result<Option<Raw>> {
         if self.left == 0 {
             self.check()?;
             return Ok(None);
@@ -283,7 +294,11 @@ impl Reader {
         self.read(&mut kind)?;
         let key = self.sized()?;
         let value = self.sized()?;
-        Ok(Some((kind[0], key, value)))
+        Ok(Some(Raw {
+            kind: kind[0],
+            key,
+            value,
+        }))
     }
 
     fn sized(&mut self) -> io::Result<Vec<u8>> {
