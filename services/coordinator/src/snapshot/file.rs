@@ -1,7 +1,8 @@
 //! The snapshot file: a snapshot's meta, then its content framed a view at
-//! a time, so it is written from a RocksDB snapshot and read into an install
-//! without ever being whole in memory. Members send each other the file
-//! byte for byte, and the one received is kept as it is once installed.
+//! a time, so it is written from a RocksDB snapshot without ever being
+//! whole in memory, and an install reads it a frame at a time. Members
+//! send each other the file byte for byte, and the one received is kept
+//! as it is once installed.
 
 // Format:
 //   "skyclaw snapshot 2\n"
