@@ -1,8 +1,9 @@
 //! An enqueuer sends requests whose raft entries are large: one batch of
 //! tens of thousands of small jobs, and several large batches at once that
 //! group commit would put in one entry. Each gets a clean answer (accepted
-//! and replicated, or 413 naming the limit), followers take every entry,
-//! and no election follows.
+//! and replicated, 413 naming the limit, or a timeout that says the write
+//! may still happen, and then it does), followers take every entry, and
+//! no election follows.
 
 use std::time::Duration;
 
@@ -92,18 +93,49 @@ fn large_batches_at_once_are_split_into_entries_followers_take() {
         let api = Api::new(Duration::from_secs(60));
         // Each just under what one entry may hold, and far within the body
         // limit; grouped, sixteen would be more than any follower takes.
+        const BATCHES: u64 = 16;
+        const JOBS: u64 = 800;
         let mut requests = tokio::task::JoinSet::new();
-        for i in 0..16 {
+        for i in 0..BATCHES {
             let api = api.clone();
             let url = cluster.nodes[leader].url.clone();
-            let body = batch(&format!("large{i}"), 800, 1_000);
+            let body = batch(&format!("large{i}"), JOBS as usize, 1_000);
             requests.spawn(async move { api.post(&url, "/v1/jobs/batch", &body, None).await });
         }
         while let Some(reply) = requests.join_next().await {
             let reply = reply
                 .expect("the request task")
                 .expect("an answer to the batch");
-            assert_eq!(reply.status, 200, "{}", reply.text());
+            // The last batches wait for every entry before theirs; on a
+            // slow machine in a debug build that can take longer than the
+            // coordinator's write timeout, whose answer says the write may
+            // still happen. Whether every one did is checked below.
+            let timed_out = reply.status == 503 && reply.text().contains("may or may not");
+            assert!(
+                reply.status == 200 || timed_out,
+                "{}: {}",
+                reply.status,
+                reply.text()
+            );
+        }
+        // Every batch committed: none was lost between the entries.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let queued = api
+                .get(&cluster.nodes[leader].url, "/v1/status")
+                .await
+                .expect("the leader's status")
+                .json::<Value>()["queued"]
+                .as_u64();
+            if queued == Some(BATCHES * JOBS) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{queued:?} jobs queued, not {}",
+                BATCHES * JOBS
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         replicated_without_election(&cluster, leader, term).await;
     });
