@@ -191,9 +191,12 @@ async fn fetch_log(cluster: &Cluster, i: usize, head: &LogHead) -> NodeLog {
         Some(_) => None,
     };
     while from <= head.seq {
+        // Up to the converged head, not past it: the leader may append
+        // after the nodes agreed (a retirement, a lease running out).
+        let limit = PAGE.min(head.seq - from + 1);
         let reply = cluster
             .api
-            .get(&node.url, &format!("/v1/events?from={from}&limit={PAGE}"))
+            .get(&node.url, &format!("/v1/events?from={from}&limit={limit}"))
             .await
             .unwrap_or_else(|e| panic!("{}: /v1/events?from={from}: {e}", node.name));
         assert_eq!(reply.status, 200, "{}: {}", node.name, reply.text());
