@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use skyclaw_api::JobsResponse;
-use skyclaw_testkit::{Api, Cluster};
+use skyclaw_testkit::{wait_for, Api, Cluster};
 
 use crate::harness;
 
@@ -119,24 +119,15 @@ fn large_batches_at_once_are_split_into_entries_followers_take() {
             );
         }
         // Every batch committed: none was lost between the entries.
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let queued = api
-                .get(&cluster.nodes[leader].url, "/v1/status")
-                .await
-                .expect("the leader's status")
-                .json::<Value>()["queued"]
-                .as_u64();
-            if queued == Some(BATCHES * JOBS) {
-                break;
+        let url = &cluster.nodes[leader].url;
+        wait_for("every batch to commit", WAIT, || async {
+            let status = api.get(url, "/v1/status").await?;
+            match status.json::<Value>()["queued"].as_u64() {
+                Some(queued) if queued == BATCHES * JOBS => Ok(()),
+                queued => Err(format!("{queued:?} jobs queued")),
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{queued:?} jobs queued, not {}",
-                BATCHES * JOBS
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
         replicated_without_election(&cluster, leader, term).await;
     });
 }
