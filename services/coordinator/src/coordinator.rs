@@ -123,17 +123,19 @@ impl Coordinator {
         let id = node_id_of(&format!("{}/{incarnation}", config.node_id));
         let metrics = Arc::new(Metrics::new());
         Metrics::keep_up(Arc::downgrade(&metrics));
+        let log = LogStore::new(db.clone(), metrics.clone());
+        let appended = log.appended();
         let raft = Raft::new(
             id,
             Arc::new(raft_config),
             Network::new(peer_header(&config)),
-            LogStore::new(db.clone(), metrics.clone()),
+            log,
             StateMachine::new(db.clone(), shared.clone(), work.clone(), metrics.clone()),
         )
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
 
-        let proposer = Proposer::start(raft.clone(), clock.clone(), metrics.clone());
+        let proposer = Proposer::start(raft.clone(), clock.clone(), metrics.clone(), appended);
         let me = Member {
             name: config.node_id.clone(),
             url: advertise_url,

@@ -11,6 +11,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 use skyclaw_layout::raft_meta::{COMMITTED, LAST_PURGED, VOTE};
+use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 use crate::raft::{Entry, LogId, NodeId, StorageError, TypeConfig};
@@ -20,6 +21,9 @@ use crate::store::{self, cf, RAFT_LOG, RAFT_META};
 pub struct LogStore {
     db: Arc<DB>,
     metrics: Arc<Metrics>,
+    /// How many appends have finished (synced or failed): the proposer
+    /// forms its next entry once the one before has reached the disk.
+    appended: Arc<watch::Sender<u64>>,
 }
 
 // openraft's storage traits fix `StorageError` as the error type; these
@@ -27,7 +31,16 @@ pub struct LogStore {
 #[allow(clippy::result_large_err)]
 impl LogStore {
     pub fn new(db: Arc<DB>, metrics: Arc<Metrics>) -> LogStore {
-        LogStore { db, metrics }
+        LogStore {
+            db,
+            metrics,
+            appended: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    /// Counts the appends that have finished, synced or failed.
+    pub fn appended(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -166,6 +179,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .append_seconds
             .record(started.elapsed().as_secs_f64());
         self.metrics.append_entries.record(count as f64);
+        self.appended.send_modify(|appended| *appended += 1);
         match written {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));

@@ -1,13 +1,21 @@
 //! Group commit: the proposer task takes whatever commands are waiting
 //! into one raft entry (one fsync for many requests), within a bound on
-//! the entry's size, with a few entries in flight, and hands each command
-//! its own answer once its entry is committed and applied.
+//! the entry's size, and hands each command its own answer once its entry
+//! is committed and applied.
+//!
+//! openraft 0.9 appends and syncs one entry at a time, so an entry formed
+//! while the one before still waits for its sync only splits the waiting
+//! commands into smaller entries, each with a sync of its own. The next
+//! entry is formed once the one before has reached the disk (or been
+//! answered): the commands that arrived during that sync go out together.
+//! Applying, and in a cluster the followers' syncs, overlap the next
+//! entry's, up to a few entries in flight.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use skyclaw_state::{Command, Rejection};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::clock::NodeClock;
 use crate::metrics::Metrics;
@@ -28,7 +36,8 @@ pub const MAX_ENTRY_BYTES: usize = 1 << 20;
 const ENTRY_OVERHEAD: usize = 1 << 10;
 /// How long a write may wait to be committed before the caller is told.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Raft entries proposed but not yet answered, at most.
+/// Raft entries proposed but not yet answered, at most: the one being
+/// synced, and those being replicated or applied.
 const MAX_IN_FLIGHT: usize = 4;
 
 /// Why a write did not happen (as opposed to being refused by the domain).
@@ -58,10 +67,16 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    /// Starts the proposer task for `raft`, stamping entries by `clock`.
-    pub fn start(raft: Raft, clock: NodeClock, metrics: Arc<Metrics>) -> Proposer {
+    /// Starts the proposer task for `raft`, stamping entries by `clock`;
+    /// `appended` counts the log store's finished appends.
+    pub fn start(
+        raft: Raft,
+        clock: NodeClock,
+        metrics: Arc<Metrics>,
+        appended: watch::Receiver<u64>,
+    ) -> Proposer {
         let (sender, proposals) = mpsc::channel(MAX_BATCH * MAX_IN_FLIGHT);
-        tokio::spawn(propose_loop(raft, clock, metrics, proposals));
+        tokio::spawn(propose_loop(raft, clock, metrics, appended, proposals));
         Proposer { sender }
     }
 
@@ -95,12 +110,14 @@ impl Proposer {
     }
 }
 
-/// Groups whatever commands are waiting into one entry. While all in-flight
-/// slots are busy, requests queue up and go out together in the next entry.
+/// Groups whatever commands are waiting into one entry. While the entry
+/// before is being synced, or all in-flight slots are busy, requests queue
+/// up and go out together in the next entry.
 async fn propose_loop(
     raft: Raft,
     clock: NodeClock,
     metrics: Arc<Metrics>,
+    mut appended: watch::Receiver<u64>,
     mut proposals: mpsc::Receiver<Pending>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
@@ -121,6 +138,10 @@ async fn propose_loop(
         metrics.entry_commands.record(batch.len() as f64);
         let raft = raft.clone();
         let clock = clock.clone();
+        // Appends that finish from here on are this entry's (on a leader,
+        // whose log grows only by its own proposals) or come before it.
+        appended.mark_unchanged();
+        let (done, mut answered) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let (commands, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|p| (p.command, p.reply)).unzip();
@@ -148,7 +169,15 @@ async fn propose_loop(
                 }
             }
             drop(slot);
+            drop(done);
         });
+        // The next entry waits until this one's append has finished or it
+        // was answered. A closed log store (shutting down) ends the wait at
+        // once; the slots still bound the entries in flight.
+        tokio::select! {
+            _ = appended.changed() => {}
+            _ = &mut answered => {}
+        }
     }
 }
 
