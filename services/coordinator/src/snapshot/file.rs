@@ -342,6 +342,10 @@ impl Reader {
 pub struct SnapshotFile {
     file: tokio::fs::File,
     receiving: Option<PathBuf>,
+    /// Where the next write lands.
+    position: u64,
+    /// No write may reach past this many bytes.
+    limit: u64,
 }
 
 impl SnapshotFile {
@@ -350,11 +354,24 @@ impl SnapshotFile {
         SnapshotFile {
             file: tokio::fs::File::from_std(file),
             receiving: None,
+            position: 0,
+            limit: u64::MAX,
         }
     }
 
-    /// A new, empty file at `path` to receive a snapshot into.
+    /// A new, empty file at `path` to receive a snapshot into, which may
+    /// grow to half the space then free on its file system: a larger one
+    /// could not be installed anyway (the install writes its views into
+    /// the store again), and a peer may not fill the disk the log needs.
     pub(crate) async fn receive(path: PathBuf) -> io::Result<SnapshotFile> {
+        let directory = path.parent().unwrap_or(Path::new("."));
+        let space = nix::sys::statvfs::statvfs(directory)?;
+        let free = space.blocks_available() as u64 * space.fragment_size() as u64;
+        SnapshotFile::receive_within(path, free / 2).await
+    }
+
+    /// [`SnapshotFile::receive`] with the bound given.
+    pub(crate) async fn receive_within(path: PathBuf, limit: u64) -> io::Result<SnapshotFile> {
         let file = tokio::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -364,6 +381,8 @@ impl SnapshotFile {
         Ok(SnapshotFile {
             file,
             receiving: Some(path),
+            position: 0,
+            limit,
         })
     }
 
@@ -398,7 +417,20 @@ impl AsyncWrite for SnapshotFile {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.file).poll_write(cx, buf)
+        let end = self.position.saturating_add(buf.len() as u64);
+        if end > self.limit {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "a snapshot may take at most {} bytes here (half the free space \
+                     when it began), and this write would end at byte {end}",
+                    self.limit
+                ),
+            )));
+        }
+        let written = std::task::ready!(Pin::new(&mut self.file).poll_write(cx, buf))?;
+        self.position += written as u64;
+        Poll::Ready(Ok(written))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -416,7 +448,9 @@ impl AsyncSeek for SnapshotFile {
     }
 
     fn poll_complete(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
-        Pin::new(&mut self.file).poll_complete(cx)
+        let position = std::task::ready!(Pin::new(&mut self.file).poll_complete(cx))?;
+        self.position = position;
+        Poll::Ready(Ok(position))
     }
 }
 
@@ -495,5 +529,45 @@ mod tests {
         std::fs::write(&damaged, &bytes).unwrap();
         let error = read_all(&damaged).err().unwrap();
         assert!(error.to_string().contains("runs past the end"), "{error}");
+    }
+
+    /// openraft writes each chunk at the offset the sender names: neither
+    /// a long write nor a seek past the bound gets a byte beyond it.
+    #[tokio::test]
+    async fn a_received_file_takes_no_write_past_its_bound() {
+        use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r");
+        let mut received = SnapshotFile::receive_within(path.clone(), 10)
+            .await
+            .unwrap();
+        received.write_all(b"12345678").await.unwrap();
+        let error = received.write_all(b"9abc").await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::StorageFull);
+        assert!(error.to_string().contains("at most 10 bytes"), "{error}");
+        received.seek(SeekFrom::Start(1 << 40)).await.unwrap();
+        assert!(received.write_all(b"x").await.is_err());
+        received.seek(SeekFrom::Start(9)).await.unwrap();
+        assert!(received.write_all(b"xy").await.is_err());
+        // Rewriting what is within the bound is fine.
+        received.seek(SeekFrom::Start(0)).await.unwrap();
+        received.write_all(b"abcdefghij").await.unwrap();
+        received.flush().await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abcdefghij");
+    }
+
+    #[tokio::test]
+    async fn a_received_file_may_take_half_the_free_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = nix::sys::statvfs::statvfs(dir.path()).unwrap();
+        let size = space.blocks() as u64 * space.fragment_size() as u64;
+        let received = SnapshotFile::receive(dir.path().join("r")).await.unwrap();
+        assert!(
+            received.limit > 0 && received.limit <= size / 2,
+            "{}",
+            received.limit
+        );
+        let kept = SnapshotFile::kept(File::open(dir.path().join("r")).unwrap());
+        assert_eq!(kept.limit, u64::MAX);
     }
 }
