@@ -23,7 +23,7 @@ pub struct LogStore {
     metrics: Arc<Metrics>,
     /// How many appends have finished (synced or failed): the proposer
     /// forms its next entry once the one before has reached the disk.
-    appended: Arc<watch::Sender<u64>>,
+    appended: watch::Sender<u64>,
 }
 
 // openraft's storage traits fix `StorageError` as the error type; these
@@ -34,7 +34,7 @@ impl LogStore {
         LogStore {
             db,
             metrics,
-            appended: Arc::new(watch::Sender::new(0)),
+            appended: watch::Sender::new(0),
         }
     }
 
