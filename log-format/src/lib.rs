@@ -32,7 +32,7 @@ pub use chain::ChainVerifier;
 pub use checkpoint::{LogKey, TreeHead};
 pub use error::{Error, Result};
 pub use event::{BlobRef, Completion, Event, Hash32, JobSpec, Payload, EVENT_VERSION};
-pub use receipt::{Receipt, ReceiptSeal, Sig64};
+pub use receipt::{Receipt, ReceiptError, ReceiptKey, ReceiptSeal, Sig64};
 pub use record::{genesis_hash, ChainHead, Origin, Record, RECORD_HEADER_LEN, RECORD_VERSION};
 pub use segment::{
     read_segment, write_segment, Segment, SegmentHeader, SegmentReader, SegmentTrailer,

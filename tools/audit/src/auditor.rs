@@ -7,10 +7,12 @@
 //! of checkpoints need it, and watches for a head pinned earlier and for
 //! those tree heads. It does no I/O.
 
+use std::collections::HashMap;
+
 use skyclaw_log_format::segment::SegmentHeader;
 use skyclaw_log_format::tree::record_leaf;
 use skyclaw_log_format::{
-    BlobRef, ChainHead, Error as FormatError, Event, Hash32, Record, Tree, TreeHead,
+    BlobRef, ChainHead, Error as FormatError, Event, Hash32, ReceiptKey, Record, Tree, TreeHead,
 };
 use skyclaw_state::State;
 
@@ -41,6 +43,8 @@ pub struct Auditor {
     heads: Vec<TreeHead>,
     /// How many receipts verified.
     receipts: u64,
+    /// The keys of the hosts whose receipts were checked, decoded once each.
+    keys: HashMap<Hash32, ReceiptKey>,
 }
 
 /// The output a completion recorded: what `--blobs` checks against the
@@ -78,6 +82,7 @@ impl Auditor {
             tree: (start.seq == 0).then(Tree::empty),
             heads: Vec::new(),
             receipts: 0,
+            keys: HashMap::new(),
         }
     }
 
@@ -264,14 +269,26 @@ impl Auditor {
         }
         let state = self.state.as_mut().expect("replay only with a state");
         if let Event::JobCompleted(done) = &event {
-            state.check_receipt(done).map_err(|reason| {
+            let refused = |reason: String| {
                 Finding::new(
                     FindingKind::Receipt,
                     Some(seq),
                     format!("job {}: {reason}", done.job_id),
                 )
-            })?;
-            self.receipts += u64::from(done.receipt.is_some());
+            };
+            if let Some(claim) = state.receipt_claim(done).map_err(refused)? {
+                let key = match self.keys.get(&claim.key) {
+                    Some(key) => *key,
+                    None => {
+                        let key = ReceiptKey::decode(&claim.key)
+                            .map_err(|error| refused(claim.refusal(error)))?;
+                        self.keys.insert(claim.key, key);
+                        key
+                    }
+                };
+                claim.verify_with(&key).map_err(refused)?;
+                self.receipts += 1;
+            }
         }
         let output = match (&self.outputs, &event) {
             (Some(_), Event::JobCompleted(done)) => Some(OutputRef {

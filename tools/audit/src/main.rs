@@ -8,6 +8,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use skyclaw_audit::cli::{self, Cli};
 
+/// The allocator of the `skyclaw` binary, whose `audit` command this is
+/// too: a replay allocates a few times per event, and both tools should
+/// measure alike.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_current_thread()

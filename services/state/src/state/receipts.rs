@@ -11,7 +11,9 @@
 //! the state's lock and off the apply thread. [`State::check_receipt`] does
 //! both: what an auditor replaying the log runs before each completion.
 
-use skyclaw_log_format::{Completion, Hash32, Receipt, ReceiptSeal, Sig64};
+use skyclaw_log_format::{
+    Completion, Hash32, Receipt, ReceiptError, ReceiptKey, ReceiptSeal, Sig64,
+};
 
 use super::State;
 
@@ -26,9 +28,20 @@ pub struct Claim {
 
 impl Claim {
     pub fn verify(&self) -> Result<(), String> {
+        let key = ReceiptKey::decode(&self.key).map_err(|e| self.refusal(e))?;
+        self.verify_with(&key)
+    }
+
+    /// [`Claim::verify`] with [`Claim::key`] decoded beforehand.
+    pub fn verify_with(&self, key: &ReceiptKey) -> Result<(), String> {
         self.receipt
-            .verify(&self.key, &self.signature)
-            .map_err(|e| format!("{e} (host {})", self.receipt.host_id))
+            .verify_with(key, &self.signature)
+            .map_err(|e| self.refusal(e))
+    }
+
+    /// Why the claim does not hold, naming its host.
+    pub fn refusal(&self, error: ReceiptError) -> String {
+        format!("{error} (host {})", self.receipt.host_id)
     }
 }
 

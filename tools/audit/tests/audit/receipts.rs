@@ -6,7 +6,7 @@
 use ed25519_dalek::SigningKey;
 use skyclaw_audit::generate::LogBuilder;
 use skyclaw_log_format::{BlobRef, Completion, Event, Hash32, JobSpec, Payload, Receipt, Record};
-use skyclaw_state::{host_id_for, Command, HostKey};
+use skyclaw_state::{host_id_for, Command, HostKey, JobReport};
 
 use crate::util::*;
 
@@ -70,8 +70,14 @@ fn leased(key: &SigningKey) -> (LogBuilder, Vec<Record>, String) {
 
 /// The completion of j1 by `host_id`, its receipt signed by `signer`.
 fn completion(host_id: &str, signer: &SigningKey) -> Completion {
+    completion_of("j1", host_id, signer)
+}
+
+/// The completion of `job_id` (leased in epoch 1) by `host_id`, its receipt
+/// signed by `signer`.
+fn completion_of(job_id: &str, host_id: &str, signer: &SigningKey) -> Completion {
     let mut done = Completion {
-        job_id: "j1".into(),
+        job_id: job_id.into(),
         host_id: host_id.into(),
         lease_epoch: 1,
         success: true,
@@ -84,7 +90,7 @@ fn completion(host_id: &str, signer: &SigningKey) -> Completion {
     };
     let receipt = Receipt {
         cluster_id: CLUSTER.into(),
-        job_id: "j1".into(),
+        job_id: job_id.into(),
         lease_epoch: 1,
         payload_hash: payload().digest(),
         exit_code: Some(0),
@@ -146,4 +152,55 @@ fn a_receipt_with_one_flipped_bit_or_none_at_all_is_found() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn a_forged_receipt_is_found_after_its_hosts_key_verified_another() {
+    // The auditor decodes a host's key once and keeps it: a later receipt
+    // of the same host is still checked against it, signature and all.
+    let key = SigningKey::from_bytes(&[1; 32]);
+    let (mut log, mut records, host_id) = leased(&key);
+    let honest = completion(&host_id, &key);
+    let seal = honest.receipt.as_deref().cloned();
+    let report = JobReport {
+        job_id: "j1".into(),
+        host_id: host_id.clone(),
+        lease_epoch: Some(1),
+        success: true,
+        duration_ms: 5,
+        exit_code: Some(0),
+        stdout: "ok\n".into(),
+        stderr: String::new(),
+        error: None,
+        receipt: seal,
+    };
+    let next = [
+        Command::Complete(report),
+        Command::Enqueue {
+            jobs: vec![JobSpec {
+                job_id: "j2".into(),
+                payload: payload(),
+                required_capabilities: vec![],
+                priority: 0,
+                max_attempts: 1,
+                idempotency_key: None,
+                request_hash: None,
+                account: None,
+            }],
+        },
+        Command::Claim {
+            host_id: host_id.clone(),
+            max_jobs: 1,
+            lease_ms: 60_000,
+            claim_key: None,
+        },
+    ];
+    for (i, command) in next.iter().enumerate() {
+        records.extend(log.run(command, T0 + 5 + i as u64).unwrap());
+    }
+    let other = SigningKey::from_bytes(&[2; 32]);
+    let run = audit_with(completion_of("j2", &host_id, &other), log, records);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("\"receipt\""), "{}", run.stdout);
+    assert!(run.stdout.contains("job j2"), "{}", run.stdout);
 }
