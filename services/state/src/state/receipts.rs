@@ -9,7 +9,8 @@
 //! completion whose claim fails. The signature itself, the costly part, is
 //! checked by the coordinator before it proposes the completion, outside
 //! the state's lock and off the apply thread. [`State::check_receipt`] does
-//! both: what an auditor replaying the log runs before each completion.
+//! both; an auditor replaying the log does both before each completion,
+//! with each host's key decoded once ([`Claim::verify_with`]).
 
 use skyclaw_log_format::{
     Completion, Hash32, Receipt, ReceiptError, ReceiptKey, ReceiptSeal, Sig64,
