@@ -22,6 +22,32 @@ fn payload() -> Payload {
     }
 }
 
+/// The enqueue of `job_id`, which any host may run once.
+fn enqueue(job_id: &str) -> Command {
+    Command::Enqueue {
+        jobs: vec![JobSpec {
+            job_id: job_id.into(),
+            payload: payload(),
+            required_capabilities: vec![],
+            priority: 0,
+            max_attempts: 1,
+            idempotency_key: None,
+            request_hash: None,
+            account: None,
+        }],
+    }
+}
+
+/// `host_id` claims one job.
+fn claim(host_id: &str) -> Command {
+    Command::Claim {
+        host_id: host_id.into(),
+        max_jobs: 1,
+        lease_ms: 60_000,
+        claim_key: None,
+    }
+}
+
 /// A keyed host holding job j1 under epoch 1, and the host's id.
 fn leased(key: &SigningKey) -> (LogBuilder, Vec<Record>, String) {
     let (mut log, first) = LogBuilder::new(CLUSTER, T0);
@@ -43,24 +69,8 @@ fn leased(key: &SigningKey) -> (LogBuilder, Vec<Record>, String) {
                 signs_receipts: true,
             }),
         },
-        Command::Enqueue {
-            jobs: vec![JobSpec {
-                job_id: "j1".into(),
-                payload: payload(),
-                required_capabilities: vec![],
-                priority: 0,
-                max_attempts: 1,
-                idempotency_key: None,
-                request_hash: None,
-                account: None,
-            }],
-        },
-        Command::Claim {
-            host_id: host_id.clone(),
-            max_jobs: 1,
-            lease_ms: 60_000,
-            claim_key: None,
-        },
+        enqueue("j1"),
+        claim(&host_id),
     ];
     for (i, command) in commands.iter().enumerate() {
         records.extend(log.run(command, T0 + i as u64).unwrap());
@@ -174,27 +184,7 @@ fn a_forged_receipt_is_found_after_its_hosts_key_verified_another() {
         error: None,
         receipt: seal,
     };
-    let next = [
-        Command::Complete(report),
-        Command::Enqueue {
-            jobs: vec![JobSpec {
-                job_id: "j2".into(),
-                payload: payload(),
-                required_capabilities: vec![],
-                priority: 0,
-                max_attempts: 1,
-                idempotency_key: None,
-                request_hash: None,
-                account: None,
-            }],
-        },
-        Command::Claim {
-            host_id: host_id.clone(),
-            max_jobs: 1,
-            lease_ms: 60_000,
-            claim_key: None,
-        },
-    ];
+    let next = [Command::Complete(report), enqueue("j2"), claim(&host_id)];
     for (i, command) in next.iter().enumerate() {
         records.extend(log.run(command, T0 + 5 + i as u64).unwrap());
     }
