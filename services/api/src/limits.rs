@@ -9,6 +9,7 @@
 //! one job or one completion at its limits still fits a raft entry.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 
 use skyclaw_state::{MAX_ATTEMPTS_LIMIT, MAX_PARALLEL_LIMIT};
 
@@ -89,11 +90,31 @@ impl std::fmt::Display for Invalid {
 
 pub type Checked = Result<(), Invalid>;
 
-fn too_large(field: &str, limit: usize, unit: &str) -> Invalid {
+/// A field of one job: at the top of an enqueue (`payload.command`) or of
+/// a batch's entry (`jobs[3].payload.command`). Rules take their field as
+/// `impl Display` and spell it out only when they refuse it, so a batch of
+/// valid jobs formats no names.
+#[derive(Clone, Copy)]
+struct JobField {
+    /// The job's place in a batch, if it is in one.
+    entry: Option<usize>,
+    name: &'static str,
+}
+
+impl Display for JobField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(i) = self.entry {
+            write!(f, "jobs[{i}].")?;
+        }
+        f.write_str(self.name)
+    }
+}
+
+fn too_large(field: impl Display, limit: usize, unit: &str) -> Invalid {
     Invalid::TooLarge(format!("{field} is too large: at most {limit} {unit}"))
 }
 
-fn at_most(field: &str, len: usize, limit: usize, unit: &str) -> Checked {
+fn at_most(field: impl Display, len: usize, limit: usize, unit: &str) -> Checked {
     if len > limit {
         Err(too_large(field, limit, unit))
     } else {
@@ -101,7 +122,7 @@ fn at_most(field: &str, len: usize, limit: usize, unit: &str) -> Checked {
     }
 }
 
-fn no_nul(field: &str, text: &str) -> Checked {
+fn no_nul(field: impl Display, text: &str) -> Checked {
     if text.contains('\0') {
         Err(Invalid::Shape(format!(
             "{field} must not contain a NUL byte"
@@ -116,7 +137,7 @@ fn id_char(c: char) -> bool {
 }
 
 /// A host or job id: see [`MAX_ID_BYTES`].
-pub fn id(field: &str, id: &str) -> Checked {
+pub fn id(field: impl Display + Copy, id: &str) -> Checked {
     at_most(field, id.len(), MAX_ID_BYTES, "bytes")?;
     if id.is_empty() {
         return Err(Invalid::Shape(format!("{field} must not be empty")));
@@ -129,11 +150,11 @@ pub fn id(field: &str, id: &str) -> Checked {
     }
 }
 
-fn capabilities(field: &str, capabilities: &[String]) -> Checked {
+fn capabilities(field: impl Display + Copy, capabilities: &[String]) -> Checked {
     at_most(field, capabilities.len(), MAX_CAPABILITIES, "entries")?;
     for capability in capabilities {
         at_most(
-            &format!("{field} entry"),
+            format_args!("{field} entry"),
             capability.len(),
             MAX_CAPABILITY_BYTES,
             "bytes",
@@ -147,14 +168,14 @@ fn capabilities(field: &str, capabilities: &[String]) -> Checked {
     Ok(())
 }
 
-fn args(field: &str, args: &[String]) -> Checked {
+fn args(field: impl Display + Copy, args: &[String]) -> Checked {
     at_most(field, args.len(), MAX_ARGS, "entries")?;
     let total: usize = args.iter().map(String::len).sum();
     at_most(field, total, MAX_ARGS_BYTES, "bytes in all")?;
     args.iter().try_for_each(|arg| no_nul(field, arg))
 }
 
-fn env(field: &str, env: &BTreeMap<String, String>) -> Checked {
+fn env(field: impl Display + Copy, env: &BTreeMap<String, String>) -> Checked {
     at_most(field, env.len(), MAX_ENV_VARS, "variables")?;
     let total: usize = env
         .iter()
@@ -163,7 +184,7 @@ fn env(field: &str, env: &BTreeMap<String, String>) -> Checked {
     at_most(field, total, MAX_ENV_BYTES, "bytes in all")?;
     for (name, value) in env {
         at_most(
-            &format!("{field} name"),
+            format_args!("{field} name"),
             name.len(),
             MAX_ENV_NAME_BYTES,
             "bytes",
@@ -173,12 +194,12 @@ fn env(field: &str, env: &BTreeMap<String, String>) -> Checked {
                 "{field} has an invalid name {name:?}"
             )));
         }
-        no_nul(&format!("{field}.{name}"), value)?;
+        no_nul(format_args!("{field}.{name}"), value)?;
     }
     Ok(())
 }
 
-fn path(field: &str, path: &Option<String>) -> Checked {
+fn path(field: impl Display + Copy, path: &Option<String>) -> Checked {
     match path {
         Some(path) => {
             at_most(field, path.len(), MAX_PATH_BYTES, "bytes")?;
@@ -188,8 +209,8 @@ fn path(field: &str, path: &Option<String>) -> Checked {
     }
 }
 
-fn payload(prefix: &str, payload: &Payload) -> Checked {
-    let field = |name: &str| format!("{prefix}payload.{name}");
+fn payload(entry: Option<usize>, payload: &Payload) -> Checked {
+    let field = |name| JobField { entry, name };
     match payload {
         Payload::Shell {
             command,
@@ -198,18 +219,16 @@ fn payload(prefix: &str, payload: &Payload) -> Checked {
             env: vars,
             timeout_ms,
         } => {
-            at_most(&field("command"), command.len(), MAX_COMMAND_BYTES, "bytes")?;
+            let name = field("payload.command");
+            at_most(name, command.len(), MAX_COMMAND_BYTES, "bytes")?;
             if command.trim().is_empty() {
-                return Err(Invalid::Shape(format!(
-                    "{} must not be empty",
-                    field("command")
-                )));
+                return Err(Invalid::Shape(format!("{name} must not be empty")));
             }
-            no_nul(&field("command"), command)?;
-            args(&field("args"), shell_args)?;
-            path(&field("cwd"), cwd)?;
-            env(&field("env"), vars)?;
-            timeout(&field("timeoutMs"), *timeout_ms)
+            no_nul(name, command)?;
+            args(field("payload.args"), shell_args)?;
+            path(field("payload.cwd"), cwd)?;
+            env(field("payload.env"), vars)?;
+            timeout(field("payload.timeoutMs"), *timeout_ms)
         }
         Payload::AutomatonRun {
             args: run_args,
@@ -217,15 +236,18 @@ fn payload(prefix: &str, payload: &Payload) -> Checked {
             env: vars,
             timeout_ms,
         } => {
-            args(&field("args"), run_args.as_deref().unwrap_or_default())?;
-            path(&field("automatonDir"), automaton_dir)?;
-            env(&field("env"), vars)?;
-            timeout(&field("timeoutMs"), *timeout_ms)
+            args(
+                field("payload.args"),
+                run_args.as_deref().unwrap_or_default(),
+            )?;
+            path(field("payload.automatonDir"), automaton_dir)?;
+            env(field("payload.env"), vars)?;
+            timeout(field("payload.timeoutMs"), *timeout_ms)
         }
     }
 }
 
-fn timeout(field: &str, timeout_ms: Option<u64>) -> Checked {
+fn timeout(field: impl Display, timeout_ms: Option<u64>) -> Checked {
     if timeout_ms == Some(0) {
         Err(Invalid::Shape(format!("{field} must be positive")))
     } else {
@@ -371,22 +393,25 @@ impl HeartbeatRequest {
 
 impl EnqueueRequest {
     pub fn check(&self) -> Checked {
-        self.check_as("")
+        self.check_as(None)
     }
 
-    fn check_as(&self, prefix: &str) -> Checked {
-        payload(prefix, &self.payload)?;
+    /// Checks the job, at `entry` of a batch if it is in one.
+    fn check_as(&self, entry: Option<usize>) -> Checked {
+        let field = |name| JobField { entry, name };
+        payload(entry, &self.payload)?;
         if self
             .max_attempts
             .is_some_and(|max| !(1..=MAX_ATTEMPTS_LIMIT).contains(&max))
         {
             return Err(Invalid::Shape(format!(
-                "{prefix}maxAttempts must be between 1 and {MAX_ATTEMPTS_LIMIT}"
+                "{} must be between 1 and {MAX_ATTEMPTS_LIMIT}",
+                field("maxAttempts")
             )));
         }
         if let Some(requirement) = &self.requirement {
             capabilities(
-                &format!("{prefix}requirement.requiredCapabilities"),
+                field("requirement.requiredCapabilities"),
                 &requirement.required_capabilities,
             )?;
         }
@@ -403,7 +428,7 @@ impl BatchEnqueueRequest {
         self.jobs
             .iter()
             .enumerate()
-            .try_for_each(|(i, job)| job.check_as(&format!("jobs[{i}].")))
+            .try_for_each(|(i, job)| job.check_as(Some(i)))
     }
 }
 
