@@ -186,6 +186,10 @@ fn execute(
         }
         if let Some(job_id) = event.job_id() {
             touched.jobs.insert(job_id.to_string());
+            // A job just enqueued is on no host: no lookup to find one.
+            if matches!(event, Event::JobEnqueued(_)) {
+                continue;
+            }
             if let Some(host) = m.state.job(job_id).and_then(|j| j.assigned_host_id.clone()) {
                 touched.hosts.insert(host);
             }
